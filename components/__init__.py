@@ -1,0 +1,1 @@
+"""One ComponentResource per module; each receives settings-derived args, never config."""

@@ -1,0 +1,39 @@
+"""The two Docker networks every stack has."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+
+@dataclass
+class ContainerNetworksArgs:
+    name_prefix: str
+    labels: dict[str, str]
+
+
+class ContainerNetworks(pulumi.ComponentResource):
+    """`edge`: what the proxy reaches and what may reach the internet.
+    `data`: `internal: true`, so Docker gives it no route out and publishes nothing from it;
+    databases live only here and cannot be reached from outside the host."""
+
+    edge: docker.Network
+    data: docker.Network
+
+    def __init__(self, name: str, args: ContainerNetworksArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ContainerNetworks", name, None, opts)
+        labels = [docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]
+        # Named networks clash with themselves on create-before-delete, hence delete first.
+        child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        self.edge = docker.Network(
+            f"{name}-edge", name=f"{args.name_prefix}-edge", driver="bridge",
+            internal=False, attachable=False, labels=labels, opts=child,
+        )
+        self.data = docker.Network(
+            f"{name}-data", name=f"{args.name_prefix}-data", driver="bridge",
+            internal=True, attachable=False, labels=labels, opts=child,
+        )
+        self.register_outputs({"edge": self.edge.name, "data": self.data.name})

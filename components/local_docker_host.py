@@ -1,0 +1,30 @@
+"""dev: the Docker engine on this machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+
+@dataclass
+class LocalDockerHostArgs:
+    docker_host: str  # empty: DOCKER_HOST or the platform's default socket
+
+
+class LocalDockerHost(pulumi.ComponentResource):
+    provider: docker.Provider
+    public_address: str
+
+    def __init__(self, name: str, args: LocalDockerHostArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:LocalDockerHost", name, None, opts)
+        # An explicit provider, so no resource ever falls back to an ambient default.
+        self.provider = docker.Provider(
+            f"{name}-docker",
+            host=args.docker_host or None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.public_address = "127.0.0.1"
+        self.register_outputs({})

@@ -1,0 +1,1 @@
+"""Configuration files as data: plain functions from settings to file contents."""

@@ -1,0 +1,649 @@
+"""The one place that reads `pulumi.Config`.
+
+Every key of the `storiesofsoftware` namespace is declared once in `KEYS`, with its parser, its
+default per stack and its documentation. `load()` reads the stack's config, validates all of it,
+and either returns an immutable `Settings` or raises one `ConfigError` that lists every problem
+(so an operator fixes a stack file in one pass, and nothing is registered before that).
+Components receive `Settings`; they never read config themselves.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Optional
+
+import pulumi
+
+PROJECT = "storiesofsoftware"
+STACKS = ("dev", "staging", "production")
+CLOUD_STACKS = ("staging", "production")
+
+# Every container the platform runs. Image and limit maps are keyed by these names, so a typo
+# in a stack file (`images.postgress`) is an error rather than a silently ignored key.
+SERVICES = (
+    "api",
+    "frontend",
+    "n8n",
+    "postgres",
+    "redis",
+    "minio",
+    "minioClient",
+    "nginx",
+    "prometheus",
+    "grafana",
+    "nodeExporter",
+    "postgresExporter",
+    "redisExporter",
+    "nginxExporter",
+)
+
+# External credentials: optional, and only ever read as config secrets.
+EXTERNAL_SECRETS = (
+    "sendgridApiKey",
+    "stripeSecretKey",
+    "stripeWebhookSecret",
+    "mediumApiToken",
+    "devtoApiKey",
+    "registryToken",
+)
+
+
+class ConfigError(pulumi.RunError):
+    """Raised before any resource is registered. `pulumi.RunError` prints without a traceback."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = [f"invalid configuration for stack {stack!r} ({len(problems)} problem(s)):"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class Invalid(ValueError):
+    """A parser's complaint: what was expected (the caller adds key, stack and given value)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Typed, immutable settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpus: float
+    pids: int
+
+
+@dataclass(frozen=True)
+class Features:
+    n8n: bool
+    monitoring: bool
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    username: str
+    token: Optional[pulumi.Output[str]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    domain: str
+    aws_region: str
+    instance_type: str
+    root_volume_gb: int
+    data_volume_gb: int
+    api_replicas: int
+    frontend_replicas: int
+    images: Mapping[str, str]
+    limits: Mapping[str, Limits]
+    admin_cidrs: tuple[str, ...]
+    backup_retention_days: int
+    snapshot_retention_days: int
+    metrics_retention_days: int
+    features: Features
+    docker_host: str
+    registry: Optional[Registry]
+    external_secrets: Mapping[str, Optional[pulumi.Output[str]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @property
+    def is_cloud(self) -> bool:
+        """staging and production run on an EC2 Docker host; dev on the local engine."""
+        return self.stack in CLOUD_STACKS
+
+    @property
+    def is_production(self) -> bool:
+        return self.stack == "production"
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix for names that must be unique on a shared engine or account."""
+        return f"sos-{self.stack}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
+
+    def hostname(self, sub: str = "") -> str:
+        return f"{sub}.{self.domain}" if sub else self.domain
+
+
+# --------------------------------------------------------------------------------------------
+# Parsers: raw config value -> typed value, or Invalid("expected ...")
+# --------------------------------------------------------------------------------------------
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def parse_domain(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise Invalid("a bare host name such as example.com")
+    if "://" in raw or "/" in raw or ":" in raw or "?" in raw or "@" in raw:
+        raise Invalid("a bare host name with no scheme, path or port, such as example.com")
+    if raw != raw.lower() or raw.endswith("."):
+        raise Invalid("a lower-case host name without a trailing dot")
+    labels = raw.split(".")
+    if len(raw) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise Invalid("a valid DNS host name (letters, digits and hyphens per label)")
+    return raw
+
+
+def parse_positive_int(raw: Any, minimum: int = 1, maximum: int = 1_000_000) -> int:
+    if isinstance(raw, bool):
+        raise Invalid(f"an integer from {minimum} to {maximum}")
+    if isinstance(raw, str) and re.fullmatch(r"\d+", raw.strip()):
+        raw = int(raw.strip())
+    if not isinstance(raw, int) or not minimum <= raw <= maximum:
+        raise Invalid(f"an integer from {minimum} to {maximum}")
+    return raw
+
+
+def int_between(minimum: int, maximum: int) -> Callable[[Any], int]:
+    return lambda raw: parse_positive_int(raw, minimum, maximum)
+
+
+def parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise Invalid("true or false")
+
+
+def parse_cidr(raw: Any) -> str:
+    if not isinstance(raw, str) or "/" not in raw:
+        raise Invalid("a CIDR block such as 203.0.113.0/24")
+    try:
+        return str(ipaddress.ip_network(raw.strip(), strict=True))
+    except ValueError as exc:
+        raise Invalid(f"a CIDR block such as 203.0.113.0/24 ({exc})") from None
+
+
+def parse_cidr_list(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise Invalid("a list of CIDR blocks") from None
+    if not isinstance(raw, list):
+        raise Invalid("a list of CIDR blocks")
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(parse_cidr(item))
+        except Invalid as exc:
+            raise Invalid(f"item {i}: {exc}") from None
+    return tuple(out)
+
+
+# registry[:port]/path/name:tag[@sha256:digest]; the tag is mandatory, the digest optional.
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})(?:@sha256:[a-f0-9]{64})?$"
+)
+
+
+def parse_image(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise Invalid("an image reference with a version tag, such as redis:7.4.5-alpine")
+    match = _IMAGE.match(raw)
+    # A registry port looks like a tag ("host:5000/img"); the regex requires the tag last.
+    if not match:
+        raise Invalid("an image reference with a version tag, such as redis:7.4.5-alpine")
+    if match.group("tag") == "latest":
+        raise Invalid("a version tag, not 'latest' (it moves, so two deploys differ)")
+    return raw
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt])(i?b?)?$", re.IGNORECASE)
+_UNIT_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def parse_memory(raw: Any) -> int:
+    """A memory size ('512m', '1Gi', '1.5g') as whole MiB; Docker takes MB for limits."""
+    if not isinstance(raw, str):
+        raise Invalid("a size with a unit, such as 512m or 1Gi")
+    match = _SIZE.match(raw.strip())
+    if not match:
+        raise Invalid("a size with a unit, such as 512m or 1Gi")
+    mb = float(match.group(1)) * _UNIT_MB[match.group(2).lower()]
+    if mb < 6:
+        raise Invalid("at least 6m (Docker's minimum memory limit)")
+    return int(mb)
+
+
+def parse_cpus(raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise Invalid("a number of CPUs such as 0.5 or 2") from None
+    if isinstance(raw, bool) or not 0.01 <= value <= 64:
+        raise Invalid("a number of CPUs from 0.01 to 64")
+    return value
+
+
+def parse_region(raw: Any) -> str:
+    if not isinstance(raw, str) or not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", raw):
+        raise Invalid("an AWS region such as eu-west-1")
+    return raw
+
+
+def parse_instance_type(raw: Any) -> str:
+    if not isinstance(raw, str) or not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", raw):
+        raise Invalid("an EC2 instance type such as t3.medium")
+    return raw
+
+
+def parse_docker_host(raw: Any) -> str:
+    if not isinstance(raw, str) or (raw and not re.match(r"^(unix|tcp|ssh|npipe)://", raw)):
+        raise Invalid("empty (use DOCKER_HOST or the default socket) or a unix://, ssh:// URL")
+    return raw
+
+
+def parse_registry(raw: Any) -> Mapping[str, str]:
+    if raw in ("", None, {}):
+        return MappingProxyType({})
+    if not isinstance(raw, dict) or set(raw) != {"server", "username"}:
+        raise Invalid("an object with exactly 'server' and 'username'")
+    if not all(isinstance(v, str) and v for v in raw.values()):
+        raise Invalid("non-empty strings for 'server' and 'username'")
+    return MappingProxyType(dict(raw))
+
+
+def map_of(parse_item: Callable[[Any], Any], names: tuple[str, ...]) -> Callable[[Any], Any]:
+    """Parser for a per-service object: every sub-key must be a known name."""
+
+    def parse(raw: Any) -> Mapping[str, Any]:
+        if not isinstance(raw, dict):
+            raise Invalid("an object keyed by " + ", ".join(names))
+        return MappingProxyType({k: v for k, v in raw.items()})
+
+    parse.item = parse_item  # type: ignore[attr-defined]
+    parse.names = names  # type: ignore[attr-defined]
+    return parse
+
+
+def parse_limits(raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        raise Invalid("an object with memory, cpus and pids")
+    unknown = set(raw) - {"memory", "cpus", "pids"}
+    if unknown:
+        raise Invalid(f"only memory, cpus and pids (unknown: {', '.join(sorted(unknown))})")
+    missing = {"memory", "cpus", "pids"} - set(raw)
+    if missing:
+        raise Invalid(f"memory, cpus and pids (missing: {', '.join(sorted(missing))})")
+    return Limits(
+        memory_mb=_sub("memory", parse_memory, raw["memory"]),
+        cpus=_sub("cpus", parse_cpus, raw["cpus"]),
+        pids=_sub("pids", int_between(16, 65536), raw["pids"]),
+    )
+
+
+def _sub(name: str, parse: Callable[[Any], Any], raw: Any) -> Any:
+    try:
+        return parse(raw)
+    except Invalid as exc:
+        raise Invalid(f"{name}: {exc}") from None
+
+
+def parse_features(raw: Any) -> Features:
+    if not isinstance(raw, dict):
+        raise Invalid("an object with n8n and monitoring switches")
+    unknown = set(raw) - {"n8n", "monitoring"}
+    if unknown:
+        raise Invalid(f"only n8n and monitoring (unknown: {', '.join(sorted(unknown))})")
+    return Features(
+        n8n=_sub("n8n", parse_bool, raw.get("n8n", True)),
+        monitoring=_sub("monitoring", parse_bool, raw.get("monitoring", True)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The schema: one row per key, defaults per stack in raw (config) form
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    parse: Callable[[Any], Any]
+    defaults: Mapping[str, Any]
+    doc: str
+
+
+DEFAULT_IMAGES = {
+    "api": "ghcr.io/storiesofsoftware/api:1.0.0",
+    "frontend": "ghcr.io/storiesofsoftware/frontend:1.0.0",
+    "n8n": "n8nio/n8n:1.123.5",
+    "postgres": "postgres:16.10-alpine",
+    "redis": "redis:7.4.5-alpine",
+    "minio": "minio/minio:RELEASE.2025-04-22T22-12-26Z",
+    "minioClient": "minio/mc:RELEASE.2025-04-16T18-13-26Z",
+    "nginx": "nginx:1.28.0-alpine",
+    "prometheus": "prom/prometheus:v3.5.0",
+    "grafana": "grafana/grafana:12.1.1",
+    "nodeExporter": "prom/node-exporter:v1.9.1",
+    "postgresExporter": "prometheuscommunity/postgres-exporter:v0.17.1",
+    "redisExporter": "oliver006/redis_exporter:v1.74.0",
+    "nginxExporter": "nginx/nginx-prometheus-exporter:1.4.2",
+}
+
+
+def _limits(memory: str, cpus: float, pids: int = 256) -> dict[str, Any]:
+    return {"memory": memory, "cpus": cpus, "pids": pids}
+
+
+DEV_LIMITS = {
+    "api": _limits("512m", 1.0),
+    "frontend": _limits("512m", 1.0),
+    "n8n": _limits("512m", 1.0, 512),
+    "postgres": _limits("1g", 1.0, 512),
+    "redis": _limits("256m", 0.5, 64),
+    "minio": _limits("512m", 0.5),
+    "minioClient": _limits("128m", 0.25, 64),
+    "nginx": _limits("256m", 0.5),
+    "prometheus": _limits("512m", 0.5),
+    "grafana": _limits("256m", 0.5),
+    "nodeExporter": _limits("64m", 0.1, 64),
+    "postgresExporter": _limits("64m", 0.1, 64),
+    "redisExporter": _limits("64m", 0.1, 64),
+    "nginxExporter": _limits("64m", 0.1, 64),
+}
+CLOUD_LIMITS = {
+    **DEV_LIMITS,
+    "api": _limits("768m", 1.0),
+    "postgres": _limits("2g", 1.5, 512),
+    "redis": _limits("512m", 0.5, 64),
+    "prometheus": _limits("1g", 0.5),
+}
+
+
+def _per_stack(dev: Any, staging: Any, production: Any) -> Mapping[str, Any]:
+    return MappingProxyType({"dev": dev, "staging": staging, "production": production})
+
+
+def _all(value: Any) -> Mapping[str, Any]:
+    return _per_stack(value, value, value)
+
+
+KEYS: tuple[Key, ...] = (
+    Key("domain", parse_domain,
+        _per_stack("localhost", "staging.storiesofsoftware.com", "storiesofsoftware.com"),
+        "Apex host name of the site; api., www., n8n. and grafana. hang below it."),
+    Key("awsRegion", parse_region, _per_stack(None, "us-east-1", "us-east-1"),
+        "AWS region of the Docker host and buckets."),
+    Key("instanceType", parse_instance_type, _per_stack(None, "t3.medium", "t3.large"),
+        "EC2 instance type of the Docker host."),
+    Key("rootVolumeGb", int_between(8, 1024), _per_stack(None, 20, 30),
+        "Size of the host's encrypted root volume (OS and images)."),
+    Key("dataVolumeGb", int_between(10, 16384), _per_stack(None, 50, 100),
+        "Size of the encrypted EBS volume that holds every Docker volume."),
+    Key("apiReplicas", int_between(1, 20), _per_stack(1, 2, 3),
+        "API containers behind the edge proxy (production needs at least 2)."),
+    Key("frontendReplicas", int_between(1, 20), _per_stack(1, 2, 2),
+        "Next.js containers behind the edge proxy."),
+    Key("images", map_of(parse_image, SERVICES), _all(DEFAULT_IMAGES),
+        "Image per service, each pinned to a version tag (an @sha256 digest may follow). "
+        "A stack sets only the services it changes, e.g. `images.api`."),
+    Key("limits", map_of(parse_limits, SERVICES), _per_stack(DEV_LIMITS, CLOUD_LIMITS, CLOUD_LIMITS),
+        "Memory (`512m`, `1Gi`), CPUs and PIDs per service; a stack sets only what it changes."),
+    Key("adminCidrs", parse_cidr_list, _per_stack(["127.0.0.1/32"], [], []),
+        "Addresses allowed to SSH to the host and to reach the n8n editor and Grafana. "
+        "Required on staging and production; 0.0.0.0/0 is refused."),
+    Key("backupRetentionDays", int_between(1, 3650), _per_stack(7, 14, 35),
+        "How long backups are kept."),
+    Key("snapshotRetentionDays", int_between(1, 1000), _per_stack(None, 7, 14),
+        "How many daily EBS snapshots of the data volume are kept."),
+    Key("metricsRetentionDays", int_between(1, 3650), _per_stack(7, 15, 30),
+        "How long Prometheus keeps samples."),
+    Key("features", parse_features, _all({"n8n": True, "monitoring": True}),
+        "Switches for optional parts of the platform."),
+    Key("dockerHost", parse_docker_host, _per_stack("", None, None),
+        "dev only: Docker engine URL; empty means DOCKER_HOST or the default socket."),
+    Key("registry", parse_registry, _all({}),
+        "Private registry `{server, username}`; its token is the secret `registryToken`."),
+)
+KEYS_BY_NAME = {k.name: k for k in KEYS}
+SECRET_KEYS = EXTERNAL_SECRETS
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _raw_config() -> dict[str, Any]:
+    """Every `storiesofsoftware:*` key the engine passed, parsed from its JSON form."""
+    from pulumi.runtime import config as runtime_config
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    out: dict[str, Any] = {}
+    for full_key, value in merged.items():
+        namespace, _, key = full_key.partition(":")
+        if namespace != PROJECT:
+            continue
+        out[key] = value
+    return out
+
+
+def _decode(value: Any) -> Any:
+    """Structured config arrives as JSON text; plain strings stay strings."""
+    if isinstance(value, str) and (value[:1] in ("{", "[") or value in ("true", "false")):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def load(stack: Optional[str] = None, project: Optional[str] = None) -> Settings:
+    """Validate the whole stack config and return `Settings`, or raise one `ConfigError`."""
+    from pulumi.runtime import config as runtime_config
+
+    stack = stack or pulumi.get_stack()
+    project = project or pulumi.get_project()
+    problems: list[str] = []
+
+    def problem(key: str, expected: str, given: Any) -> None:
+        problems.append(
+            f"{PROJECT}:{key} on stack {stack}: expected {expected}; given {_describe(given)}"
+        )
+
+    if stack not in STACKS:
+        raise ConfigError(stack, [f"stack {stack!r} is not one of {', '.join(STACKS)}"])
+
+    raw = _raw_config()
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        default = key.defaults[stack]
+        given = raw.get(key.name)
+        if default is None:
+            # The key does not apply to this stack (EC2 sizes on dev, dockerHost on AWS).
+            if given is not None:
+                applies = ", ".join(s for s in STACKS if key.defaults[s] is not None)
+                problem(key.name, f"no value: it applies to {applies} only", given)
+            continue
+        value = _decode(given) if given is not None else default
+        if hasattr(key.parse, "names"):
+            values[key.name] = _parse_service_map(key, default, value, problem)
+            continue
+        try:
+            values[key.name] = key.parse(value)
+        except Invalid as exc:
+            problem(key.name, str(exc), value)
+
+    for name, given in raw.items():
+        if name in KEYS_BY_NAME or name in SECRET_KEYS:
+            continue
+        close = [k for k in (*KEYS_BY_NAME, *SECRET_KEYS) if _similar(k, name)]
+        hint = f" (did you mean {PROJECT}:{close[0]}?)" if close else ""
+        problems.append(
+            f"{PROJECT}:{name} on stack {stack}: unknown key{hint}; given {_describe(given)}"
+        )
+
+    secrets: dict[str, Optional[pulumi.Output[str]]] = {}
+    cfg = pulumi.Config(PROJECT)
+    for name in SECRET_KEYS:
+        if name not in raw:
+            secrets[name] = None
+            continue
+        if not runtime_config.is_config_secret(f"{PROJECT}:{name}"):
+            problems.append(
+                f"{PROJECT}:{name} on stack {stack}: expected a secret "
+                f"(pulumi config set --secret {name} ...); given a plain value"
+            )
+            continue
+        secrets[name] = cfg.require_secret(name)
+
+    _check_stack_rules(stack, values, problem)
+    if problems:
+        raise ConfigError(stack, problems)
+
+    registry_cfg = values["registry"]
+    registry = None
+    if registry_cfg:
+        registry = Registry(registry_cfg["server"], registry_cfg["username"],
+                            secrets.get("registryToken"))
+    return Settings(
+        project=project,
+        stack=stack,
+        domain=values["domain"],
+        aws_region=values.get("awsRegion", ""),
+        instance_type=values.get("instanceType", ""),
+        root_volume_gb=values.get("rootVolumeGb", 0),
+        data_volume_gb=values.get("dataVolumeGb", 0),
+        api_replicas=values["apiReplicas"],
+        frontend_replicas=values["frontendReplicas"],
+        images=values["images"],
+        limits=values["limits"],
+        admin_cidrs=values["adminCidrs"],
+        backup_retention_days=values["backupRetentionDays"],
+        snapshot_retention_days=values.get("snapshotRetentionDays", 0),
+        metrics_retention_days=values["metricsRetentionDays"],
+        features=values["features"],
+        docker_host=values.get("dockerHost", ""),
+        registry=registry,
+        external_secrets=MappingProxyType(secrets),
+    )
+
+
+def _parse_service_map(key: Key, default: Mapping[str, Any], given: Any,
+                       problem: Callable[[str, str, Any], None]) -> Mapping[str, Any]:
+    """Merge a per-service override object over the stack default, validating each entry."""
+    names = key.parse.names  # type: ignore[attr-defined]
+    if not isinstance(given, dict):
+        problem(key.name, "an object keyed by service name", given)
+        return MappingProxyType({})
+    merged = {**default}
+    for service, value in given.items():
+        if service not in names:
+            problem(f"{key.name}.{service}", f"a service name, one of {', '.join(names)}", service)
+            continue
+        if key.name == "limits" and isinstance(value, dict) and isinstance(default.get(service), dict):
+            value = {**default[service], **value}
+        merged[service] = value
+    out = {}
+    for service in names:
+        try:
+            out[service] = key.parse.item(merged[service])  # type: ignore[attr-defined]
+        except Invalid as exc:
+            problem(f"{key.name}.{service}", str(exc), merged[service])
+    return MappingProxyType(out)
+
+
+def _check_stack_rules(stack: str, values: dict[str, Any],
+                       problem: Callable[[str, str, Any], None]) -> None:
+    if stack == "production" and values.get("apiReplicas", 2) < 2:
+        problem("apiReplicas", "at least 2 on production (one replica is an outage per deploy)",
+                values["apiReplicas"])
+    cidrs = values.get("adminCidrs")
+    if cidrs is None:
+        return
+    if stack in CLOUD_STACKS and not cidrs:
+        problem("adminCidrs", "at least one CIDR on staging and production (operators SSH "
+                "to the Docker host from there)", list(cidrs))
+    for cidr in cidrs:
+        if ipaddress.ip_network(cidr).prefixlen == 0:
+            problem("adminCidrs", "specific admin networks, not the whole internet", cidr)
+
+
+def _similar(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 2:
+        return False
+    # Cheap edit distance, enough to catch transposed or doubled letters.
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1] <= 2
+
+
+def config_table() -> str:
+    """The README's table of keys, generated so docs and code cannot drift apart."""
+    rows = ["| key | dev | staging | production | meaning |", "|---|---|---|---|---|"]
+
+    def show(value: Any) -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
+            return "per service, see below"
+        if isinstance(value, Mapping) and len(value) > 3:
+            return "per service, see below"
+        return "`" + json.dumps(value if not isinstance(value, Mapping) else dict(value)) + "`"
+
+    for key in KEYS:
+        cells = [show(key.defaults[s]) for s in STACKS]
+        rows.append(f"| `{PROJECT}:{key.name}` | " + " | ".join(cells) + f" | {key.doc} |")
+    for name in SECRET_KEYS:
+        rows.append(f"| `{PROJECT}:{name}` (secret) | — | optional | optional | "
+                    "External credential; set with `pulumi config set --secret`. |")
+    rows += ["", "Images (every stack):", "", "| service | image |", "|---|---|"]
+    rows += [f"| `{s}` | `{DEFAULT_IMAGES[s]}` |" for s in SERVICES]
+    rows += ["", "Limits (memory / CPUs / PIDs):", "", "| service | dev | staging, production |",
+             "|---|---|---|"]
+    for s in SERVICES:
+        d, c = DEV_LIMITS[s], CLOUD_LIMITS[s]
+        rows.append(f"| `{s}` | {d['memory']} / {d['cpus']} / {d['pids']} | "
+                    f"{c['memory']} / {c['cpus']} / {c['pids']} |")
+    return "\n".join(rows)

@@ -1,0 +1,164 @@
+"""Canned provider answers for the offline plan.
+
+Offline there is no provider plugin, so the mock answers in its place. What it answers is
+documented here (and in the README) because reviewers read plans made from it:
+
+Invokes
+  aws:ec2/getAmi               -> ami-0abcdef1234567890, an Ubuntu 24.04 LTS amd64 image
+  aws:index/getAvailabilityZones -> <region>a, <region>b, <region>c
+  aws:index/getCallerIdentity  -> account 123456789012
+  aws:index/getPartition       -> aws
+  cloudflare:index/getZone     -> zone id 023e105f4ecef8ad9ca31a8372d0c353 for the looked-up name
+  cloudflare:index/getIpRanges -> a fixed snapshot of Cloudflare's published ranges (CF_IPV4/6)
+  command:local:run            -> empty stdout (nothing is run)
+
+Resources
+  inputs are echoed back as outputs, plus: an id; RandomPassword `result` made of the requested
+  length and character classes (with URL- and shell-special characters when `special` is on,
+  so encoding bugs show up); tls keys and certificates in PEM/OpenSSH shape; EIP 203.0.113.10
+  (TEST-NET-3); EBS volume ids in AWS's `vol-` + 17 hex form; `sha256:` image ids.
+Any other invoke is an error naming its token, so a new data source cannot slip in unanswered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
+
+ACCOUNT_ID = "123456789012"
+AMI_ID = "ami-0abcdef1234567890"
+AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261015"
+EIP = "203.0.113.10"
+ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+# Snapshot of https://www.cloudflare.com/ips-v4 and ips-v6, used only by the offline plan.
+CF_IPV4 = [
+    "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22",
+    "141.101.64.0/18", "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20",
+    "197.234.240.0/22", "198.41.128.0/17", "162.158.0.0/15", "104.16.0.0/13",
+    "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
+]
+CF_IPV6 = [
+    "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32",
+    "2405:8100::/32", "2a06:98c0::/29", "2c0f:f248::/32",
+]
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def mock_password(name: str, length: int = 32, special: bool = True,
+                  override_special: str = "") -> str:
+    """Deterministic stand-in with the requested shape. Special characters come first so a
+    truncating or unescaping bug cannot hide them."""
+    specials = (override_special or "!#$%&*()-_=+[]{}<>:?") if special else ""
+    body = _digest("password", name)
+    body = body[:8] + body[8:16].upper() + body[16:]
+    text = (specials[:8] + body) * 4
+    return text[:length]
+
+
+def _pem(kind: str, name: str) -> str:
+    blob = base64.b64encode(bytes.fromhex(_digest(kind, name)) * 3).decode()
+    return f"-----BEGIN {kind}-----\n{blob[:64]}\n{blob[64:]}\n-----END {kind}-----\n"
+
+
+def _ssh_public(name: str) -> str:
+    blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00 "
+                            + bytes.fromhex(_digest("ssh", name))).decode()
+    return f"ssh-ed25519 {blob}\n"
+
+
+class CannedMocks(Mocks):
+    def __init__(self, stack: str, region: str = "us-east-1") -> None:
+        self.stack = stack
+        self.region = region
+
+    # ---------------------------------------------------------------- invokes
+    def call(self, args: MockCallArgs) -> tuple[dict, list]:
+        token = args.token
+        if token == "aws:ec2/getAmi:getAmi":
+            return {
+                "id": AMI_ID, "imageId": AMI_ID, "name": AMI_NAME, "architecture": "x86_64",
+                "rootDeviceName": "/dev/sda1", "ownerId": "099720109477",
+            }, []
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{z}" for z in "abc"]
+            return {"id": self.region, "names": names,
+                    "zoneIds": [f"use1-az{i}" for i in range(1, 4)]}, []
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"id": ACCOUNT_ID, "accountId": ACCOUNT_ID, "userId": "AIDAMOCK",
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock"}, []
+        if token == "aws:index/getPartition:getPartition":
+            return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}, []
+        if token == "cloudflare:index/getZone:getZone":
+            name = (args.args.get("filter") or {}).get("name", "example.com")
+            return {"id": ZONE_ID, "zoneId": ZONE_ID, "name": name,
+                    "account": {"id": "mock-account"}}, []
+        if token == "cloudflare:index/getIpRanges:getIpRanges":
+            return {"id": "ip-ranges", "ipv4Cidrs": CF_IPV4, "ipv6Cidrs": CF_IPV6}, []
+        if token == "command:local:run":
+            return {"stdout": "", "stderr": "", "command": args.args.get("command", "")}, []
+        raise NotImplementedError(f"offline plan has no canned answer for invoke {token}")
+
+    # ---------------------------------------------------------------- resources
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
+        t, name, inputs = args.typ, args.name, dict(args.inputs)
+        rid = f"{name}-id"
+        out: dict[str, Any] = {}
+        if t == "random:index/randomPassword:RandomPassword":
+            out["result"] = mock_password(
+                name, int(inputs.get("length", 32)), bool(inputs.get("special", True)),
+                inputs.get("overrideSpecial", ""),
+            )
+        elif t == "random:index/randomId:RandomId":
+            out["hex"] = _digest("id", name)[: 2 * int(inputs.get("byteLength", 8))]
+        elif t == "tls:index/privateKey:PrivateKey":
+            out.update(
+                privateKeyPem=_pem("PRIVATE KEY", name),
+                privateKeyPemPkcs8=_pem("PRIVATE KEY", name),
+                privateKeyOpenssh=_pem("OPENSSH PRIVATE KEY", name),
+                publicKeyPem=_pem("PUBLIC KEY", name),
+                publicKeyOpenssh=_ssh_public(name),
+                publicKeyFingerprintSha256="SHA256:" + _digest("fp", name)[:43],
+            )
+        elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            out["certPem"] = _pem("CERTIFICATE", name)
+            out["validityEndTime"] = "2027-11-27T00:00:00Z"
+        elif t == "tls:index/certRequest:CertRequest":
+            out["certRequestPem"] = _pem("CERTIFICATE REQUEST", name)
+        elif t == "aws:ec2/eip:Eip":
+            rid = "eipalloc-" + _digest(name)[:17]
+            out.update(publicIp=EIP, allocationId=rid)
+        elif t == "aws:ebs/volume:Volume":
+            rid = "vol-" + _digest(name)[:17]
+            out["arn"] = f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:volume/{rid}"
+        elif t == "aws:ec2/instance:Instance":
+            rid = "i-" + _digest(name)[:17]
+            out.update(privateIp="10.42.1.10", arn=f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:instance/{rid}")
+        elif t.startswith("aws:ec2/") and t.split(":")[-1] in ("Vpc", "Subnet", "SecurityGroup", "InternetGateway", "RouteTable"):
+            prefix = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg",
+                      "InternetGateway": "igw", "RouteTable": "rtb"}[t.split(":")[-1]]
+            rid = f"{prefix}-" + _digest(name)[:17]
+        elif t.startswith("aws:iam/"):
+            out["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:{t.split(':')[-1].lower()}/{inputs.get('name', name)}"
+            out.setdefault("name", inputs.get("name", name))
+        elif t.startswith("aws:s3/"):
+            bucket = inputs.get("bucket", name)
+            out.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}",
+                       bucketRegionalDomainName=f"{bucket}.s3.{self.region}.amazonaws.com")
+        elif t == "docker:index/remoteImage:RemoteImage":
+            digest = _digest("image", str(inputs.get("name")))
+            out.update(imageId=f"sha256:{digest}", repoDigest=f"{inputs.get('name')}@sha256:{digest}")
+        elif t == "docker:index/network:Network":
+            rid = _digest("net", name)[:24]
+        elif t == "docker:index/container:Container":
+            rid = _digest("ctr", name)
+        elif t == "command:remote:Command" or t == "command:local:Command":
+            out.update(stdout="", stderr="")
+        if t.startswith("aws:") and "arn" not in out and not t.startswith("pulumi:providers"):
+            out["arn"] = f"arn:aws:{t.split(':')[1].split('/')[0]}:{self.region}:{ACCOUNT_ID}:{name}"
+        return rid, {**inputs, **out}

@@ -1,0 +1,440 @@
+"""Run the real program under the Pulumi SDK's mock runtime and record what the engine would see.
+
+The SDK's `MockMonitor` keeps only (urn, id, state). The engine sees more, and the mocks do less
+than the engine, so this harness:
+
+* records every registration request in full: type, name, parent, provider, dependencies,
+  protect, retain-on-delete, delete-before-replace and the inputs *with their secret markers*;
+* marks outputs secret the way the engine does: the provider-declared `additionalSecretOutputs`
+  (a RandomPassword's `result`) and every output whose input was secret;
+* reports duplicate URNs, which the mock lets through and the engine rejects;
+* starts every run with a fresh root stack, so runs for several stacks share one process.
+
+It is used by `python -m tools.plan` and by the tests, so both see the same graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from google.protobuf import json_format, struct_pb2
+
+import pulumi
+from pulumi.runtime import mocks as sdk_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as sdk_settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from tools.canned import CannedMocks
+
+ROOT = Path(__file__).resolve().parent.parent
+UNKNOWN_SIG = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+MASK = "[secret]"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value the engine would treat as secret."""
+
+    value: Any
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    urn: str
+    id: str
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    depends_on: list[str]
+    property_dependencies: dict[str, list[str]]
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    custom: bool
+    ignore_changes: list[str]
+    replace_on_changes: list[str]
+    additional_secret_outputs: list[str]
+    inputs: dict[str, Any]
+
+    @property
+    def provider_urn(self) -> str:
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+    @property
+    def all_dependencies(self) -> set[str]:
+        deps = set(self.depends_on)
+        for urns in self.property_dependencies.values():
+            deps.update(urns)
+        return deps
+
+
+@dataclass
+class Plan:
+    stack: str
+    project: str
+    resources: list[Registration]
+    outputs: dict[str, Any]
+    duplicates: list[str]
+    secret_values: set[str] = field(default_factory=set)
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.resources}
+
+    def one(self, type_: str, name: Optional[str] = None) -> Registration:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise LookupError(f"expected one {type_} named {name!r}, found {names}")
+        return found[0]
+
+    def ancestors(self, urn: str) -> list[Registration]:
+        index = self.by_urn()
+        out = []
+        parent = index[urn].parent if urn in index else ""
+        while parent in index:
+            out.append(index[parent])
+            parent = index[parent].parent
+        return out
+
+    def depends_transitively(self, urn: str, target: str) -> bool:
+        """True if `urn` waits for `target`, through dependencies or a dependent ancestor."""
+        index = self.by_urn()
+        seen: set[str] = set()
+        todo = [urn]
+        while todo:
+            cur = todo.pop()
+            if cur in seen or cur not in index:
+                continue
+            seen.add(cur)
+            reg = index[cur]
+            deps = reg.all_dependencies
+            if target in deps:
+                return True
+            # A dependency on a component means waiting for all of its children.
+            for dep in deps:
+                todo.append(dep)
+                todo.extend(r.urn for r in self.resources if dep in [a.urn for a in self.ancestors(r.urn)])
+            if reg.parent:
+                todo.append(reg.parent)
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding the wire format, keeping secrets and unknowns visible
+# --------------------------------------------------------------------------------------------
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        sig = value.get(rpc._special_sig_key)
+        if sig == rpc._special_secret_sig:
+            return Secret(decode(value.get("value")))
+        if sig == rpc._special_resource_sig:
+            return ResourceRef(value.get("urn", ""), value.get("id", ""))
+        if sig == rpc._special_asset_sig:
+            return {"asset": value.get("path") or value.get("text") or value.get("uri")}
+        if sig == rpc._special_archive_sig:
+            return {"archive": value.get("path") or value.get("uri") or "assets"}
+        if sig == rpc._special_output_value_sig:
+            inner = decode(value.get("value", UNKNOWN_SIG))
+            return Secret(inner) if value.get("secret") else inner
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if value == UNKNOWN_SIG:
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def decode_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    return decode(json_format.MessageToDict(struct))
+
+
+def contains_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+def unwrap(value: Any) -> Any:
+    """The plain value, secrets revealed (for assertions on content)."""
+    if isinstance(value, Secret):
+        return unwrap(value.value)
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def masked(value: Any) -> Any:
+    """JSON-ready form: every secret becomes "[secret]", unknowns become "[unknown]"."""
+    if isinstance(value, Secret):
+        return MASK
+    if value is UNKNOWN:
+        return "[unknown]"
+    if isinstance(value, ResourceRef):
+        return {"urn": value.urn}
+    if isinstance(value, dict):
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
+def iter_plain_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string leaf that is *not* under a secret marker, with its path."""
+    if isinstance(value, Secret):
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_plain_strings(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_plain_strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+def mask_text(text: str, secrets: set[str]) -> str:
+    """Replace every known secret value, and each long line of a multi-line one, in text."""
+    pieces: set[str] = set()
+    for secret in secrets:
+        if len(secret.strip()) >= 8:
+            pieces.add(secret.strip())
+        for line in secret.splitlines():
+            if len(line.strip()) >= 8:
+                pieces.add(line.strip())
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, MASK)
+    return text
+
+
+
+# --------------------------------------------------------------------------------------------
+# The recording monitor
+# --------------------------------------------------------------------------------------------
+
+
+def _wrap_secret(obj: struct_pb2.Struct, key: str) -> None:
+    inner = struct_pb2.Value()
+    inner.CopyFrom(obj.fields[key])
+    wrapper = struct_pb2.Struct()
+    wrapper.fields[rpc._special_sig_key].string_value = rpc._special_secret_sig
+    wrapper.fields["value"].CopyFrom(inner)
+    obj.fields[key].struct_value.CopyFrom(wrapper)
+
+
+class RecordingMonitor(sdk_mocks.MockMonitor):
+    def __init__(self, mocks: sdk_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+        self.duplicates: list[str] = []
+        self.outputs_by_urn: dict[str, dict[str, Any]] = {}
+        self.secret_values: set[str] = set()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
+        if any(r.urn == urn for r in self.registrations):
+            self.duplicates.append(urn)
+        decoded = decode_struct(request.object)
+        self.registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                provider=request.provider,
+                depends_on=list(request.dependencies),
+                property_dependencies={
+                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                },
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                custom=bool(request.custom),
+                ignore_changes=list(request.ignoreChanges),
+                replace_on_changes=list(request.replaceOnChanges),
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                inputs=decoded,
+            )
+        )
+        args = sdk_mocks.MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=rpc.deserialize_properties(request.object),
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        id_, state = self.mocks.new_resource(args)
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        secret_keys = set(request.additionalSecretOutputs)
+        secret_keys |= {k for k, v in decoded.items() if contains_secret(v)}
+        for key in secret_keys:
+            if key in obj.fields:
+                _wrap_secret(obj, key)
+                value = state.get(key)
+                if isinstance(value, str) and key in request.additionalSecretOutputs:
+                    self.secret_values.add(value)
+        self.resources[urn] = sdk_mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj)
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        self.outputs_by_urn[request.urn] = decode_struct(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+
+# --------------------------------------------------------------------------------------------
+# Stack configuration, as the CLI would pass it
+# --------------------------------------------------------------------------------------------
+
+
+class StackNotFound(Exception):
+    pass
+
+
+def project_name(program_dir: Path = ROOT) -> str:
+    return yaml.safe_load((program_dir / "Pulumi.yaml").read_text())["name"]
+
+
+def stack_names(program_dir: Path = ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in program_dir.glob("Pulumi.*.yaml"))
+
+
+def _config_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value)
+
+
+def stack_config(stack: str, program_dir: Path = ROOT,
+                 overrides: Optional[dict[str, Any]] = None) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the engine passes it: strings (JSON for objects), with
+    encrypted values replaced by placeholders and listed as secret keys."""
+    path = program_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise StackNotFound(
+            f"no stack {stack!r}: {path.name} does not exist "
+            f"(stacks here: {', '.join(stack_names(program_dir))})"
+        )
+    project = project_name(program_dir)
+    doc = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (doc.get("config") or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full] = f"placeholder-for-{full.split(':', 1)[1]}-from-encrypted-config"
+            secret_keys.append(full)
+        else:
+            config[full] = _config_text(value)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{project}:{key}"
+        config.pop(full, None)
+        if full in secret_keys:
+            secret_keys.remove(full)
+        if value is None:
+            continue
+        if isinstance(value, Secret):
+            config[full] = _config_text(value.value)
+            secret_keys.append(full)
+        else:
+            config[full] = _config_text(value)
+    return config, secret_keys
+
+
+@contextmanager
+def _program_context(program_dir: Path) -> Iterator[None]:
+    old_cwd, old_path = os.getcwd(), list(sys.path)
+    os.chdir(program_dir)
+    sys.path.insert(0, str(program_dir))
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path[:] = old_path
+
+
+def run(stack: str, overrides: Optional[dict[str, Any]] = None, program_dir: Path = ROOT,
+        preview: bool = False) -> Plan:
+    """Run `__main__.py` of `program_dir` for `stack` and return everything it registered.
+
+    Raises whatever the program raises (a `settings.ConfigError` for bad config), after the
+    recorded registrations have been attached to it as `exc.plan`.
+    """
+    program_dir = Path(program_dir)
+    project = project_name(program_dir)
+    config, secret_keys = stack_config(stack, program_dir, overrides)
+
+    mocks = CannedMocks(stack=stack)
+    monitor = RecordingMonitor(mocks)
+    # A fresh root stack per run: set_mocks only creates one when none exists.
+    sdk_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    sdk_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
+    sdk_settings.ROOT.set(None)
+    sdk_settings.SETTINGS.rpc_manager.clear()
+    sdk_settings.SETTINGS.outputs.clear()
+
+    main = program_dir / "__main__.py"
+    error: Optional[BaseException] = None
+    with _program_context(program_dir):
+        try:
+            _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
+        except BaseException as exc:  # noqa: BLE001 re-raised below with the partial plan
+            error = exc
+
+    stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
+    outputs = monitor.outputs_by_urn.get(stack_urn, {})
+    secret_values = set(monitor.secret_values)
+    secret_values |= {config[k] for k in secret_keys if k in config}
+    plan = Plan(stack=stack, project=project, resources=monitor.registrations, outputs=outputs,
+                duplicates=monitor.duplicates, secret_values=secret_values)
+    if error is not None:
+        error.plan = plan  # type: ignore[attr-defined]
+        raise error
+    return plan
+

@@ -1,0 +1,169 @@
+"""Offline plan: run the real program for a stack under the SDK's mock runtime and print it.
+
+    python -m tools.plan --stack production [--format table|json|mermaid] [--write-files DIR]
+
+No Pulumi CLI, provider plugin, cloud account or Docker engine is needed. Provider answers are
+canned (see tools/canned.py). Secrets print as "[secret]". Exit status: 0 on success, 1 when the
+program fails (bad config, an exception) or registers a duplicate name, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import traceback
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Optional
+
+from tools import harness
+from tools.harness import MASK, Plan, Secret, masked, unwrap
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "stack": plan.stack,
+        "project": plan.project,
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "provider": r.provider,
+                "dependsOn": sorted(r.all_dependencies),
+                "protect": r.protect,
+                "retainOnDelete": r.retain_on_delete,
+                "deleteBeforeReplace": r.delete_before_replace,
+                "inputs": masked(r.inputs),
+            }
+            for r in plan.resources
+        ],
+        "outputs": masked(plan.outputs),
+    }
+
+
+def plan_table(plan: Plan) -> str:
+    children: dict[str, list[harness.Registration]] = defaultdict(list)
+    urns = {r.urn for r in plan.resources}
+    for r in plan.resources:
+        children[r.parent if r.parent in urns else ""].append(r)
+    lines = [f"stack {plan.stack} of {plan.project}: {len(plan.resources)} resources"]
+
+    def walk(parent: str, depth: int) -> None:
+        for r in sorted(children[parent], key=lambda x: (x.custom, x.type, x.name)):
+            flags = [f for f, on in (("protect", r.protect), ("retain", r.retain_on_delete),
+                                     ("delete-first", r.delete_before_replace)) if on]
+            flag_text = f"  [{', '.join(flags)}]" if flags else ""
+            lines.append(f"{'  ' * depth}{'+' if r.custom else '#'} {r.name}  ({r.type}){flag_text}")
+            walk(r.urn, depth + 1)
+
+    walk("", 1)
+    lines.append("outputs:")
+    for key, value in sorted(masked(plan.outputs).items()):
+        lines.append(f"  {key}: {json.dumps(value)}")
+    return "\n".join(lines)
+
+
+def plan_mermaid(plan: Plan) -> str:
+    """Components and the dependencies between them (a child's dependency counts for its
+    component)."""
+    index = plan.by_urn()
+    components = [r for r in plan.resources if not r.custom]
+
+    def component_of(urn: str) -> Optional[str]:
+        reg = index.get(urn)
+        while reg is not None and reg.custom:
+            reg = index.get(reg.parent)
+        return reg.urn if reg is not None else None
+
+    def node(urn: str) -> str:
+        return "n" + str(list(index).index(urn))
+
+    lines = ["flowchart LR"]
+    for comp in components:
+        lines.append(f'  {node(comp.urn)}["{comp.name}<br/>{comp.type.split(":")[-1]}"]')
+    edges = set()
+    for r in plan.resources:
+        src = component_of(r.urn)
+        for dep in r.all_dependencies | ({r.provider_urn} if r.provider_urn else set()):
+            dst = component_of(dep)
+            if src and dst and src != dst:
+                edges.add((src, dst))
+    for src, dst in sorted(edges):
+        lines.append(f"  {node(src)} --> {node(dst)}")
+    return "\n".join(lines)
+
+
+def machine_files(plan: Plan) -> dict[str, tuple[str, bool]]:
+    """Every file the program hands to a machine: relative path -> (text, was secret)."""
+    files: dict[str, tuple[str, bool]] = {}
+    for r in plan.resources:
+        if r.type == "docker:index/container:Container":
+            for upload in r.inputs.get("uploads") or []:
+                content = upload.get("content")
+                if content is None and upload.get("contentBase64") is not None:
+                    raw = upload["contentBase64"]
+                    decoded = base64.b64decode(unwrap(raw)).decode("utf-8", "replace")
+                    content = Secret(decoded) if isinstance(raw, Secret) else decoded
+                path = unwrap(upload.get("file", "file")).lstrip("/")
+                files[f"{r.name}/{path}"] = (unwrap(content) or "", isinstance(content, Secret))
+        elif r.type == "aws:ec2/instance:Instance" and r.inputs.get("userData") is not None:
+            data = r.inputs["userData"]
+            files[f"{r.name}/user-data"] = (unwrap(data), isinstance(data, Secret))
+    return files
+
+
+def write_files(plan: Plan, out_dir: Path) -> list[Path]:
+    written = []
+    for rel, (text, _secret) in sorted(machine_files(plan).items()):
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Masked whether or not the input was marked secret: defence in depth.
+        path.write_text(harness.mask_text(text, plan.secret_values))
+        written.append(path)
+    return written
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--format", choices=("table", "json", "mermaid"), default="table")
+    parser.add_argument("--write-files", metavar="DIR", type=Path)
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    args = parser.parse_args(argv)
+
+    try:
+        plan = harness.run(args.stack)
+    except harness.StackNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BaseException as exc:  # noqa: BLE001 every failure becomes a short message
+        if args.debug:
+            traceback.print_exc()
+        message = str(exc) or type(exc).__name__
+        print(f"error: stack {args.stack}: {message}", file=sys.stderr)
+        return 1
+
+    if args.format == "json":
+        print(json.dumps(plan_json(plan), indent=2))
+    elif args.format == "mermaid":
+        print(plan_mermaid(plan))
+    else:
+        print(plan_table(plan))
+    if args.write_files:
+        for path in write_files(plan, args.write_files):
+            print(f"wrote {path}", file=sys.stderr)
+    if plan.duplicates:
+        for urn in plan.duplicates:
+            print(f"error: duplicate resource (the engine rejects it): {urn}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["main", "plan_json", "plan_table", "plan_mermaid", "write_files", "MASK"]
