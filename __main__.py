@@ -4,6 +4,7 @@ This file only builds settings, composes components and exports outputs.
 """
 
 import pulumi
+
 import settings as platform_settings
 from components.container_networks import ContainerNetworks, ContainerNetworksArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
@@ -16,6 +17,7 @@ secrets = PlatformSecrets("secrets", PlatformSecretsArgs(
 if cfg.is_cloud:
     # Imported here so that dev never loads the AWS SDK.
     import pulumi_aws as aws
+
     from components.docker_host import DockerHost, DockerHostArgs
     from components.host_network import HostNetwork, HostNetworkArgs
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
@@ -64,7 +64,7 @@ class ConfigError(pulumi.RunError):
         super().__init__("\n".join(lines))
 
 
-class Invalid(ValueError):
+class Invalid(ValueError):  # noqa: N818 (reads as "raise Invalid(expected ...)")
     """A parser's complaint: what was expected (the caller adds key, stack and given value)."""
 
 
@@ -90,7 +90,7 @@ class Features:
 class Registry:
     server: str
     username: str
-    token: Optional[pulumi.Output[str]]
+    token: pulumi.Output[str] | None
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ class Settings:
     metrics_retention_days: int
     features: Features
     docker_host: str
-    registry: Optional[Registry]
-    external_secrets: Mapping[str, Optional[pulumi.Output[str]]] = field(
+    registry: Registry | None
+    external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
 
@@ -472,7 +472,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def load(stack: Optional[str] = None, project: Optional[str] = None) -> Settings:
+def load(stack: str | None = None, project: str | None = None) -> Settings:
     """Validate the whole stack config and return `Settings`, or raise one `ConfigError`."""
     from pulumi.runtime import config as runtime_config
 
@@ -517,7 +517,7 @@ def load(stack: Optional[str] = None, project: Optional[str] = None) -> Settings
             f"{PROJECT}:{name} on stack {stack}: unknown key{hint}; given {_describe(given)}"
         )
 
-    secrets: dict[str, Optional[pulumi.Output[str]]] = {}
+    secrets: dict[str, pulumi.Output[str] | None] = {}
     cfg = pulumi.Config(PROJECT)
     for name in SECRET_KEYS:
         if name not in raw:
@@ -623,20 +623,18 @@ def config_table() -> str:
     """The README's table of keys, generated so docs and code cannot drift apart."""
     rows = ["| key | dev | staging | production | meaning |", "|---|---|---|---|---|"]
 
-    def show(value: Any) -> str:
+    def show(key: Key, value: Any) -> str:
         if value is None:
             return "—"
-        if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
+        if key.name in ("images", "limits"):
             return "per service, see below"
-        if isinstance(value, Mapping) and len(value) > 3:
-            return "per service, see below"
-        return "`" + json.dumps(value if not isinstance(value, Mapping) else dict(value)) + "`"
+        return "`" + json.dumps(dict(value) if isinstance(value, Mapping) else value) + "`"
 
     for key in KEYS:
-        cells = [show(key.defaults[s]) for s in STACKS]
+        cells = [show(key, key.defaults[s]) for s in STACKS]
         rows.append(f"| `{PROJECT}:{key.name}` | " + " | ".join(cells) + f" | {key.doc} |")
     for name in SECRET_KEYS:
-        rows.append(f"| `{PROJECT}:{name}` (secret) | — | optional | optional | "
+        rows.append(f"| `{PROJECT}:{name}` (secret) | optional | optional | optional | "
                     "External credential; set with `pulumi config set --secret`. |")
     rows += ["", "Images (every stack):", "", "| service | image |", "|---|---|"]
     rows += [f"| `{s}` | `{DEFAULT_IMAGES[s]}` |" for s in SERVICES]

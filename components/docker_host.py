@@ -206,8 +206,9 @@ class DockerHost(pulumi.ComponentResource):
         self.provider = docker.Provider(
             f"{name}-docker",
             host=pulumi.Output.concat("ssh://", ADMIN_USER, "@", eip.public_ip, ":22"),
-            # Tied to the key writer's result so the key is on disk before the provider dials.
-            ssh_opts=written.apply(lambda _: ssh_options(args.stack)),
+            # Tied to the key writer's result so the key is on disk before the provider dials;
+            # the result is secret only because the key went in, the options hold none of it.
+            ssh_opts=pulumi.Output.unsecret(written.apply(lambda _: ssh_options(args.stack))),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
         )
         self.register_outputs({"publicIp": self.public_ip, "instanceId": self.instance.id,

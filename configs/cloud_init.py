@@ -35,19 +35,24 @@ def data_volume_script() -> str:
     """Wait for the EBS volume, format it only when blank, mount it, persist the mount."""
     return r"""#!/bin/bash
 # usage: sos-data-volume VOLUME_ID MOUNT_POINT
+# The SOS_* variables exist only so the tests can run this script against an image file.
 set -euo pipefail
 volume_id="$1"
 mount_point="$2"
+by_id_dir="${SOS_BY_ID_DIR:-/dev/disk/by-id}"
+xen_device="${SOS_XEN_DEVICE:-/dev/xvdf}"
+fstab="${SOS_FSTAB:-/etc/fstab}"
+tries="${SOS_ATTACH_TRIES:-180}"
 # Nitro instances name EBS disks by volume id; Xen instances keep the requested /dev/xvdf.
-by_id="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volume_id//-/}"
+by_id="$by_id_dir/nvme-Amazon_Elastic_Block_Store_${volume_id//-/}"
 device=""
-for _ in $(seq 1 180); do
+for _ in $(seq 1 "$tries"); do
   if [ -e "$by_id" ]; then device="$by_id"; break; fi
-  if [ -e /dev/xvdf ]; then device=/dev/xvdf; break; fi
+  if [ -e "$xen_device" ]; then device="$xen_device"; break; fi
   sleep 5
 done
 if [ -z "$device" ]; then
-  echo "sos-data-volume: $volume_id was not attached within 15 minutes" >&2
+  echo "sos-data-volume: $volume_id was not attached after $tries tries" >&2
   exit 1
 fi
 # blkid exits 2 when the device holds no filesystem: only then is it new and safe to format.
@@ -63,8 +68,8 @@ elif [ "$status" -ne 0 ]; then
 fi
 uuid="$(blkid -s UUID -o value "$device")"
 mkdir -p "$mount_point"
-if ! grep -q "UUID=$uuid" /etc/fstab; then
-  echo "UUID=$uuid $mount_point ext4 defaults,nofail 0 2" >> /etc/fstab
+if ! grep -q "UUID=$uuid" "$fstab"; then
+  echo "UUID=$uuid $mount_point ext4 defaults,nofail 0 2" >> "$fstab"
 fi
 systemctl daemon-reload
 mountpoint -q "$mount_point" || mount "$mount_point"

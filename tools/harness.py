@@ -23,12 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
-
-import yaml
-from google.protobuf import json_format, struct_pb2
+from typing import Any
 
 import pulumi
+import yaml
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as sdk_settings
@@ -102,6 +101,7 @@ class Plan:
     outputs: dict[str, Any]
     duplicates: list[str]
     secret_values: set[str] = field(default_factory=set)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -109,7 +109,7 @@ class Plan:
     def by_urn(self) -> dict[str, Registration]:
         return {r.urn: r for r in self.resources}
 
-    def one(self, type_: str, name: Optional[str] = None) -> Registration:
+    def one(self, type_: str, name: str | None = None) -> Registration:
         found = [r for r in self.of_type(type_) if name is None or r.name == name]
         if len(found) != 1:
             names = [r.name for r in self.of_type(type_)]
@@ -267,6 +267,12 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
         self.duplicates: list[str] = []
         self.outputs_by_urn: dict[str, dict[str, Any]] = {}
         self.secret_values: set[str] = set()
+        self.invokes: list[tuple[str, dict[str, Any]]] = []
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        _ensure_event_loop()
+        self.invokes.append((request.tok, decode_struct(request.args)))
+        return super().Invoke(request)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         urn = self.make_urn(request.parent, request.type, request.name)
@@ -328,7 +334,7 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
 # --------------------------------------------------------------------------------------------
 
 
-class StackNotFound(Exception):
+class StackNotFoundError(Exception):
     pass
 
 
@@ -351,12 +357,12 @@ def _config_text(value: Any) -> str:
 
 
 def stack_config(stack: str, program_dir: Path = ROOT,
-                 overrides: Optional[dict[str, Any]] = None) -> tuple[dict[str, str], list[str]]:
+                 overrides: dict[str, Any] | None = None) -> tuple[dict[str, str], list[str]]:
     """The stack file's config as the engine passes it: strings (JSON for objects), with
     encrypted values replaced by placeholders and listed as secret keys."""
     path = program_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        raise StackNotFound(
+        raise StackNotFoundError(
             f"no stack {stack!r}: {path.name} does not exist "
             f"(stacks here: {', '.join(stack_names(program_dir))})"
         )
@@ -398,7 +404,7 @@ def _program_context(program_dir: Path) -> Iterator[None]:
         sys.path[:] = old_path
 
 
-def run(stack: str, overrides: Optional[dict[str, Any]] = None, program_dir: Path = ROOT,
+def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path = ROOT,
         preview: bool = False) -> Plan:
     """Run `__main__.py` of `program_dir` for `stack` and return everything it registered.
 
@@ -420,11 +426,11 @@ def run(stack: str, overrides: Optional[dict[str, Any]] = None, program_dir: Pat
     sdk_settings.SETTINGS.outputs.clear()
 
     main = program_dir / "__main__.py"
-    error: Optional[BaseException] = None
+    error: BaseException | None = None
     with _program_context(program_dir):
         try:
             _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
-        except BaseException as exc:  # noqa: BLE001 re-raised below with the partial plan
+        except BaseException as exc:
             error = exc
 
     stack_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
@@ -432,7 +438,8 @@ def run(stack: str, overrides: Optional[dict[str, Any]] = None, program_dir: Pat
     secret_values = set(monitor.secret_values)
     secret_values |= {config[k] for k in secret_keys if k in config}
     plan = Plan(stack=stack, project=project, resources=monitor.registrations, outputs=outputs,
-                duplicates=monitor.duplicates, secret_values=secret_values)
+                duplicates=monitor.duplicates, secret_values=secret_values,
+                invokes=monitor.invokes)
     if error is not None:
         error.plan = plan  # type: ignore[attr-defined]
         raise error

@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import traceback
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+import yaml
 
 from tools import harness
 from tools.harness import MASK, Plan, Secret, masked, unwrap
@@ -73,7 +76,7 @@ def plan_mermaid(plan: Plan) -> str:
     index = plan.by_urn()
     components = [r for r in plan.resources if not r.custom]
 
-    def component_of(urn: str) -> Optional[str]:
+    def component_of(urn: str) -> str | None:
         reg = index.get(urn)
         while reg is not None and reg.custom:
             reg = index.get(reg.parent)
@@ -127,20 +130,30 @@ def write_files(plan: Plan, out_dir: Path) -> list[Path]:
     return written
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.plan", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--format", choices=("table", "json", "mermaid"), default="table")
     parser.add_argument("--write-files", metavar="DIR", type=Path)
+    parser.add_argument("--config", metavar="KEY=VALUE", action="append", default=[],
+                        help="override a config value for this plan only (value parsed as YAML)")
+    parser.add_argument("--program-dir", type=Path, default=harness.ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     args = parser.parse_args(argv)
 
+    overrides: dict[str, Any] = {}
+    for item in args.config:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--config takes KEY=VALUE, got {item!r}")
+        overrides[key] = yaml.safe_load(value) if value else ""
+
     try:
-        plan = harness.run(args.stack)
-    except harness.StackNotFound as exc:
+        plan = harness.run(args.stack, overrides=overrides, program_dir=args.program_dir)
+    except harness.StackNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except BaseException as exc:  # noqa: BLE001 every failure becomes a short message
+    except BaseException as exc:
         if args.debug:
             traceback.print_exc()
         message = str(exc) or type(exc).__name__
@@ -164,6 +177,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The SDK leaves its event loop and gRPC threads for interpreter teardown, which then
+    # prints "Exception ignored" noise at random; the work is done, so leave without it.
+    os._exit(status)
 
 __all__ = ["main", "plan_json", "plan_table", "plan_mermaid", "write_files", "MASK"]

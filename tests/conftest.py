@@ -1,0 +1,61 @@
+"""Shared fixtures: one offline run per stack, and access to the real tools the tests need."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tools import harness  # noqa: E402
+from tools.plan import write_files  # noqa: E402
+
+STACKS = ("dev", "staging", "production")
+CLOUD_STACKS = ("staging", "production")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_tool(name: str) -> str:
+    """Path of a real program the test needs. Skips on a laptop without it; fails in CI."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed (.ci/run installs it)"
+    if IN_CI:
+        pytest.fail(message + "; CI must not skip this test")
+    pytest.skip(message)
+
+
+_PLANS: dict[str, harness.Plan] = {}
+
+
+def plan_for(stack: str) -> harness.Plan:
+    if stack not in _PLANS:
+        _PLANS[stack] = harness.run(stack)
+    return _PLANS[stack]
+
+
+@pytest.fixture(params=STACKS)
+def plan(request: pytest.FixtureRequest) -> harness.Plan:
+    return plan_for(request.param)
+
+
+@pytest.fixture(params=CLOUD_STACKS)
+def cloud_plan(request: pytest.FixtureRequest) -> harness.Plan:
+    return plan_for(request.param)
+
+
+@pytest.fixture(scope="session")
+def plan_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """`--write-files` output of every stack, as the real tools will read it."""
+    out = {}
+    for stack in STACKS:
+        directory = tmp_path_factory.mktemp(f"files-{stack}")
+        write_files(plan_for(stack), directory)
+        out[stack] = directory
+    return out

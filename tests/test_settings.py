@@ -1,0 +1,141 @@
+"""Bad input fails before anything is registered, with one message that names key and stack."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import settings
+from tests.conftest import STACKS
+from tools import harness
+
+# (stack, overrides, key named in the message, words the message must contain)
+BAD_INPUTS = [
+    ("dev", {"apiReplicas": "two"}, "apiReplicas", ["an integer", "'two'"]),
+    ("dev", {"apiReplicas": 0}, "apiReplicas", ["an integer from 1", "'0'"]),
+    ("staging", {"apiReplicas": "1.5"}, "apiReplicas", ["an integer", "'1.5'"]),
+    ("dev", {"frontendReplicas": True}, "frontendReplicas", ["an integer", "true"]),
+    ("production", {"apiReplicas": 1}, "apiReplicas", ["at least 2 on production", "given 1"]),
+    ("staging", {"adminCidrs": ["10.0.0.300/24"]}, "adminCidrs", ["CIDR", "10.0.0.300/24"]),
+    ("staging", {"adminCidrs": ["10.0.0.1/24"]}, "adminCidrs", ["host bits set"]),
+    ("staging", {"adminCidrs": ["10.0.0.0"]}, "adminCidrs", ["CIDR block"]),
+    ("production", {"adminCidrs": ["0.0.0.0/0"]}, "adminCidrs", ["not the whole internet"]),
+    ("production", {"adminCidrs": []}, "adminCidrs", ["at least one CIDR"]),
+    ("dev", {"adminCidrs": "office"}, "adminCidrs", ["a list of CIDR blocks"]),
+    ("staging", {"domain": "https://example.com"}, "domain", ["no scheme, path or port"]),
+    ("staging", {"domain": "example.com/blog"}, "domain", ["no scheme, path or port"]),
+    ("staging", {"domain": "example.com:8443"}, "domain", ["no scheme, path or port"]),
+    ("staging", {"domain": "Example.com"}, "domain", ["lower-case"]),
+    ("staging", {"domain": "exa_mple.com"}, "domain", ["valid DNS host name"]),
+    ("dev", {"images": {"api": "ghcr.io/storiesofsoftware/api"}}, "images.api", ["version tag"]),
+    ("dev", {"images": {"redis": "redis:latest"}}, "images.redis", ["not 'latest'"]),
+    ("dev", {"images": {"postgress": "postgres:16.10"}}, "images.postgress", ["a service name"]),
+    ("dev", {"images": "redis:7"}, "images", ["an object keyed by service name"]),
+    ("dev", {"limits": {"api": {"memory": "lots"}}}, "limits.api", ["memory: a size with a unit"]),
+    ("dev", {"limits": {"api": {"memory": "512"}}}, "limits.api", ["memory: a size with a unit"]),
+    ("dev", {"limits": {"redis": {"cpus": "fast"}}}, "limits.redis", ["cpus: a number of CPUs"]),
+    ("dev", {"limits": {"redis": {"swap": "1g"}}}, "limits.redis", ["unknown: swap"]),
+    ("dev", {"apiReplica": 2}, "apiReplica", ["unknown key", "did you mean storiesofsoftware:apiReplicas"]),
+    ("production", {"bogusSetting": "x"}, "bogusSetting", ["unknown key"]),
+    ("dev", {"instanceType": "t3.large"}, "instanceType", ["applies to staging, production only"]),
+    ("staging", {"dockerHost": "unix:///var/run/docker.sock"}, "dockerHost", ["applies to dev only"]),
+    ("staging", {"instanceType": "large"}, "instanceType", ["an EC2 instance type"]),
+    ("staging", {"awsRegion": "Europe"}, "awsRegion", ["an AWS region"]),
+    ("staging", {"dataVolumeGb": 5}, "dataVolumeGb", ["an integer from 10"]),
+    ("dev", {"features": {"n8n": "yes"}}, "features", ["n8n: true or false"]),
+    ("dev", {"sendgridApiKey": "SG.plain-text"}, "sendgridApiKey", ["expected a secret"]),
+    ("dev", {"registry": {"server": "ghcr.io"}}, "registry", ["exactly 'server' and 'username'"]),
+]
+
+
+@pytest.mark.parametrize("stack,overrides,key,words", BAD_INPUTS,
+                         ids=[f"{s}-{k}-{i}" for i, (s, _, k, _) in enumerate(BAD_INPUTS)])
+def test_bad_input_fails_with_key_and_stack_and_registers_nothing(stack, overrides, key, words):
+    with pytest.raises(settings.ConfigError) as info:
+        harness.run(stack, overrides=overrides)
+    message = str(info.value)
+    assert f"storiesofsoftware:{key} on stack {stack}: " in message
+    for word in words:
+        assert word in message, message
+    assert "Traceback" not in message
+    # Validation runs before the first resource: the engine would create nothing.
+    assert info.value.plan.resources == []
+
+
+def test_every_problem_is_reported_at_once():
+    overrides = {"apiReplicas": 0, "domain": "http://x.com", "images": {"nginx": "nginx"},
+                 "limits": {"api": {"memory": "big"}}, "colour": "blue"}
+    with pytest.raises(settings.ConfigError) as info:
+        harness.run("staging", overrides=overrides)
+    keys = ["apiReplicas", "domain", "images.nginx", "limits.api", "colour"]
+    assert len(info.value.problems) == len(keys)
+    for key in keys:
+        assert f"storiesofsoftware:{key} on stack staging" in str(info.value)
+
+
+def test_config_error_is_a_run_error_so_pulumi_prints_no_traceback():
+    import pulumi
+
+    assert issubclass(settings.ConfigError, pulumi.RunError)
+
+
+def test_unknown_stack_is_refused_by_settings():
+    with pytest.raises(settings.ConfigError, match="stack 'qa' is not one of dev, staging, production"):
+        settings.load(stack="qa", project="storiesofsoftware")
+
+
+def test_unknown_stack_is_refused_by_the_harness():
+    with pytest.raises(harness.StackNotFoundError, match="Pulumi.qa.yaml does not exist"):
+        harness.run("qa")
+
+
+@pytest.mark.parametrize("raw,mb", [("512m", 512), ("512M", 512), ("1g", 1024), ("1Gi", 1024),
+                                    ("1.5g", 1536), ("256MiB", 256), ("262144k", 256)])
+def test_memory_sizes(raw, mb):
+    assert settings.parse_memory(raw) == mb
+
+
+@pytest.mark.parametrize("raw", ["postgres:16.10-alpine", "ghcr.io/org/api:1.2.3",
+                                 "localhost:5000/team/app:v2",
+                                 "redis:7.4.5@sha256:" + "a" * 64])
+def test_pinned_images_are_accepted(raw):
+    assert settings.parse_image(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["postgres", "localhost:5000/app", "redis:latest",
+                                 "redis@sha256:" + "a" * 64, "Redis:7"])
+def test_unpinned_images_are_refused(raw):
+    with pytest.raises(settings.Invalid):
+        settings.parse_image(raw)
+
+
+def test_overrides_merge_over_the_stack_defaults():
+    plan = harness.run("production", overrides={
+        "apiReplicas": "4", "limits": {"api": {"memory": "1Gi"}},
+        "images": {"api": "ghcr.io/storiesofsoftware/api:2.0.0"},
+    })
+    assert plan.resources  # a valid override still deploys
+
+
+def test_settings_are_immutable_and_typed():
+    from pulumi.runtime import config as runtime_config
+
+    runtime_config.set_all_config({"storiesofsoftware:apiReplicas": "2"}, [])
+    try:
+        cfg = settings.load(stack="dev", project="storiesofsoftware")
+    finally:
+        runtime_config.set_all_config({}, [])
+    assert cfg.api_replicas == 2 and isinstance(cfg.api_replicas, int)
+    assert cfg.limits["postgres"].memory_mb == 1024
+    assert cfg.images["redis"] == settings.DEFAULT_IMAGES["redis"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.api_replicas = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        cfg.images["redis"] = "redis:8"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_default_passes_its_own_validation(stack):
+    # A default that its parser rejects would make the committed stack unusable.
+    harness.run(stack)
