@@ -8,6 +8,8 @@ import pulumi
 import settings as platform_settings
 from components.container_networks import ContainerNetworks, ContainerNetworksArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
+from components.postgres import Postgres, PostgresArgs
+from components.redis import Redis, RedisArgs
 
 cfg = platform_settings.load()
 
@@ -20,6 +22,7 @@ if cfg.is_cloud:
 
     from components.docker_host import DockerHost, DockerHostArgs
     from components.host_network import HostNetwork, HostNetworkArgs
+    from components.object_storage import ObjectStorage, ObjectStorageArgs
 
     aws_provider = aws.Provider("aws", region=cfg.aws_region,
                                 default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.labels))
@@ -40,20 +43,74 @@ if cfg.is_cloud:
         subnet_id=network.subnet.id,
         security_group_id=network.security_group.id,
         availability_zone=network.availability_zone,
+        registry=cfg.registry,
     ), opts=on_aws)
-    docker_provider = host.provider
+    storage = ObjectStorage("storage", ObjectStorageArgs(
+        name_prefix=cfg.name_prefix,
+        region=cfg.aws_region,
+        site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
+        noncurrent_days=cfg.backup_retention_days,
+        protect=cfg.is_production,
+    ), opts=on_aws)
     pulumi.export("hostPublicIp", host.public_ip)
-    pulumi.export("s3Region", cfg.aws_region)
 else:
     from components.local_docker_host import LocalDockerHost, LocalDockerHostArgs
 
-    docker_provider = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host)).provider
+    host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.registry))
 
-on_docker = pulumi.ResourceOptions(providers={"docker": docker_provider})
+on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
 networks = ContainerNetworks("networks", ContainerNetworksArgs(
     name_prefix=cfg.name_prefix, labels=cfg.labels), opts=on_docker)
+
+postgres = Postgres("postgres", PostgresArgs(
+    name_prefix=cfg.name_prefix,
+    image=cfg.images["postgres"],
+    limits=cfg.limits["postgres"],
+    labels=cfg.labels,
+    data_network=networks.data.name,
+    commands=host.commands,
+    superuser_password=secrets.values["postgresSuperuser"],
+    app_password=secrets.values["postgresApp"],
+    n8n_password=secrets.values["postgresN8n"],
+    monitoring_password=secrets.values["postgresMonitoring"],
+    protect_data=cfg.is_production,
+), opts=on_docker)
+
+redis = Redis("redis", RedisArgs(
+    name_prefix=cfg.name_prefix,
+    image=cfg.images["redis"],
+    limits=cfg.limits["redis"],
+    labels=cfg.labels,
+    data_network=networks.data.name,
+    commands=host.commands,
+    password=secrets.values["redis"],
+    protect_data=cfg.is_production,
+), opts=on_docker)
+
+if not cfg.is_cloud:
+    from components.local_object_storage import LocalObjectStorage, LocalObjectStorageArgs
+
+    storage = LocalObjectStorage("storage", LocalObjectStorageArgs(
+        name_prefix=cfg.name_prefix,
+        image=cfg.images["minio"],
+        client_image=cfg.images["minioClient"],
+        limits=cfg.limits["minio"],
+        client_limits=cfg.limits["minioClient"],
+        labels=cfg.labels,
+        data_network=networks.data.name,
+        edge_network=networks.edge.name,
+        commands=host.commands,
+        root_password=secrets.values["minioRoot"],
+    ), opts=on_docker)
 
 pulumi.export("siteUrl", f"https://{cfg.hostname()}")
 pulumi.export("apiUrl", f"https://{cfg.hostname('api')}")
 pulumi.export("n8nUrl", f"https://{cfg.hostname('n8n')}")
 pulumi.export("grafanaUrl", f"https://{cfg.hostname('grafana')}")
+pulumi.export("contentBucket", storage.buckets["content"])
+pulumi.export("imagesBucket", storage.buckets["images"])
+pulumi.export("backupBucket", storage.buckets["backups"])
+pulumi.export("s3Endpoint", storage.endpoint)
+pulumi.export("s3Region", storage.region)
+pulumi.export("databaseUrl", postgres.app_database_url)
+pulumi.export("redisUrl", redis.url)

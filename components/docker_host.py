@@ -12,7 +12,9 @@ import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_tls as tls
 
+from components.host_commands import RemoteCommands, registry_auth
 from configs.cloud_init import ADMIN_USER, DOCKER_VOLUMES, render_cloud_init
+from settings import Registry
 
 CANONICAL_OWNER = "099720109477"
 UBUNTU_LTS = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
@@ -73,10 +75,12 @@ class DockerHostArgs:
     subnet_id: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
     availability_zone: pulumi.Input[str]
+    registry: Registry | None = None
 
 
 class DockerHost(pulumi.ComponentResource):
     provider: docker.Provider
+    commands: RemoteCommands
     public_ip: pulumi.Output[str]
     instance: aws.ec2.Instance
     data_volume: aws.ebs.Volume
@@ -181,15 +185,17 @@ class DockerHost(pulumi.ComponentResource):
 
         self._snapshots(name, prefix, args.snapshot_retention_days)
 
+        connection = command.remote.ConnectionArgs(
+            host=eip.public_ip, user=ADMIN_USER,
+            private_key=client_key.private_key_openssh,
+            host_key=host_key.public_key_openssh,
+            # A new instance needs a minute or two before sshd answers.
+            dial_error_limit=40, per_dial_timeout=15,
+        )
+        self.commands = RemoteCommands(connection)
         ready = command.remote.Command(
             f"{name}-ready",
-            connection=command.remote.ConnectionArgs(
-                host=eip.public_ip, user=ADMIN_USER,
-                private_key=client_key.private_key_openssh,
-                host_key=host_key.public_key_openssh,
-                # A new instance needs a minute or two before sshd answers.
-                dial_error_limit=40, per_dial_timeout=15,
-            ),
+            connection=connection,
             create=READY_SCRIPT,
             triggers=[self.instance.id, attachment.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, eip_assoc]),
@@ -209,6 +215,7 @@ class DockerHost(pulumi.ComponentResource):
             # Tied to the key writer's result so the key is on disk before the provider dials;
             # the result is secret only because the key went in, the options hold none of it.
             ssh_opts=pulumi.Output.unsecret(written.apply(lambda _: ssh_options(args.stack))),
+            registry_auth=registry_auth(args.registry),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
         )
         self.register_outputs({"publicIp": self.public_ip, "instanceId": self.instance.id,

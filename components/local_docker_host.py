@@ -7,14 +7,19 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components.host_commands import LocalCommands, registry_auth
+from settings import Registry
+
 
 @dataclass
 class LocalDockerHostArgs:
     docker_host: str  # empty: DOCKER_HOST or the platform's default socket
+    registry: Registry | None = None
 
 
 class LocalDockerHost(pulumi.ComponentResource):
     provider: docker.Provider
+    commands: LocalCommands
     public_address: str
 
     def __init__(self, name: str, args: LocalDockerHostArgs,
@@ -24,7 +29,9 @@ class LocalDockerHost(pulumi.ComponentResource):
         self.provider = docker.Provider(
             f"{name}-docker",
             host=args.docker_host or None,
+            registry_auth=registry_auth(args.registry),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.commands = LocalCommands(args.docker_host)
         self.public_address = "127.0.0.1"
         self.register_outputs({})

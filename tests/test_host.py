@@ -162,7 +162,7 @@ def test_elastic_ip_is_on_the_interface_before_the_instance_boots(cloud_plan):
 
 def test_docker_provider_waits_for_the_ready_host_over_pinned_ssh(cloud_plan):
     provider = cloud_plan.one("pulumi:providers:docker")
-    ready = cloud_plan.one("command:remote:Command")
+    ready = cloud_plan.one("command:remote:Command", "host-ready")
     assert provider.inputs["host"] == f"ssh://ubuntu@{canned.EIP}:22"
     assert ready.urn in provider.depends_on
     opts = json.loads(provider.inputs["sshOpts"])

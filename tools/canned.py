@@ -52,12 +52,12 @@ def _digest(*parts: str) -> str:
 
 def mock_password(name: str, length: int = 32, special: bool = True,
                   override_special: str = "") -> str:
-    """Deterministic stand-in with the requested shape. Special characters come first so a
-    truncating or unescaping bug cannot hide them."""
+    """Deterministic stand-in with the requested shape: every allowed special character first
+    (up to half the length), so a truncating or unescaping bug cannot hide them."""
     specials = (override_special or "!#$%&*()-_=+[]{}<>:?") if special else ""
     body = _digest("password", name)
     body = body[:8] + body[8:16].upper() + body[16:]
-    text = (specials[:8] + body) * 4
+    text = (specials[: length // 2] + body) * 4
     return text[:length]
 
 

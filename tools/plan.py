@@ -121,11 +121,15 @@ def machine_files(plan: Plan) -> dict[str, tuple[str, bool]]:
 
 def write_files(plan: Plan, out_dir: Path) -> list[Path]:
     written = []
-    for rel, (text, _secret) in sorted(machine_files(plan).items()):
+    for rel, (text, secret) in sorted(machine_files(plan).items()):
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Masked whether or not the input was marked secret: defence in depth.
-        path.write_text(harness.mask_text(text, plan.secret_values))
+        # Known secret values are masked in every file, secret or not (defence in depth); a
+        # secret file in which none is recognisable (an escaped or hashed form) is masked whole.
+        text = harness.mask_text(text, plan.secret_values)
+        if secret and MASK not in text:
+            text = MASK + "\n"
+        path.write_text(text)
         written.append(path)
     return written
 

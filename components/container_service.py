@@ -1,0 +1,253 @@
+"""The one hardened component behind every long-running container.
+
+Safe by default; a caller leaves a default only by naming an opt-out from `OPT_OUTS`, and every
+opt-out in the program is therefore listed (with its reason) in this one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.host_commands import CommandRunner
+from settings import Limits
+
+# name -> why a service may need it. Services name the ones they use; tests list them.
+OPT_OUTS: Mapping[str, str] = {
+    "runs-as-root": "the image cannot run as another user (its data directory is root-owned)",
+    "writable-rootfs": "the image writes outside any path that can be a tmpfs or volume",
+    "no-healthcheck": "the image has no tool that can probe it",
+    "publishes-port": "the service must be reachable from outside Docker (edge proxy, dev consoles)",
+}
+
+LOG_OPTS = {"max-size": "10m", "max-file": "5"}
+CONFIG_LABEL = "sos.config-for"
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A file handed to the container at creation. Secret content stays secret in state."""
+
+    path: str
+    content: pulumi.Input[str]
+    mode: str = "0444"
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    volume_name: pulumi.Input[str]
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    network_name: pulumi.Input[str]
+    aliases: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    internal: int
+    external: int
+    ip: str  # no default: an address must be chosen, never an implicit 0.0.0.0
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    test: Sequence[str]
+    interval: str = "10s"
+    timeout: str = "5s"
+    retries: int = 5
+    start_period: str = "60s"
+    start_interval: str = "2s"
+
+
+@dataclass
+class ContainerServiceArgs:
+    service: str
+    name_prefix: str
+    image: str
+    limits: Limits
+    networks: Sequence[NetworkAttachment]
+    labels: Mapping[str, str]
+    commands: CommandRunner
+    user: str | None = None
+    command: Sequence[pulumi.Input[str]] | None = None
+    entrypoint: Sequence[str] | None = None
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    files: Sequence[ConfigFile] = ()
+    volumes: Sequence[VolumeMount] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    cap_add: Sequence[str] = ()
+    ports: Sequence[PublishedPort] = ()
+    replicas: int = 1
+    shm_size_mb: int | None = None
+    stop_timeout: int = 30
+    depends_on: Sequence[pulumi.Resource] = ()
+    opt_outs: frozenset[str] = frozenset()
+
+
+def _check(args: ContainerServiceArgs) -> None:
+    """Refuse an unsafe container unless the caller opted out by name (a programming error,
+    so it fails the program before anything is registered for this service)."""
+    unknown = args.opt_outs - set(OPT_OUTS)
+    if unknown:
+        raise ValueError(f"{args.service}: unknown opt-outs {sorted(unknown)}")
+    needs = {
+        "runs-as-root": args.user is None or args.user.split(":")[0] in ("0", "root"),
+        "no-healthcheck": args.healthcheck is None,
+        "publishes-port": bool(args.ports),
+    }
+    for name, needed in needs.items():
+        if needed and name not in args.opt_outs:
+            raise ValueError(f"{args.service}: needs the opt-out {name!r} ({OPT_OUTS[name]})")
+        if not needed and name in args.opt_outs:
+            raise ValueError(f"{args.service}: opt-out {name!r} given but not used")
+    for port in args.ports:
+        if not port.ip:
+            raise ValueError(f"{args.service}: port {port.internal} needs an explicit address")
+    if ":latest" in args.image or ":" not in args.image.rsplit("/", 1)[-1]:
+        raise ValueError(f"{args.service}: image {args.image!r} is not pinned to a version")
+
+
+def _uid_gid(user: str | None) -> tuple[int, int]:
+    if not user:
+        return 0, 0
+    uid, _, gid = user.partition(":")
+    return int(uid), int(gid or uid)
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
+
+
+class ContainerService(pulumi.ComponentResource):
+    """`replicas` identical containers of one service, sharing one pulled image.
+
+    Each container is named `<prefix>-<service>[-<i>]` and is reachable on its networks as the
+    service name and as `<service>-<i>`. Names are fixed, so a replacement deletes the old
+    container first (delete-before-replace) instead of failing on the name or a published port.
+    """
+
+    containers: list[docker.Container]
+    names: list[str]
+    image: docker.RemoteImage
+
+    def __init__(self, name: str, args: ContainerServiceArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        _check(args)
+        super().__init__("storiesofsoftware:platform:ContainerService", name, None, opts)
+        self.service = args.service
+        self.opt_outs = args.opt_outs
+        # Kept locally: another replica or the next deploy still uses it.
+        self.image = docker.RemoteImage(
+            f"{name}-image", name=args.image, keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self))
+        uid, gid = _uid_gid(args.user)
+        self.containers, self.names = [], []
+        for index in range(args.replicas):
+            suffix = f"-{index}" if args.replicas > 1 else ""
+            container_name = f"{args.name_prefix}-{args.service}{suffix}"
+            self.names.append(container_name)
+            self.containers.append(self._container(name + suffix, container_name, index, args, uid, gid))
+        self.register_outputs({"names": self.names})
+
+    def _container(self, name: str, container_name: str, index: int, args: ContainerServiceArgs,
+                   uid: int, gid: int) -> docker.Container:
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {**args.labels, "service": args.service, "replica": str(index)}
+        mounts = [docker.ContainerMountArgs(target=v.target, type="volume", source=v.volume_name,
+                                            read_only=v.read_only) for v in args.volumes]
+        # Docker refuses uploads into a read-only root filesystem except inside a volume, so
+        # every directory that receives files is a small volume of this container's own.
+        for directory in sorted({f.path.rsplit("/", 1)[0] for f in args.files}):
+            volume = docker.Volume(
+                f"{name}-cfg-{_slug(directory)}", name=f"{container_name}-cfg-{_slug(directory)}",
+                labels=[docker.VolumeLabelArgs(label=CONFIG_LABEL, value=container_name)],
+                opts=child)
+            mounts.append(docker.ContainerMountArgs(target=directory, type="volume", source=volume.name))
+        uploads = [
+            docker.ContainerUploadArgs(
+                file=f.path, content=pulumi.Output.secret(f.content) if f.secret else f.content,
+                permissions=f.mode, owner=uid, group=gid)
+            for f in args.files
+        ]
+        aliases = {args.service: [args.service, f"{args.service}-{index}"]}
+        networks = [
+            docker.ContainerNetworksAdvancedArgs(
+                name=n.network_name, aliases=sorted(set(n.aliases) | set(aliases[args.service])))
+            for n in args.networks
+        ]
+        healthcheck = None
+        if args.healthcheck:
+            h = args.healthcheck
+            healthcheck = docker.ContainerHealthcheckArgs(
+                tests=list(h.test), interval=h.interval, timeout=h.timeout, retries=h.retries,
+                start_period=h.start_period, start_interval=h.start_interval)
+        container = docker.Container(
+            name,
+            name=container_name,
+            hostname=container_name,
+            image=self.image.image_id,  # the pulled digest, not a moving tag
+            user=args.user,
+            command=list(args.command) if args.command is not None else None,
+            entrypoints=list(args.entrypoint) if args.entrypoint is not None else None,
+            envs=_envs(args.env, args.secret_env),
+            uploads=uploads or None,
+            mounts=mounts or None,
+            tmpfs=dict(args.tmpfs) or None,
+            read_only="writable-rootfs" not in args.opt_outs,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(args.cap_add) or None),
+            security_opts=["no-new-privileges:true"],
+            init=True,
+            memory=args.limits.memory_mb,
+            memory_swap=args.limits.memory_mb,  # no swap on top of the limit
+            cpus=f"{args.limits.cpus:g}",
+            shm_size=args.shm_size_mb,
+            log_driver="json-file",
+            log_opts=dict(LOG_OPTS),
+            restart="unless-stopped",
+            must_run=True,
+            # Dependents are created only once this container reports healthy.
+            wait=healthcheck is not None,
+            wait_timeout=300,
+            stop_timeout=args.stop_timeout,
+            destroy_grace_seconds=args.stop_timeout,
+            healthcheck=healthcheck,
+            networks_advanced=networks,
+            ports=[docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip)
+                   for p in args.ports] or None,
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
+                                        depends_on=list(args.depends_on)),
+        )
+        # pulumi-docker 5.2 cannot set a cgroup PID limit; the CLI can, on every new container.
+        args.commands.run(
+            f"{name}-pids",
+            create=pulumi.Output.concat(
+                "docker update --pids-limit ", str(args.limits.pids), " ", container.id),
+            triggers=[container.id],
+            opts=child,
+        )
+        return container
+
+
+def _envs(env: Mapping[str, pulumi.Input[str]],
+          secret_env: Mapping[str, pulumi.Input[str]]) -> pulumi.Input[Sequence[str]]:
+    overlap = set(env) & set(secret_env)
+    if overlap:
+        raise ValueError(f"variables both plain and secret: {sorted(overlap)}")
+    names = sorted({**env, **secret_env})
+    if not names:
+        return []
+    values = pulumi.Output.all(*[secret_env.get(k, env.get(k)) for k in names])
+    listed = values.apply(lambda vs: [f"{k}={v}" for k, v in zip(names, vs, strict=True)])
+    return pulumi.Output.secret(listed) if secret_env else listed

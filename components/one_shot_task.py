@@ -1,0 +1,89 @@
+"""A container that runs to completion, whose failure fails the deployment.
+
+The Docker provider records a one-shot container's exit code but never fails on it, so these run
+as `docker run --rm` through the host's command runner: a non-zero exit fails `pulumi up`. The
+same hardening as ContainerService applies; secrets reach the container through an env file fed
+on stdin, never through a command line or a plain input.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.host_commands import CommandRunner
+from settings import Limits
+
+
+@dataclass
+class OneShotTaskArgs:
+    task: str
+    image: str
+    limits: Limits
+    network: pulumi.Input[str]
+    user: str
+    steps: Sequence[Sequence[str]]  # each step is one `docker run` of the image with these args
+    commands: CommandRunner
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    entrypoint: str | None = None
+    triggers: Sequence[pulumi.Input[object]] = ()
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def docker_run_script(image_id: str, args: OneShotTaskArgs, network: str) -> str:
+    """The shell script the host runs; plain values only (secrets come on stdin)."""
+    base = [
+        "docker", "run", "--rm", "--network", network, "--user", args.user,
+        "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+        "--memory", f"{args.limits.memory_mb}m", "--memory-swap", f"{args.limits.memory_mb}m",
+        "--cpus", f"{args.limits.cpus:g}", "--pids-limit", str(args.limits.pids),
+        "--log-driver", "json-file", "--env-file", "__ENVFILE__",
+    ]
+    for key, value in sorted(args.env.items()):
+        base += ["--env", f"{key}={value}"]
+    if args.entrypoint:
+        base += ["--entrypoint", args.entrypoint]
+    lines = [
+        "set -eu",
+        'envfile="$(mktemp)"',
+        "trap 'rm -f \"$envfile\"' EXIT",
+        'cat > "$envfile"',
+    ]
+    for step in args.steps:
+        line = shlex.join([*base, image_id, *step]).replace("__ENVFILE__", '"$envfile"')
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def env_file(values: Mapping[str, str]) -> str:
+    for key, value in values.items():
+        if "\n" in value:
+            raise ValueError(f"{key}: an env file cannot carry a newline")
+    return "".join(f"{k}={v}\n" for k, v in sorted(values.items()))
+
+
+class OneShotTask(pulumi.ComponentResource):
+    run: pulumi.CustomResource
+
+    def __init__(self, name: str, args: OneShotTaskArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:OneShotTask", name, None, opts)
+        if ":latest" in args.image or ":" not in args.image.rsplit("/", 1)[-1]:
+            raise ValueError(f"{args.task}: image {args.image!r} is not pinned to a version")
+        image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True,
+                                   opts=pulumi.ResourceOptions(parent=self))
+        script = pulumi.Output.all(image.image_id, args.network).apply(
+            lambda v: docker_run_script(v[0], args, v[1]))
+        names = sorted(args.secret_env)
+        stdin = pulumi.Output.secret(pulumi.Output.all(*[args.secret_env[k] for k in names]).apply(
+            lambda vs: env_file(dict(zip(names, vs, strict=True)))))
+        self.run = args.commands.run(
+            f"{name}-run", create=script, stdin=stdin,
+            triggers=[image.image_id, *args.triggers],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)))
+        self.register_outputs({})

@@ -1,0 +1,73 @@
+"""Redis 7: one container on the internal data network, AOF and RDB on a named volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_service import (
+    ConfigFile,
+    ContainerService,
+    ContainerServiceArgs,
+    Healthcheck,
+    NetworkAttachment,
+    VolumeMount,
+)
+from components.host_commands import CommandRunner
+from configs import redis as rc
+from settings import Limits
+
+SERVICE = "redis"
+# The official alpine image's redis user and group.
+USER = "999:1000"
+
+
+@dataclass
+class RedisArgs:
+    name_prefix: str
+    image: str
+    limits: Limits
+    labels: dict[str, str]
+    data_network: pulumi.Input[str]
+    commands: CommandRunner
+    password: pulumi.Output[str]
+    protect_data: bool
+
+
+class Redis(pulumi.ComponentResource):
+    host: str = SERVICE
+    service: ContainerService
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:Redis", name, None, opts)
+        labels = [docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]
+        self.volume = docker.Volume(
+            f"{name}-data", name=f"{args.name_prefix}-redis-data", labels=labels,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
+                                        retain_on_delete=args.protect_data))
+        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
+            service=SERVICE,
+            name_prefix=args.name_prefix,
+            image=args.image,
+            limits=args.limits,
+            labels=args.labels,
+            commands=args.commands,
+            networks=[NetworkAttachment(args.data_network)],
+            user=USER,
+            command=["redis-server", f"{rc.CONFIG_DIR}/redis.conf"],
+            files=[
+                ConfigFile(f"{rc.CONFIG_DIR}/redis.conf", rc.redis_conf(args.limits.memory_mb)),
+                # Only a hash of the password; still treated as secret material.
+                ConfigFile(rc.ACL_FILE, args.password.apply(rc.acl_file), mode="0400", secret=True),
+                ConfigFile(rc.PASSWORD_FILE, args.password, mode="0400", secret=True),
+            ],
+            volumes=[VolumeMount(self.volume.name, rc.DATA_DIR)],
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"},
+            healthcheck=Healthcheck(rc.healthcheck(), start_period="30s"),
+            stop_timeout=60,
+        ), opts=pulumi.ResourceOptions(parent=self))
+        self.url = pulumi.Output.secret(args.password.apply(lambda p: rc.redis_url(p, SERVICE)))
+        self.register_outputs({"volume": self.volume.name})
