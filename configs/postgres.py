@@ -131,7 +131,7 @@ def init_sql() -> str:
         f"  \\set secrets_dir {SECRETS_DIR}",
         "\\endif",
     ]
-    for role, key in roles:
+    for _role, key in roles:
         parts.append(f"\\set {key}_password `cat :'secrets_dir'/{PASSWORD_FILES[key]}`")
     for role, key in roles:
         parts += [

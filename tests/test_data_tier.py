@@ -1,0 +1,204 @@
+"""The data tier as registered: where each store lives, what protects it, what reaches it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from components.one_shot_task import OneShotTaskArgs, docker_run_script, env_file
+from settings import Limits
+from tests.conftest import CLOUD_STACKS, plan_for, require_tool
+from tools.harness import Secret, unwrap
+
+CONTAINER = "docker:index/container:Container"
+
+
+
+@pytest.mark.parametrize("service", ["postgres-svc", "redis-svc"])
+def test_databases_live_on_the_internal_network_only_and_publish_nothing(plan, service):
+    container = plan.one(CONTAINER, service)
+    attached = [n["name"] for n in container.inputs["networksAdvanced"]]
+    assert attached == [f"sos-{plan.stack}-data"]
+    data = plan.one("docker:index/network:Network", "networks-data")
+    assert data.inputs["internal"] is True
+    assert not container.inputs.get("ports")
+
+
+@pytest.mark.parametrize("volume,container", [("postgres-data", "postgres-svc"), ("redis-data", "redis-svc")])
+def test_data_volumes_are_protected_and_kept_in_production(plan, volume, container):
+    vol = plan.one("docker:index/volume:Volume", volume)
+    production = plan.stack == "production"
+    assert vol.protect is production and vol.retain_on_delete is production
+    mounts = plan.one(CONTAINER, container).inputs["mounts"]
+    assert any(m["source"] == vol.inputs["name"] and m["type"] == "volume" for m in mounts)
+
+
+def test_postgres_container_shape(plan):
+    c = plan.one(CONTAINER, "postgres-svc")
+    assert c.inputs["user"] == "70:70"
+    assert c.inputs["command"] == ["postgres", "-c", "config_file=/etc/sos/postgresql.conf"]
+    env = dict(e.split("=", 1) for e in unwrap(c.inputs["envs"]))
+    assert env["POSTGRES_DB"] == "storiesofsoftware"
+    assert env["POSTGRES_PASSWORD_FILE"] == "/etc/sos/secrets/postgres-password"
+    assert "POSTGRES_PASSWORD" not in env, "the superuser password is read from a file"
+    assert c.inputs["stopTimeout"] >= 60, "postgres needs time for a clean shutdown"
+    assert c.inputs["shmSize"] >= 128
+    uploads = {u["file"]: u for u in c.inputs["uploads"]}
+    for path, upload in uploads.items():
+        secret = path.startswith("/etc/sos/secrets/")
+        assert isinstance(upload["content"], Secret) is secret, path
+        assert upload["owner"] == 70
+        assert upload["permissions"] == ("0400" if secret else "0444")
+    assert "/docker-entrypoint-initdb.d/10-storiesofsoftware.sql" in uploads
+    # Every directory that receives a file is a volume (Docker refuses uploads into a
+    # read-only root filesystem elsewhere).
+    targets = {m["target"] for m in c.inputs["mounts"]}
+    assert {os.path.dirname(p) for p in uploads} <= targets
+
+
+def test_redis_container_shape(plan):
+    c = plan.one(CONTAINER, "redis-svc")
+    assert c.inputs["user"] == "999:1000"
+    uploads = {u["file"]: u for u in c.inputs["uploads"]}
+    assert not isinstance(uploads["/etc/sos/redis.conf"]["content"], Secret)
+    assert isinstance(uploads["/etc/sos/secrets/redis-password"]["content"], Secret)
+    assert isinstance(uploads["/etc/sos/secrets/users.acl"]["content"], Secret)
+    assert "requirepass" not in uploads["/etc/sos/redis.conf"]["content"]
+
+
+def test_connection_urls_are_secret_outputs(plan):
+    assert isinstance(plan.outputs["databaseUrl"], Secret)
+    assert isinstance(plan.outputs["redisUrl"], Secret)
+    url = unwrap(plan.outputs["databaseUrl"])
+    assert url.startswith("postgresql://sos_app:") and url.endswith("@postgres:5432/storiesofsoftware")
+    assert unwrap(plan.outputs["redisUrl"]).startswith("redis://:")
+
+
+# ------------------------------------------------------------------------------ dev: MinIO
+
+def test_dev_runs_minio_with_console_on_localhost_only():
+    plan = plan_for("dev")
+    minio = plan.one(CONTAINER, "storage-svc")
+    assert minio.inputs["ports"] == [{"internal": 9001, "external": 9001, "ip": "127.0.0.1"}]
+    assert isinstance(minio.inputs["envs"], Secret), "root password in the environment is secret"
+    image = plan.one("docker:index/remoteImage:RemoteImage", "storage-svc-image").inputs["name"]
+    assert image.startswith("minio/minio:RELEASE.")
+    for stack in CLOUD_STACKS:
+        assert not [r for r in plan_for(stack).of_type(CONTAINER) if r.name.startswith("storage")]
+
+
+def test_dev_buckets_are_created_by_an_idempotent_task_after_minio_is_healthy():
+    plan = plan_for("dev")
+    task = plan.one("command:local:Command", "storage-buckets-run")
+    minio = plan.one(CONTAINER, "storage-svc")
+    assert minio.urn in task.depends_on
+    assert minio.inputs["wait"] is True  # created only once healthy
+    script = task.inputs["create"]
+    assert "mb --ignore-existing sos/content sos/images sos/backups" in script
+    assert "version enable sos/backups" in script
+    assert isinstance(task.inputs["stdin"], Secret)
+    assert "MC_HOST_sos" in unwrap(task.inputs["stdin"])
+    assert "MC_HOST" not in script
+
+
+def test_one_shot_script_passes_shellcheck_and_feeds_secrets_from_stdin(tmp_path):
+    tool = require_tool("shellcheck")
+    args = OneShotTaskArgs(task="t", image="x:1", limits=Limits(128, 0.25, 64), network="net",
+                           user="1000:1000", steps=[["one", "a b"], ["two"]], commands=None,  # type: ignore[arg-type]
+                           env={"PLAIN": "yes"})
+    script = docker_run_script("sha256:abc", args, "sos-dev-data")
+    path = tmp_path / "task.sh"
+    path.write_text("#!/bin/sh\n" + script)
+    assert subprocess.run([tool, "-s", "sh", str(path)], capture_output=True).returncode == 0
+    # Run it with a stand-in docker that records what it got, and fail the second step.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "log"
+    fake = bin_dir / "docker"
+    fake.write_text(f"""#!/bin/sh
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--env-file" ]; then echo "envfile=$(cat "$a")" >> {log}; echo "path=$a" >> {log}; fi
+  prev="$a"
+done
+echo "args=$*" >> {log}
+case "$*" in *" two") exit 3;; esac
+""")
+    fake.chmod(0o755)
+    result = subprocess.run(["sh", "-c", script], input=env_file({"SECRET": "s3cr=t v"}), text=True,
+                            capture_output=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert result.returncode == 3, "a failing step fails the task"
+    text = log.read_text()
+    assert text.count("envfile=SECRET=s3cr=t v") == 2
+    assert "s3cr" not in "".join(line for line in text.splitlines() if line.startswith("args="))
+    assert "--read-only" in text and "--cap-drop ALL" in text and "--pids-limit 64" in text
+    env_path = next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("path="))
+    assert not os.path.exists(env_path), "the env file is removed"
+
+
+def test_env_file_refuses_newlines():
+    with pytest.raises(ValueError, match="newline"):
+        env_file({"K": "a\nb"})
+
+
+# ------------------------------------------------------------------------------ S3
+
+BUCKET_KINDS = ("content", "images", "backups")
+
+
+def _for_bucket(plan, type_, kind):
+    return plan.one(type_, f"storage-{kind}-" + {
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "ownership",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "public-access",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "encryption",
+        "aws:s3/bucketVersioning:BucketVersioning": "versioning",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "lifecycle",
+        "aws:s3/bucketPolicy:BucketPolicy": "tls-only",
+    }[type_])
+
+
+@pytest.mark.parametrize("kind", BUCKET_KINDS)
+def test_every_bucket_is_private_encrypted_versioned_and_tls_only(cloud_plan, kind):
+    bucket = cloud_plan.one("aws:s3/bucket:Bucket", f"storage-{kind}")
+    assert bucket.protect is (cloud_plan.stack == "production")
+    assert not bucket.inputs.get("acl")
+    own = _for_bucket(cloud_plan, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", kind)
+    assert own.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    block = _for_bucket(cloud_plan, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", kind)
+    for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+        assert block.inputs[flag] is True
+    enc = _for_bucket(cloud_plan, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", kind)
+    assert enc.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
+    ver = _for_bucket(cloud_plan, "aws:s3/bucketVersioning:BucketVersioning", kind)
+    assert ver.inputs["versioningConfiguration"]["status"] == "Enabled"
+    life = _for_bucket(cloud_plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", kind)
+    rules = {r["id"]: r for r in life.inputs["rules"]}
+    assert rules["abort-incomplete-multipart"]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
+    assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"]["noncurrentDays"] > 0
+    policy = json.loads(_for_bucket(cloud_plan, "aws:s3/bucketPolicy:BucketPolicy", kind).inputs["policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    for reg in (own, block, enc, ver, life):
+        assert bucket.urn in reg.all_dependencies
+
+
+def test_only_the_images_bucket_has_cors_for_the_site(cloud_plan):
+    (cors,) = cloud_plan.of_type("aws:s3/bucketCorsConfiguration:BucketCorsConfiguration")
+    images = cloud_plan.one("aws:s3/bucket:Bucket", "storage-images")
+    assert images.urn in cors.all_dependencies
+    domain = {"staging": "staging.storiesofsoftware.com", "production": "storiesofsoftware.com"}[cloud_plan.stack]
+    assert cors.inputs["corsRules"][0]["allowedOrigins"] == [f"https://{domain}", f"https://www.{domain}"]
+
+
+def test_api_identity_can_only_get_put_delete_content_and_images(cloud_plan):
+    (policy_reg,) = cloud_plan.of_type("aws:iam/userPolicy:UserPolicy")
+    policy = json.loads(policy_reg.inputs["policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    assert sorted(statement["Resource"]) == ["arn:aws:s3:::storage-content/*", "arn:aws:s3:::storage-images/*"]
+    key = cloud_plan.one("aws:iam/accessKey:AccessKey")
+    assert "secret" in key.additional_secret_outputs
