@@ -6,7 +6,10 @@ This file only builds settings, composes components and exports outputs.
 import pulumi
 
 import settings as platform_settings
+from components.api import Api, ApiArgs
 from components.container_networks import ContainerNetworks, ContainerNetworksArgs
+from components.frontend import Frontend, FrontendArgs
+from components.n8n import N8n, N8nArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
@@ -103,8 +106,71 @@ if not cfg.is_cloud:
         root_password=secrets.values["minioRoot"],
     ), opts=on_docker)
 
-pulumi.export("siteUrl", f"https://{cfg.hostname()}")
-pulumi.export("apiUrl", f"https://{cfg.hostname('api')}")
+site_url = f"https://{cfg.hostname()}"
+api_url = f"https://{cfg.hostname('api')}"
+stores_ready = [*postgres.service.containers, *redis.service.containers]
+if not cfg.is_cloud:
+    stores_ready.append(storage.setup.run)
+
+api = Api("api", ApiArgs(
+    name_prefix=cfg.name_prefix,
+    image=cfg.images["api"],
+    migration_image=cfg.images["postgres"],
+    limits=cfg.limits["api"],
+    migration_limits=cfg.limits["api"],
+    replicas=cfg.api_replicas,
+    labels=cfg.labels,
+    edge_network=networks.edge.name,
+    data_network=networks.data.name,
+    commands=host.commands,
+    site_url=site_url,
+    database_url=postgres.app_database_url,
+    redis_url=redis.url,
+    jwt_access_secret=secrets.values["jwtAccess"],
+    jwt_refresh_secret=secrets.values["jwtRefresh"],
+    s3_endpoint=storage.endpoint,
+    s3_region=storage.region,
+    s3_force_path_style=storage.force_path_style,
+    content_bucket=storage.buckets["content"],
+    images_bucket=storage.buckets["images"],
+    s3_access_key_id=storage.access_key_id,
+    s3_secret_access_key=storage.secret_access_key,
+    external_secrets=cfg.external_secrets,
+    depends_on=stores_ready,
+), opts=on_docker)
+
+frontend = Frontend("frontend", FrontendArgs(
+    name_prefix=cfg.name_prefix,
+    image=cfg.images["frontend"],
+    limits=cfg.limits["frontend"],
+    replicas=cfg.frontend_replicas,
+    labels=cfg.labels,
+    edge_network=networks.edge.name,
+    commands=host.commands,
+    site_url=site_url,
+    api_url=api_url,
+    depends_on=api.service.containers,
+), opts=on_docker)
+
+if cfg.features.n8n:
+    n8n = N8n("n8n", N8nArgs(
+        name_prefix=cfg.name_prefix,
+        image=cfg.images["n8n"],
+        limits=cfg.limits["n8n"],
+        labels=cfg.labels,
+        edge_network=networks.edge.name,
+        data_network=networks.data.name,
+        commands=host.commands,
+        host=cfg.hostname("n8n"),
+        postgres_host=postgres.host,
+        db_password=secrets.values["postgresN8n"],
+        encryption_key=secrets.values["n8nEncryptionKey"],
+        protect_data=cfg.is_production,
+        depends_on=postgres.service.containers,
+    ), opts=on_docker)
+
+pulumi.export("siteUrl", site_url)
+pulumi.export("apiUrl", api_url)
 pulumi.export("n8nUrl", f"https://{cfg.hostname('n8n')}")
 pulumi.export("grafanaUrl", f"https://{cfg.hostname('grafana')}")
 pulumi.export("contentBucket", storage.buckets["content"])

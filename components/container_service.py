@@ -26,6 +26,8 @@ OPT_OUTS: Mapping[str, str] = {
 
 LOG_OPTS = {"max-size": "10m", "max-file": "5"}
 CONFIG_LABEL = "sos.config-for"
+# Every container carries its opt-outs, so `docker inspect` and the plan both show them.
+OPT_OUT_LABEL = "sos.opt-outs"
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ class ContainerService(pulumi.ComponentResource):
     def _container(self, name: str, container_name: str, index: int, args: ContainerServiceArgs,
                    uid: int, gid: int) -> docker.Container:
         child = pulumi.ResourceOptions(parent=self)
-        labels = {**args.labels, "service": args.service, "replica": str(index)}
+        labels = {**args.labels, "service": args.service, "replica": str(index),
+                  OPT_OUT_LABEL: ",".join(sorted(args.opt_outs))}
         mounts = [docker.ContainerMountArgs(target=v.target, type="volume", source=v.volume_name,
                                             read_only=v.read_only) for v in args.volumes]
         # Docker refuses uploads into a read-only root filesystem except inside a volume, so

@@ -126,25 +126,23 @@ class Plan:
         return out
 
     def depends_transitively(self, urn: str, target: str) -> bool:
-        """True if `urn` waits for `target`, through dependencies or a dependent ancestor."""
+        """True if `urn` waits for `target` through a chain of dependencies (a dependency on a
+        component counts as one on each of its children)."""
         index = self.by_urn()
+        children: dict[str, list[str]] = {}
+        for r in self.resources:
+            children.setdefault(r.parent, []).append(r.urn)
         seen: set[str] = set()
-        todo = [urn]
+        todo = list(index[urn].all_dependencies) if urn in index else []
         while todo:
             cur = todo.pop()
+            if cur == target:
+                return True
             if cur in seen or cur not in index:
                 continue
             seen.add(cur)
-            reg = index[cur]
-            deps = reg.all_dependencies
-            if target in deps:
-                return True
-            # A dependency on a component means waiting for all of its children.
-            for dep in deps:
-                todo.append(dep)
-                todo.extend(r.urn for r in self.resources if dep in [a.urn for a in self.ancestors(r.urn)])
-            if reg.parent:
-                todo.append(reg.parent)
+            todo.extend(index[cur].all_dependencies)
+            todo.extend(children.get(cur, []))
         return False
 
 

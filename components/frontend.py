@@ -1,0 +1,76 @@
+"""The Next.js frontend (standalone server), N replicas behind the edge proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from components.container_service import (
+    ContainerService,
+    ContainerServiceArgs,
+    Healthcheck,
+    NetworkAttachment,
+)
+from components.host_commands import CommandRunner
+from settings import Limits
+
+SERVICE = "frontend"
+PORT = 3000
+USER = "1001:1001"  # the seed's Dockerfile: adduser --uid 1001 nextjs
+HEALTH = ("require('http').get('http://127.0.0.1:3000/api/health',r=>process.exit(r.statusCode===200?0:1))"
+          ".on('error',()=>process.exit(1)).setTimeout(4000,function(){this.destroy()})")
+
+
+@dataclass
+class FrontendArgs:
+    name_prefix: str
+    image: str
+    limits: Limits
+    replicas: int
+    labels: dict[str, str]
+    edge_network: pulumi.Input[str]
+    commands: CommandRunner
+    site_url: str
+    api_url: str
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Frontend(pulumi.ComponentResource):
+    """NEXT_PUBLIC_* variables are inlined into the bundle when the image is built; setting
+    them here would change nothing in the browser. Only server-side values are runtime."""
+
+    service: ContainerService
+
+    def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:Frontend", name, None, opts)
+        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
+            service=SERVICE,
+            name_prefix=args.name_prefix,
+            image=args.image,
+            limits=args.limits,
+            labels=args.labels,
+            commands=args.commands,
+            networks=[NetworkAttachment(args.edge_network)],
+            user=USER,
+            env={
+                "NODE_ENV": "production",
+                "PORT": str(PORT),
+                # A standalone server binds to the container's hostname unless told otherwise,
+                # and the proxy would then be refused on the other interfaces.
+                "HOSTNAME": "0.0.0.0",
+                "NEXT_TELEMETRY_DISABLED": "1",
+                "SITE_URL": args.site_url,
+                "API_URL": args.api_url,
+                # Server-side rendering talks to the API inside Docker, not through the edge.
+                "API_INTERNAL_URL": "http://api:3001",
+            },
+            # The image optimiser and ISR write their cache here.
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777",
+                   "/app/.next/cache": "rw,noexec,nosuid,size=256m,mode=1777"},
+            healthcheck=Healthcheck(["CMD", "node", "-e", HEALTH], start_period="30s"),
+            replicas=args.replicas,
+            depends_on=list(args.depends_on),
+        ), opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"names": self.service.names})

@@ -1,0 +1,106 @@
+"""n8n on PostgreSQL, its encryption key generated and kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_service import (
+    ContainerService,
+    ContainerServiceArgs,
+    Healthcheck,
+    NetworkAttachment,
+    VolumeMount,
+)
+from components.host_commands import CommandRunner
+from configs.postgres import N8N_DATABASE, N8N_ROLE
+from settings import Limits
+
+SERVICE = "n8n"
+PORT = 5678
+USER = "1000:1000"  # the image's `node` user
+HEALTH = ("require('http').get('http://127.0.0.1:5678/healthz',r=>process.exit(r.statusCode===200?0:1))"
+          ".on('error',()=>process.exit(1)).setTimeout(4000,function(){this.destroy()})")
+
+
+@dataclass
+class N8nArgs:
+    name_prefix: str
+    image: str
+    limits: Limits
+    labels: dict[str, str]
+    edge_network: pulumi.Input[str]
+    data_network: pulumi.Input[str]
+    commands: CommandRunner
+    host: str
+    postgres_host: str
+    db_password: pulumi.Output[str]
+    encryption_key: pulumi.Output[str]
+    protect_data: bool
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def n8n_env(host: str, postgres_host: str) -> dict[str, str]:
+    """Plain settings. None of the variables n8n 1.0 removed (N8N_BASIC_AUTH_*, N8N_JWT_AUTH_*,
+    N8N_USER_MANAGEMENT_DISABLED): the owner account is created in the editor on first visit."""
+    return {
+        "N8N_HOST": host,
+        "N8N_PORT": str(PORT),
+        "N8N_PROTOCOL": "https",
+        "N8N_EDITOR_BASE_URL": f"https://{host}/",
+        "WEBHOOK_URL": f"https://{host}/",
+        # One proxy (nginx) sits in front; n8n then trusts its X-Forwarded-For.
+        "N8N_PROXY_HOPS": "1",
+        "N8N_SECURE_COOKIE": "true",
+        "GENERIC_TIMEZONE": "UTC",
+        "TZ": "UTC",
+        "DB_TYPE": "postgresdb",
+        "DB_POSTGRESDB_HOST": postgres_host,
+        "DB_POSTGRESDB_PORT": "5432",
+        "DB_POSTGRESDB_DATABASE": N8N_DATABASE,
+        "DB_POSTGRESDB_USER": N8N_ROLE,
+        "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
+        "N8N_DIAGNOSTICS_ENABLED": "false",
+        "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+        "N8N_RUNNERS_ENABLED": "true",
+        "N8N_METRICS": "true",
+    }
+
+
+class N8n(pulumi.ComponentResource):
+    service: ContainerService
+
+    def __init__(self, name: str, args: N8nArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:N8n", name, None, opts)
+        volume = docker.Volume(
+            f"{name}-data", name=f"{args.name_prefix}-n8n-data",
+            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
+                                        retain_on_delete=args.protect_data))
+        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
+            service=SERVICE,
+            name_prefix=args.name_prefix,
+            image=args.image,
+            limits=args.limits,
+            labels=args.labels,
+            commands=args.commands,
+            # edge: the proxy reaches the editor and webhooks, and workflows reach the internet.
+            networks=[NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)],
+            user=USER,
+            env=n8n_env(args.host, args.postgres_host),
+            secret_env={
+                "DB_POSTGRESDB_PASSWORD": args.db_password,
+                # Losing it makes every stored credential unreadable: it lives in the stack's
+                # state (protected in production) and is never regenerated.
+                "N8N_ENCRYPTION_KEY": args.encryption_key,
+            },
+            volumes=[VolumeMount(volume.name, "/home/node/.n8n")],
+            tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777"},
+            healthcheck=Healthcheck(["CMD", "node", "-e", HEALTH], start_period="120s"),
+            depends_on=list(args.depends_on),
+        ), opts=pulumi.ResourceOptions(parent=self))
+        self.volume = volume
+        self.register_outputs({"volume": volume.name})

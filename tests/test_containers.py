@@ -1,0 +1,255 @@
+"""Every long-running container the program registers, on every stack, meets every default of
+the hardened ContainerService unless it opted out by name; and the applications start in order."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from components.container_service import LOG_OPTS, OPT_OUT_LABEL, OPT_OUTS
+from tests.conftest import ROOT, STACKS, plan_for
+from tools import canned, harness
+from tools.harness import Secret, unwrap
+
+CONTAINER = "docker:index/container:Container"
+
+# The whole list of opt-outs in the program: service -> opt-outs. Adding one means adding it
+# here and in the README's table, with the reason from OPT_OUTS.
+EXPECTED_OPT_OUTS = {
+    "minio": {"runs-as-root", "publishes-port"},
+}
+
+
+def containers():
+    for stack in STACKS:
+        for c in plan_for(stack).of_type(CONTAINER):
+            yield pytest.param(stack, c.name, id=f"{stack}-{c.name}")
+
+
+def labels(container) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in container.inputs["labels"]}
+
+
+def opt_outs(container) -> set[str]:
+    value = labels(container)[OPT_OUT_LABEL]
+    return set(value.split(",")) if value else set()
+
+
+@pytest.mark.parametrize("stack,name", list(containers()))
+def test_container_meets_every_default_or_names_its_opt_out(stack, name):
+    plan = plan_for(stack)
+    c = plan.one(CONTAINER, name)
+    i = c.inputs
+    outs = opt_outs(c)
+    service = labels(c)["service"]
+    assert outs <= set(OPT_OUTS), f"unknown opt-out in {outs}"
+    assert outs == EXPECTED_OPT_OUTS.get(service, set())
+
+    # Image: pulled and pinned, and the container runs the pulled digest.
+    image = next(r for r in plan.of_type("docker:index/remoteImage:RemoteImage")
+                 if r.parent == c.parent)
+    ref = image.inputs["name"]
+    assert re.search(r":[\w][\w.-]*(@sha256:[0-9a-f]{64})?$", ref.rsplit("/", 1)[-1]) and not ref.endswith(":latest")
+    assert i["image"].startswith("sha256:")
+    assert image.inputs["keepLocally"] is True
+
+    # Identity and filesystem.
+    user = i.get("user")
+    if "runs-as-root" in outs:
+        assert not user or user.split(":")[0] in ("0", "root")
+    else:
+        assert user and user.split(":")[0] not in ("0", "root"), user
+    assert i["readOnly"] is ("writable-rootfs" not in outs)
+    assert i["capabilities"]["drops"] == ["ALL"]
+    assert "no-new-privileges:true" in i["securityOpts"]
+
+    # Limits.
+    assert i["memory"] > 0 and i["memorySwap"] == i["memory"]
+    assert float(i["cpus"]) > 0
+    pids = plan.one("command:" + ("local" if stack == "dev" else "remote") + ":Command", f"{name}-pids")
+    assert re.fullmatch(r"docker update --pids-limit \d+ " + re.escape(c.name) + r"-id|docker update --pids-limit \d+ [0-9a-f]{64}",
+                        pids.inputs["create"])
+    assert c.urn in pids.all_dependencies
+
+    # Logs, restarts, labels.
+    assert i["logDriver"] == "json-file" and i["logOpts"] == LOG_OPTS
+    assert i["restart"] == "unless-stopped" and i["mustRun"] is True
+    assert {"project", "stack", "service", "managed-by"} <= set(labels(c))
+
+    # Health: probed with what the image has (no curl in node:*-alpine).
+    if "no-healthcheck" in outs:
+        assert not i.get("healthcheck")
+    else:
+        test = i["healthcheck"]["tests"]
+        assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1
+        assert "curl" not in " ".join(test)
+        assert i["wait"] is True
+
+    # Networks and ports.
+    for net in i["networksAdvanced"]:
+        assert service in net["aliases"]
+    if "publishes-port" in outs:
+        assert i["ports"] and all(p.get("ip") for p in i["ports"])
+    else:
+        assert not i.get("ports")
+
+    # Replacement deletes first: fixed names and ports never clash.
+    assert c.delete_before_replace
+    assert i["name"] == f"sos-{stack}-{service}" or re.fullmatch(rf"sos-{stack}-{service}-\d+", i["name"])
+
+
+def test_the_opt_out_list_is_complete_and_documented():
+    used = {}
+    for stack in STACKS:
+        for c in plan_for(stack).of_type(CONTAINER):
+            if opt_outs(c):
+                used.setdefault(labels(c)["service"], set()).update(opt_outs(c))
+    assert used == EXPECTED_OPT_OUTS
+    readme = (ROOT / "README.md").read_text()
+    for service, outs in used.items():
+        for out in outs:
+            assert f"| `{service}` | `{out}` |" in readme
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_replicas_and_their_addresses(stack):
+    plan = plan_for(stack)
+    replicas = {"dev": (1, 1), "staging": (2, 2), "production": (3, 2)}[stack]
+    for service, count in zip(("api", "frontend"), replicas, strict=True):
+        found = [c for c in plan.of_type(CONTAINER) if labels(c)["service"] == service]
+        assert len(found) == count
+        aliases = {a for c in found for n in c.inputs["networksAdvanced"] for a in n["aliases"]}
+        # Each replica addressable by the edge proxy, and all of them by the service name.
+        assert {f"{service}-{k}" for k in range(count)} | {service} <= aliases
+
+
+def test_production_refuses_a_single_api_replica():
+    with pytest.raises(Exception, match="apiReplicas on stack production"):
+        harness.run("production", overrides={"apiReplicas": 1})
+
+
+# ------------------------------------------------------------------ order of creation
+
+def _containers(plan, service):
+    return [c for c in plan.of_type(CONTAINER) if labels(c)["service"] == service]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_applications_start_after_their_stores_are_healthy(stack):
+    plan = plan_for(stack)
+    postgres = _containers(plan, "postgres")[0]
+    redis = _containers(plan, "redis")[0]
+    assert postgres.inputs["wait"] is True and redis.inputs["wait"] is True
+    migrate = plan.one("command:" + ("local" if stack == "dev" else "remote") + ":Command", "api-migrate-run")
+    indexes = plan.one("command:" + ("local" if stack == "dev" else "remote") + ":Command", "api-indexes-run")
+    assert plan.depends_transitively(migrate.urn, postgres.urn)
+    assert plan.depends_transitively(migrate.urn, redis.urn)
+    assert migrate.urn in indexes.all_dependencies
+    for api in _containers(plan, "api"):
+        assert plan.depends_transitively(api.urn, postgres.urn)
+        assert plan.depends_transitively(api.urn, redis.urn)
+        assert indexes.urn in api.depends_on and plan.depends_transitively(api.urn, migrate.urn)
+    for n8n in _containers(plan, "n8n"):
+        assert plan.depends_transitively(n8n.urn, postgres.urn)
+    for front in _containers(plan, "frontend"):
+        assert any(plan.depends_transitively(front.urn, a.urn) for a in _containers(plan, "api"))
+
+
+def test_dependency_check_is_not_vacuous():
+    plan = plan_for("dev")
+    postgres = _containers(plan, "postgres")[0]
+    api = _containers(plan, "api")[0]
+    assert not plan.depends_transitively(postgres.urn, api.urn)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_migration_runs_again_when_the_api_image_changes(stack):
+    plan = plan_for(stack)
+    kind = "local" if stack == "dev" else "remote"
+    migrate = plan.one(f"command:{kind}:Command", "api-migrate-run")
+    image = plan.one("docker:index/remoteImage:RemoteImage", "api-migrate-image")
+    assert image.inputs["name"] == plan.one("docker:index/remoteImage:RemoteImage", "api-svc-image").inputs["name"]
+    assert image.urn in migrate.all_dependencies
+    assert any(str(t).startswith("sha256:") for t in migrate.inputs["triggers"])
+    assert "npx --no-install prisma migrate deploy" in migrate.inputs["create"]
+    indexes = plan.one(f"command:{kind}:Command", "api-indexes-run")
+    assert "posts_search_document" in indexes.inputs["create"]
+    assert "ON_ERROR_STOP=1" in indexes.inputs["create"]
+
+
+# ------------------------------------------------------------------ environments
+
+def _env(container) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in unwrap(container.inputs["envs"]))
+
+
+def test_api_environment(plan):
+    api = _containers(plan, "api")[0]
+    assert isinstance(api.inputs["envs"], Secret), "it carries credentials, so the list is secret"
+    env = _env(api)
+    for key in ("DATABASE_URL", "REDIS_URL", "JWT_ACCESS_SECRET", "JWT_REFRESH_SECRET", "S3_ENDPOINT",
+                "AWS_REGION", "S3_BUCKET_CONTENT", "S3_BUCKET_IMAGES", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "PORT"):
+        assert env[key], key
+    assert env["PORT"] == "3001"
+    assert "SENDGRID_API_KEY" not in env, "external keys only when set"
+    assert env["JWT_ACCESS_SECRET"] != env["JWT_REFRESH_SECRET"]
+
+
+def test_api_gets_external_keys_when_they_are_set():
+    plan = harness.run("staging", overrides={"sendgridApiKey": harness.Secret("SG.test-key-123456"),
+                                             "stripeSecretKey": harness.Secret("sk_test_abcdefgh")})
+    env = _env(_containers(plan, "api")[0])
+    assert env["SENDGRID_API_KEY"] == "SG.test-key-123456"
+    assert env["STRIPE_SECRET_KEY"] == "sk_test_abcdefgh"
+    assert "MEDIUM_API_TOKEN" not in env
+    assert "SG.test-key-123456" in plan.secret_values
+
+
+def test_frontend_environment(plan):
+    for front in _containers(plan, "frontend"):
+        env = _env(front)
+        assert env["HOSTNAME"] == "0.0.0.0"
+        assert env["PORT"] == "3000"
+        assert not [k for k in env if k.startswith("NEXT_PUBLIC_")], "build-time only; see README"
+        assert "/api/health" in " ".join(front.inputs["healthcheck"]["tests"])
+
+
+REMOVED_N8N_VARIABLES = re.compile(r"^(N8N_BASIC_AUTH_|N8N_JWT_AUTH_|N8N_USER_MANAGEMENT_DISABLED)")
+
+
+def test_n8n_environment_and_data(plan):
+    (n8n,) = _containers(plan, "n8n")
+    env = _env(n8n)
+    domain = {"dev": "localhost", "staging": "staging.storiesofsoftware.com",
+              "production": "storiesofsoftware.com"}[plan.stack]
+    assert env["N8N_HOST"] == f"n8n.{domain}"
+    assert env["N8N_PROTOCOL"] == "https"
+    assert env["WEBHOOK_URL"] == env["N8N_EDITOR_BASE_URL"] == f"https://n8n.{domain}/"
+    assert env["DB_TYPE"] == "postgresdb" and env["DB_POSTGRESDB_USER"] == "n8n"
+    assert env["DB_POSTGRESDB_DATABASE"] == "n8n" and env["DB_POSTGRESDB_HOST"] == "postgres"
+    # The generated key itself (the mock's stand-in for that RandomPassword's result).
+    assert env["N8N_ENCRYPTION_KEY"] == canned.mock_password("secrets-n8nEncryptionKey", 48, False)
+    assert not [k for k in env if REMOVED_N8N_VARIABLES.match(k)]
+    assert re.fullmatch(r"n8nio/n8n:\d+\.\d+\.\d+", plan.one("docker:index/remoteImage:RemoteImage", "n8n-svc-image").inputs["name"])
+    volume = plan.one("docker:index/volume:Volume", "n8n-data")
+    assert volume.protect is (plan.stack == "production")
+    key = plan.one("random:index/randomPassword:RandomPassword", "secrets-n8nEncryptionKey")
+    assert key.protect is (plan.stack == "production")
+
+
+def test_n8n_can_be_switched_off():
+    plan = harness.run("dev", overrides={"features": {"n8n": False, "monitoring": True}})
+    assert not _containers(plan, "n8n")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_private_registry_credentials_reach_the_docker_provider_as_a_secret(stack):
+    overrides = {"registry": {"server": "ghcr.io", "username": "deploy-bot"},
+                 "registryToken": harness.Secret("ghp_registrytoken123")}
+    plan = harness.run(stack, overrides=overrides)
+    auth = plan.one("pulumi:providers:docker").inputs["registryAuth"]
+    assert isinstance(auth, Secret)
+    assert '"address": "ghcr.io"' in auth.value and "ghp_registrytoken123" in auth.value
+    assert "registryAuth" not in plan_for(stack).one("pulumi:providers:docker").inputs
