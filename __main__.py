@@ -6,15 +6,23 @@ This file only builds settings, composes components and exports outputs.
 import pulumi
 
 import settings as platform_settings
+from components.api import PORT as API_PORT
 from components.api import Api, ApiArgs
 from components.container_networks import ContainerNetworks, ContainerNetworksArgs
+from components.edge_proxy import EdgeProxy, EdgeProxyArgs
+from components.frontend import PORT as FRONTEND_PORT
 from components.frontend import Frontend, FrontendArgs
+from components.n8n import PORT as N8N_PORT
 from components.n8n import N8n, N8nArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
+from configs import nginx as nginx_config
 
 cfg = platform_settings.load()
+edge_hostnames = [cfg.hostname(sub) for sub in ("", "www", "api", "n8n", "grafana")
+                  if sub != "n8n" or cfg.features.n8n
+                  if sub != "grafana" or cfg.features.monitoring]
 
 secrets = PlatformSecrets("secrets", PlatformSecretsArgs(
     with_minio=not cfg.is_cloud, protect=cfg.is_production))
@@ -22,7 +30,9 @@ secrets = PlatformSecrets("secrets", PlatformSecretsArgs(
 if cfg.is_cloud:
     # Imported here so that dev never loads the AWS SDK.
     import pulumi_aws as aws
+    import pulumi_cloudflare as cloudflare
 
+    from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
     from components.docker_host import DockerHost, DockerHostArgs
     from components.host_network import HostNetwork, HostNetworkArgs
     from components.object_storage import ObjectStorage, ObjectStorageArgs
@@ -30,9 +40,13 @@ if cfg.is_cloud:
     aws_provider = aws.Provider("aws", region=cfg.aws_region,
                                 default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.labels))
     on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+    # The API token comes from CLOUDFLARE_API_TOKEN in the environment, never from state.
+    cloudflare_provider = cloudflare.Provider("cloudflare")
+    cloudflare_ranges = ip_ranges(cloudflare_provider)
     network = HostNetwork("network", HostNetworkArgs(
         name_prefix=cfg.name_prefix,
-        web_ingress_cidrs=["0.0.0.0/0"],
+        # Only Cloudflare reaches 80/443; everything else is dropped at the security group.
+        web_ingress_cidrs=cloudflare_ranges.all,
         admin_cidrs=cfg.admin_cidrs,
     ), opts=on_aws)
     host = DockerHost("host", DockerHostArgs(
@@ -55,11 +69,23 @@ if cfg.is_cloud:
         noncurrent_days=cfg.backup_retention_days,
         protect=cfg.is_production,
     ), opts=on_aws)
+    edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
+        zone=cfg.cloudflare_zone,
+        domain=cfg.domain,
+        hostnames=edge_hostnames,
+        origin_ip=host.public_ip,
+        manage_zone=cfg.manages_zone,
+    ), opts=pulumi.ResourceOptions(providers={"cloudflare": cloudflare_provider}))
+    tls_cert, tls_key, client_ca = edge_dns.origin_cert_pem, edge_dns.origin_key_pem, edge_dns.client_ca_pem
     pulumi.export("hostPublicIp", host.public_ip)
+    pulumi.export("cloudflareZoneId", edge_dns.zone_id)
 else:
     from components.local_docker_host import LocalDockerHost, LocalDockerHostArgs
+    from components.self_signed_tls import SelfSignedTls, SelfSignedTlsArgs
 
     host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.registry))
+    dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain))
+    tls_cert, tls_key, client_ca = dev_tls.cert_pem, dev_tls.key_pem, None
 
 on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
 networks = ContainerNetworks("networks", ContainerNetworksArgs(
@@ -168,6 +194,31 @@ if cfg.features.n8n:
         protect_data=cfg.is_production,
         depends_on=postgres.service.containers,
     ), opts=on_docker)
+
+edge = EdgeProxy("edge", EdgeProxyArgs(
+    name_prefix=cfg.name_prefix,
+    image=cfg.images["nginx"],
+    limits=cfg.limits["nginx"],
+    labels=cfg.labels,
+    edge_network=networks.edge.name,
+    commands=host.commands,
+    config=nginx_config.EdgeConfig(
+        domain=cfg.domain,
+        api_servers=[f"{name}:{API_PORT}" for name in api.service.aliases],
+        frontend_servers=[f"{name}:{FRONTEND_PORT}" for name in frontend.service.aliases],
+        n8n_server=f"n8n:{N8N_PORT}" if cfg.features.n8n else None,
+        grafana_server="grafana:3000" if cfg.features.monitoring else None,
+        admin_cidrs=cfg.admin_cidrs,
+        real_ip_from=cloudflare_ranges.all if cfg.is_cloud else (),
+        client_ca=cfg.is_cloud,
+        # dev: browsers keep HSTS per host name, and localhost serves other projects too.
+        hsts_max_age=63072000 if cfg.is_cloud else 300,
+    ),
+    bind_address="0.0.0.0" if cfg.is_cloud else "127.0.0.1",
+    cert_pem=tls_cert,
+    key_pem=tls_key,
+    client_ca_pem=client_ca,
+), opts=on_docker)
 
 pulumi.export("siteUrl", site_url)
 pulumi.export("apiUrl", api_url)

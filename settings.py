@@ -98,6 +98,7 @@ class Settings:
     project: str
     stack: str
     domain: str
+    cloudflare_zone: str
     aws_region: str
     instance_type: str
     root_volume_gb: int
@@ -125,6 +126,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.stack == "production"
+
+    @property
+    def manages_zone(self) -> bool:
+        """Zone-wide Cloudflare settings belong to the stack at the zone apex."""
+        return self.is_cloud and self.domain == self.cloudflare_zone
 
     @property
     def name_prefix(self) -> str:
@@ -401,6 +407,9 @@ KEYS: tuple[Key, ...] = (
     Key("domain", parse_domain,
         _per_stack("localhost", "staging.storiesofsoftware.com", "storiesofsoftware.com"),
         "Apex host name of the site; api., www., n8n. and grafana. hang below it."),
+    Key("cloudflareZone", parse_domain, _per_stack(None, "storiesofsoftware.com", "storiesofsoftware.com"),
+        "Cloudflare zone holding `domain`. The stack whose domain is the zone apex also manages "
+        "the zone-wide TLS settings and cache rule."),
     Key("awsRegion", parse_region, _per_stack(None, "us-east-1", "us-east-1"),
         "AWS region of the Docker host and buckets."),
     Key("instanceType", parse_instance_type, _per_stack(None, "t3.medium", "t3.large"),
@@ -544,6 +553,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         project=project,
         stack=stack,
         domain=values["domain"],
+        cloudflare_zone=values.get("cloudflareZone", ""),
         aws_region=values.get("awsRegion", ""),
         instance_type=values.get("instanceType", ""),
         root_volume_gb=values.get("rootVolumeGb", 0),
@@ -592,6 +602,9 @@ def _check_stack_rules(stack: str, values: dict[str, Any],
     if stack == "production" and values.get("apiReplicas", 2) < 2:
         problem("apiReplicas", "at least 2 on production (one replica is an outage per deploy)",
                 values["apiReplicas"])
+    zone, domain = values.get("cloudflareZone"), values.get("domain")
+    if zone and domain and domain != zone and not domain.endswith("." + zone):
+        problem("cloudflareZone", f"the zone that holds the domain {domain}", zone)
     cidrs = values.get("adminCidrs")
     if cidrs is None:
         return

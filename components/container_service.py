@@ -141,6 +141,7 @@ class ContainerService(pulumi.ComponentResource):
 
     containers: list[docker.Container]
     names: list[str]
+    aliases: list[str]
     image: docker.RemoteImage
 
     def __init__(self, name: str, args: ContainerServiceArgs,
@@ -155,6 +156,8 @@ class ContainerService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self))
         uid, gid = _uid_gid(args.user)
         self.containers, self.names = [], []
+        # One network alias per replica, so a proxy can balance over them individually.
+        self.aliases = [f"{args.service}-{i}" for i in range(args.replicas)]
         for index in range(args.replicas):
             suffix = f"-{index}" if args.replicas > 1 else ""
             container_name = f"{args.name_prefix}-{args.service}{suffix}"
