@@ -84,7 +84,7 @@ else:
     from components.self_signed_tls import SelfSignedTls, SelfSignedTlsArgs
 
     host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.registry))
-    dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain))
+    dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, edge_hostnames))
     tls_cert, tls_key, client_ca = dev_tls.cert_pem, dev_tls.key_pem, None
 
 on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
@@ -211,8 +211,8 @@ edge = EdgeProxy("edge", EdgeProxyArgs(
         admin_cidrs=cfg.admin_cidrs,
         real_ip_from=cloudflare_ranges.all if cfg.is_cloud else (),
         client_ca=cfg.is_cloud,
-        # dev: browsers keep HSTS per host name, and localhost serves other projects too.
-        hsts_max_age=63072000 if cfg.is_cloud else 300,
+        # Chromium and Firefox ignore HSTS for localhost, so dev gets the real header too.
+        hsts_max_age=63072000 if cfg.is_cloud else 31536000,
     ),
     bind_address="0.0.0.0" if cfg.is_cloud else "127.0.0.1",
     cert_pem=tls_cert,

@@ -11,6 +11,9 @@ import pulumi_tls as tls
 @dataclass
 class SelfSignedTlsArgs:
     domain: str
+    # Named one by one: a wildcard over a single label (*.localhost) matches nothing in
+    # browsers or OpenSSL.
+    hostnames: list[str]
 
 
 class SelfSignedTls(pulumi.ComponentResource):
@@ -24,7 +27,7 @@ class SelfSignedTls(pulumi.ComponentResource):
         cert = tls.SelfSignedCert(
             f"{name}-cert", private_key_pem=key.private_key_pem,
             subject=tls.SelfSignedCertSubjectArgs(common_name=args.domain, organization="Stories of Software dev"),
-            dns_names=[args.domain, f"*.{args.domain}"],
+            dns_names=list(args.hostnames),
             validity_period_hours=8766, early_renewal_hours=30 * 24,
             allowed_uses=["digital_signature", "key_encipherment", "server_auth"], opts=child)
         self.cert_pem = cert.cert_pem
