@@ -22,7 +22,8 @@ IN_CI = os.environ.get("CI") == "true"
 
 def require_tool(name: str) -> str:
     """Path of a real program the test needs. Skips on a laptop without it; fails in CI."""
-    path = shutil.which(name)
+    # Tools installed into this virtualenv (gixy) sit next to the interpreter.
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if path:
         return path
     message = f"{name} is not installed (.ci/run installs it)"
