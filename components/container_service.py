@@ -97,6 +97,16 @@ class ContainerServiceArgs:
     opt_outs: frozenset[str] = frozenset()
 
 
+def named_volume(resource_name: str, volume_name: str, labels: Mapping[str, str],
+                 parent: pulumi.Resource, keep: bool = False) -> docker.Volume:
+    """A labelled Docker volume. `keep`: protected and retained on delete, for data that must
+    outlive any mistake in the program (production's databases)."""
+    return docker.Volume(
+        resource_name, name=volume_name,
+        labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
+        opts=pulumi.ResourceOptions(parent=parent, protect=keep, retain_on_delete=keep))
+
+
 def _check(args: ContainerServiceArgs) -> None:
     """Refuse an unsafe container unless the caller opted out by name (a programming error,
     so it fails the program before anything is registered for this service)."""

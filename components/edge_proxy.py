@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container_service import (
     ConfigFile,
@@ -16,6 +15,7 @@ from components.container_service import (
     NetworkAttachment,
     PublishedPort,
     VolumeMount,
+    named_volume,
 )
 from components.host_commands import CommandRunner
 from configs import nginx
@@ -48,10 +48,7 @@ class EdgeProxy(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:EdgeProxy", name, None, opts)
         if args.config.client_ca != (args.client_ca_pem is not None):
             raise ValueError("client_ca in the nginx config and client_ca_pem must go together")
-        cache = docker.Volume(
-            f"{name}-cache", name=f"{args.name_prefix}-nginx-cache",
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
-            opts=pulumi.ResourceOptions(parent=self))
+        cache = named_volume(f"{name}-cache", f"{args.name_prefix}-nginx-cache", args.labels, self)
         files = [
             ConfigFile(nginx.CONF_PATH, nginx.render(args.config)),
             ConfigFile(f"{nginx.TLS_DIR}/origin.crt", args.cert_pem),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container_service import (
     ContainerService,
@@ -14,6 +13,7 @@ from components.container_service import (
     NetworkAttachment,
     PublishedPort,
     VolumeMount,
+    named_volume,
 )
 from components.host_commands import CommandRunner
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
@@ -51,10 +51,7 @@ class LocalObjectStorage(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:LocalObjectStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        volume = docker.Volume(
-            f"{name}-data", name=f"{args.name_prefix}-minio-data",
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
-            opts=child)
+        volume = named_volume(f"{name}-data", f"{args.name_prefix}-minio-data", args.labels, self)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
             name_prefix=args.name_prefix,

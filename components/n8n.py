@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container_service import (
     ContainerService,
@@ -14,6 +13,7 @@ from components.container_service import (
     Healthcheck,
     NetworkAttachment,
     VolumeMount,
+    named_volume,
 )
 from components.host_commands import CommandRunner
 from configs.postgres import N8N_DATABASE, N8N_ROLE
@@ -75,11 +75,8 @@ class N8n(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: N8nArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:N8n", name, None, opts)
-        volume = docker.Volume(
-            f"{name}-data", name=f"{args.name_prefix}-n8n-data",
-            labels=[docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
-                                        retain_on_delete=args.protect_data))
+        volume = named_volume(f"{name}-data", f"{args.name_prefix}-n8n-data", args.labels, self,
+                              keep=args.protect_data)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
             name_prefix=args.name_prefix,

@@ -14,6 +14,7 @@ from components.container_service import (
     Healthcheck,
     NetworkAttachment,
     VolumeMount,
+    named_volume,
 )
 from components.host_commands import CommandRunner
 from configs import postgres as pg
@@ -51,12 +52,9 @@ class Postgres(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Postgres", name, None, opts)
-        labels = [docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]
         # The cluster itself: protected and kept on delete in production.
-        self.volume = docker.Volume(
-            f"{name}-data", name=f"{args.name_prefix}-postgres-data", labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
-                                        retain_on_delete=args.protect_data))
+        self.volume = named_volume(f"{name}-data", f"{args.name_prefix}-postgres-data", args.labels,
+                                   self, keep=args.protect_data)
         secret_files = {
             pg.PASSWORD_FILES["superuser"]: args.superuser_password,
             pg.PASSWORD_FILES["app"]: args.app_password,

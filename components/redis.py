@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container_service import (
     ConfigFile,
@@ -14,6 +13,7 @@ from components.container_service import (
     Healthcheck,
     NetworkAttachment,
     VolumeMount,
+    named_volume,
 )
 from components.host_commands import CommandRunner
 from configs import redis as rc
@@ -43,11 +43,8 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Redis", name, None, opts)
-        labels = [docker.VolumeLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]
-        self.volume = docker.Volume(
-            f"{name}-data", name=f"{args.name_prefix}-redis-data", labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect_data,
-                                        retain_on_delete=args.protect_data))
+        self.volume = named_volume(f"{name}-data", f"{args.name_prefix}-redis-data", args.labels,
+                                   self, keep=args.protect_data)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
             name_prefix=args.name_prefix,
