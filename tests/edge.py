@@ -302,6 +302,27 @@ class Nginx:
         conn.close()
         return response
 
+    def https_burst(self, host: str, count: int, headers: dict[str, str] | None = None) -> list[int]:
+        """`count` requests back to back on one keep-alive connection: a burst no slower than
+        the client's handshake, so rate limits show whatever the machine's speed."""
+        ctx = self.tls_context()
+        port = self.ports[ng.HTTPS_PORT]
+
+        class Conn(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                self.sock = ctx.wrap_socket(sock, server_hostname=host)
+
+        conn = Conn(host, port, context=ctx, timeout=10)
+        statuses = []
+        for i in range(count):
+            conn.request("GET", f"/burst/{i}", headers={"Host": host, **(headers or {})})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+        return statuses
+
     def http_plain(self, host: str, path: str = "/") -> bytes:
         """Raw HTTP/1.1 on the port-80 listener; returns whatever came back (b'' if closed)."""
         with socket.create_connection(("127.0.0.1", self.ports[ng.HTTP_PORT]), timeout=5) as sock:
