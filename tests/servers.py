@@ -53,11 +53,23 @@ def node_module(name: str) -> Path:
     pytest.skip(f"node module {name} not installed (npm ci --prefix tests/node)")
 
 
+def debian_pg_bin(major: int = 15) -> Path:
+    """Debian's server, for what needs a tool that does not know PostgreSQL 16 yet."""
+    import pytest
+
+    path = Path(f"/usr/lib/postgresql/{major}/bin")
+    if (path / "postgres").exists():
+        return path
+    if IN_CI:
+        pytest.fail(f"PostgreSQL {major} server is missing; .ci/run installs postgresql-{major}")
+    pytest.skip(f"PostgreSQL {major} server not installed")
+
+
 class PgCluster:
     """One data directory, started and stopped the way the official image does."""
 
-    def __init__(self) -> None:
-        self.bin = pg_bin()
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin = bin_dir or pg_bin()
         self.psql_bin = require_tool("psql")
         self.root = Path(tempfile.mkdtemp(prefix="sos-pg-"))
         self.root.chmod(0o755)
@@ -67,6 +79,8 @@ class PgCluster:
         self.log = self.root / "server.log"
         self.port = free_port()
         self.as_root = os.geteuid() == 0
+        # Extra environment for the server and its children (archive_command's credentials).
+        self.env: dict[str, str] = {}
         if self.as_root:
             shutil.chown(self.root, "nobody", "nogroup")
             shutil.chown(self.sock, "nobody", "nogroup")
@@ -76,8 +90,9 @@ class PgCluster:
             return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv]
         return argv
 
-    def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(self._server_cmd(argv), capture_output=True, text=True, timeout=120)
+    def _run(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self._server_cmd(argv), capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **self.env})
 
     def file(self, name: str, text: str, mode: int = 0o644) -> Path:
         path = self.root / name

@@ -1,0 +1,325 @@
+"""The disaster-recovery drill, with the real tools: PostgreSQL 16, pgBackRest, and an S3 server
+(moto) on loopback behind a proxy that can be cut.
+
+Write, back up, keep writing, note a time, write more; restore to that time in a fresh cluster
+and find every row up to it and none after; restore again and get the same; stop the database,
+and separately the S3 endpoint, during a backup and get a loud failure while the last good
+backup stays restorable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from configs import backup
+from configs import postgres as pg
+from tests.conftest import require_tool
+from tests.servers import PgCluster, debian_pg_bin, free_port, wait_for
+
+CIPHER_PASS = "drill-cipher-pass:with/specials&"
+
+
+class S3Endpoint:
+    """moto (plain HTTP, in memory) behind a TLS-terminating nginx. `cut()` stops nginx, which
+    drops every connection and refuses new ones; `restore()` starts it again, and moto keeps
+    its objects throughout. (moto's own TLS closes without close_notify, which OpenSSL 3 in
+    pgBackRest rightly treats as a truncated response.)"""
+
+    def __init__(self, moto_port: int, work: Path) -> None:
+        from tests.edge import nginx_binary
+
+        self.binary = nginx_binary()
+        self.port = free_port()
+        self.work = work
+        work.chmod(0o755)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", work / "s3.key", "-out", work / "s3.crt", "-days", "1",
+                        "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+        (work / "nginx.conf").write_text(f"""
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{}}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    proxy_request_buffering off;
+    proxy_buffering off;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    server {{
+        listen 127.0.0.1:{self.port} ssl;
+        ssl_certificate {work}/s3.crt;
+        ssl_certificate_key {work}/s3.key;
+        location / {{
+            proxy_pass http://127.0.0.1:{moto_port};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+        }}
+    }}
+}}
+""")
+        self.proc: subprocess.Popen | None = None
+        self.restore()
+
+    def _up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.3):
+                return True
+        except OSError:
+            return False
+
+    def restore(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.work / "nginx.conf"), "-p", str(self.work),
+                                      "-g", "daemon off;"], stderr=subprocess.DEVNULL)
+        assert wait_for(self._up, 10)
+
+    def cut(self) -> None:
+        assert self.proc is not None
+        # TERM is nginx's fast shutdown: workers drop their connections at once. (KILL would
+        # leave the workers serving as orphans.)
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc = None
+        assert wait_for(lambda: not self._up(), 5)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    moto = require_tool("moto_server")
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+    def up() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+                return True
+        except OSError:
+            return False
+
+    assert wait_for(up, 20), log.read_text()
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="drill", aws_secret_access_key="drill")
+    client.create_bucket(Bucket="sos-backups")
+    endpoint = S3Endpoint(port, tmp_path_factory.mktemp("s3-tls"))
+    yield endpoint
+    if endpoint.proc:
+        endpoint.cut()
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+class Drill:
+    """One primary cluster archiving to the repository, and the tools to restore it."""
+
+    def __init__(self, s3: S3Endpoint) -> None:
+        require_tool("pgbackrest")
+        # Debian's pgBackRest (2.45) knows PostgreSQL up to 15; 2.47 added 16.
+        self.bin = debian_pg_bin(15)
+        self.cluster = PgCluster(self.bin)
+        c = self.cluster
+        self.work = c.root / "pgbackrest"
+        self.work.mkdir()
+        self.metrics = c.root / "metrics"
+        self.metrics.mkdir()
+        repo = backup.Repository(bucket="sos-backups", region="us-east-1", endpoint="127.0.0.1",
+                                 path=f"/drill-{os.getpid()}-{time.monotonic_ns()}", port=s3.port,
+                                 uri_style="path", verify_tls=False)
+        self.conf = c.file("pgbackrest.conf", backup.pgbackrest_conf(
+            repo, pgdata=str(c.data), socket_dir=str(c.sock), pg_port=c.port, work_dir=str(self.work)))
+        if c.as_root:
+            for path in (self.work, self.metrics):
+                shutil.chown(path, "nobody", "nogroup")
+        c.env = {"PGBACKREST_REPO1_S3_KEY": "drill", "PGBACKREST_REPO1_S3_KEY_SECRET": "drill",
+                 "PGBACKREST_REPO1_CIPHER_PASS": CIPHER_PASS,
+                 # For the drill only: give up on a dead endpoint in seconds, not minutes.
+                 "PGBACKREST_IO_TIMEOUT": "5"}
+        c.initdb("superuser-password")
+        conf = pg.postgresql_conf(512, extra=backup.archive_settings(str(self.conf)))
+        self.pg_conf = c.file("postgresql.conf", conf)
+        c.start(conf=self.pg_conf)
+        created = self.run("stanza-create")
+        assert created.returncode == 0, created.stdout + created.stderr
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return self.cluster._run(["pgbackrest", f"--config={self.conf}", f"--stanza={backup.STANZA}", *args],
+                                 timeout=timeout)
+
+    def script(self, text: str) -> subprocess.CompletedProcess:
+        path = self.cluster.file("backup.sh", text, 0o755)
+        env = {"SOS_PGBACKREST_CONF": str(self.conf), "SOS_METRICS_DIR": str(self.metrics)}
+        self.cluster.env.update(env)
+        return self.cluster._run(["sh", str(path)], timeout=300)
+
+    def sql(self, statement: str, db: str = "postgres", cluster: PgCluster | None = None) -> str:
+        return (cluster or self.cluster).query(statement, db=db)
+
+    def restore_to(self, target: str) -> PgCluster:
+        """A fresh data directory restored to `target`, started, promoted."""
+        fresh = PgCluster(self.bin)
+        fresh.env = dict(self.cluster.env)
+        if fresh.as_root:
+            shutil.chown(fresh.root, "nobody", "nogroup")
+        data = fresh.data
+        result = self.run(f"--pg1-path={data}", "--type=time", f"--target={target}",
+                          "--target-action=promote", "restore")
+        assert result.returncode == 0, result.stdout + result.stderr
+        # The restored cluster must not archive into the primary's repository.
+        fresh.start(conf=fresh.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
+        assert wait_for(lambda: fresh.query("SELECT pg_is_in_recovery()") == "f", 60)
+        return fresh
+
+
+def _checksum(drill: Drill, cluster: PgCluster) -> tuple[int, str]:
+    row = drill.sql("SELECT count(*) || '|' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM drill",
+                    db="drilldb", cluster=cluster)
+    count, digest = row.split("|")
+    return int(count), digest
+
+
+@pytest.fixture(scope="module")
+def drill(s3):
+    d = Drill(s3)
+    yield d
+    d.cluster.destroy()
+
+
+def _write(drill: Drill, first: int, last: int) -> None:
+    drill.sql(f"INSERT INTO drill (id, v) SELECT g, md5(g::text) FROM generate_series({first}, {last}) g",
+              db="drilldb")
+
+
+def test_point_in_time_restore_has_every_row_up_to_the_target_and_none_after(drill):
+    drill.sql("CREATE DATABASE drilldb")
+    drill.sql("CREATE TABLE drill (id int PRIMARY KEY, v text, at timestamptz DEFAULT clock_timestamp())",
+              db="drilldb")
+    _write(drill, 1, 5000)
+    full = drill.script(backup.full_backup_script())
+    assert full.returncode == 0, full.stdout + full.stderr
+    _write(drill, 5001, 6000)
+    time.sleep(1.1)
+    target = drill.sql("SELECT clock_timestamp()")
+    expected = _checksum(drill, drill.cluster)
+    time.sleep(1.1)
+    _write(drill, 6001, 7000)
+    # Archive past the target; archive_timeout would do it within a minute anyway.
+    drill.sql("SELECT pg_switch_wal()")
+    checked = drill.run("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    started = time.monotonic()
+    restored = drill.restore_to(target)
+    drill.restore_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    try:
+        assert expected[0] == 6000
+        assert _checksum(drill, restored) == expected
+        assert drill.sql("SELECT count(*) FROM drill WHERE id > 6000", db="drilldb", cluster=restored) == "0"
+    finally:
+        restored.destroy()
+    drill.target = target  # type: ignore[attr-defined]
+    drill.expected = expected  # type: ignore[attr-defined]
+    print(f"\nrestore to a point in time took {drill.restore_seconds:.1f} s")
+
+
+def test_restoring_twice_gives_the_same_result(drill):
+    again = drill.restore_to(drill.target)
+    try:
+        assert _checksum(drill, again) == drill.expected
+    finally:
+        again.destroy()
+
+
+def test_metric_file_records_the_last_good_backup(drill):
+    text = (drill.metrics / "pgbackrest.prom").read_text()
+    assert 'sos_backup_last_run_ok{kind="pgbackrest"} 1' in text
+    stamp = int(text.split('sos_backup_last_success_timestamp_seconds{kind="pgbackrest"} ')[1].split()[0])
+    assert abs(time.time() - stamp) < 600
+    size = int(text.split('sos_backup_last_size_bytes{kind="pgbackrest"} ')[1].split()[0])
+    assert size > 0
+    promtool = shutil.which("promtool")
+    if promtool:
+        result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _backups(drill: Drill) -> int:
+    import json
+
+    info = json.loads(drill.run("--output=json", "info").stdout)
+    return len(info[0]["backup"])
+
+
+def _slow_backup(drill: Drill) -> subprocess.Popen:
+    # Enough data that the backup is still running when the outage starts.
+    drill.sql("CREATE TABLE IF NOT EXISTS bulk AS SELECT g, repeat(md5(g::text), 20) AS pad "
+              "FROM generate_series(1, 300000) g", db="drilldb")
+    script = drill.cluster.file("slow.sh", backup.full_backup_script(), 0o755)
+    return subprocess.Popen(drill.cluster._server_cmd(["sh", str(script)]), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **drill.cluster.env})
+
+
+def test_database_stopping_during_a_backup_fails_loudly_and_keeps_the_last_good_one(drill):
+    before = _backups(drill)
+    proc = _slow_backup(drill)
+    time.sleep(1.0)
+    drill.cluster._run([str(drill.cluster.bin / "pg_ctl"), "-D", str(drill.cluster.data), "-m", "immediate", "stop"])
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out + err
+    assert "backup failed" in err
+    assert 'sos_backup_last_run_ok{kind="pgbackrest"} 0' in (drill.metrics / "pgbackrest.prom").read_text()
+    drill.cluster.start(conf=drill.pg_conf)
+    assert _backups(drill) == before, "no partial backup is listed as complete"
+    restored = drill.restore_to(drill.target)
+    try:
+        assert _checksum(drill, restored) == drill.expected
+    finally:
+        restored.destroy()
+
+
+def test_s3_outage_during_a_backup_fails_loudly_and_keeps_the_last_good_one(drill, s3):
+    before = _backups(drill)
+    proc = _slow_backup(drill)
+    time.sleep(1.0)
+    s3.cut()
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        s3.restore()
+    assert proc.returncode != 0, out + err
+    assert 'sos_backup_last_run_ok{kind="pgbackrest"} 0' in (drill.metrics / "pgbackrest.prom").read_text()
+    assert _backups(drill) == before
+    restored = drill.restore_to(drill.target)
+    try:
+        assert _checksum(drill, restored) == drill.expected
+    finally:
+        restored.destroy()
+
+
+def test_backup_script_passes_shellcheck(tmp_path):
+    tool = require_tool("shellcheck")
+    path = tmp_path / "backup.sh"
+    path.write_text(backup.full_backup_script())
+    result = subprocess.run([tool, "-s", "sh", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_archive_settings_bound_the_data_at_risk():
+    settings = backup.archive_settings()
+    assert settings["archive_mode"] == "on"
+    assert "archive-push %p" in settings["archive_command"]
+    # A WAL segment is closed and shipped at least every minute: well inside a 5-minute RPO.
+    assert int(settings["archive_timeout"].rstrip("s")) <= 60
+    conf = backup.pgbackrest_conf(backup.Repository("b", "eu-west-1", "s3.eu-west-1.amazonaws.com", "/p"),
+                                  pgdata="/var/lib/postgresql/data/pgdata")
+    assert "expire-auto=n" in conf and "resume=n" in conf and "repo1-cipher-type=aes-256-cbc" in conf
+    assert "repo1-s3-key" not in conf and "cipher-pass" not in conf, "credentials come from the environment"
