@@ -68,6 +68,8 @@ if cfg.is_cloud:
         site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
         noncurrent_days=cfg.backup_retention_days,
         protect=cfg.is_production,
+        backup_retention_days=cfg.backup_retention_days,
+        lock_backups=cfg.is_production,
     ), opts=on_aws)
     edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
         zone=cfg.cloudflare_zone,

@@ -19,6 +19,33 @@ class ObjectStorageArgs:
     site_origins: Sequence[str]
     noncurrent_days: int
     protect: bool
+    backup_retention_days: int = 35
+    # Object Lock (governance mode) on the backups for their whole retention: production.
+    lock_backups: bool = False
+
+
+# Days after which backups move to Standard-IA (its minimum storage duration is 30 days).
+BACKUP_INFREQUENT_AFTER_DAYS = 30
+
+
+def backup_writer_policy(backups_arn: str) -> str:
+    """The host's backup identity: it adds and reads objects and lists the bucket (pgBackRest
+    reads its info files), and can neither delete anything nor touch retention."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "WriteBackups", "Effect": "Allow",
+             "Action": ["s3:PutObject", "s3:GetObject"], "Resource": [f"{backups_arn}/*"]},
+            {"Sid": "ListBackups", "Effect": "Allow",
+             "Action": ["s3:ListBucket", "s3:GetBucketLocation"], "Resource": [backups_arn]},
+            {"Sid": "NeverDeleteOrUnlock", "Effect": "Deny",
+             "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention",
+                        "s3:PutObjectLegalHold", "s3:BypassGovernanceRetention",
+                        "s3:PutBucketObjectLockConfiguration", "s3:PutLifecycleConfiguration",
+                        "s3:PutBucketPolicy", "s3:DeleteBucket", "s3:PutBucketVersioning"],
+             "Resource": [backups_arn, f"{backups_arn}/*"]},
+        ],
+    })
 
 
 def deny_insecure_transport(bucket_arn: str) -> str:
@@ -86,12 +113,23 @@ class ObjectStorage(pulumi.ComponentResource):
         key = aws.iam.AccessKey(f"{name}-api-key", user=user.name, opts=child)
         self.access_key_id = key.id
         self.secret_access_key = pulumi.Output.secret(key.secret)
+
+        # Keys, not the instance role: IMDS is out of the containers' reach (hop limit 1).
+        writer = aws.iam.User(f"{name}-backup-writer", path="/storiesofsoftware/", opts=child)
+        aws.iam.UserPolicy(
+            f"{name}-backup-writer-policy", user=writer.name,
+            policy=self.bucket_resources["backups"].arn.apply(backup_writer_policy), opts=child)
+        writer_key = aws.iam.AccessKey(f"{name}-backup-writer-key", user=writer.name, opts=child)
+        self.backup_access_key_id = writer_key.id
+        self.backup_secret_access_key = pulumi.Output.secret(writer_key.secret)
         self.register_outputs({kind: b for kind, b in self.buckets.items()})
 
     def _bucket(self, name: str, kind: str, args: ObjectStorageArgs) -> aws.s3.Bucket:
         child = pulumi.ResourceOptions(parent=self)
+        locked = kind == "backups" and args.lock_backups
         bucket = aws.s3.Bucket(
             f"{name}-{kind}", bucket_prefix=f"{args.name_prefix}-{kind}-",
+            object_lock_enabled=locked or None,
             tags={"Name": f"{args.name_prefix}-{kind}", "purpose": kind},
             # Production objects are the product; a bucket is never deleted with its contents.
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
@@ -115,20 +153,40 @@ class ObjectStorage(pulumi.ComponentResource):
             f"{name}-{kind}-versioning", bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child)
+        rules = [
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="abort-incomplete-multipart", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=7)),
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-noncurrent-versions", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=args.noncurrent_days)),
+        ]
+        if kind == "backups":
+            retention = args.backup_retention_days
+            rules.append(aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="backup-retention", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                # Backups leave by age here: the host's identity cannot delete them.
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=retention),
+                transitions=[aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=BACKUP_INFREQUENT_AFTER_DAYS, storage_class="STANDARD_IA")]
+                if retention > BACKUP_INFREQUENT_AFTER_DAYS else None))
+        if locked:
+            aws.s3.BucketObjectLockConfiguration(
+                f"{name}-{kind}-lock", bucket=bucket.id, object_lock_enabled="Enabled",
+                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                        # Governance: an administrator with the bypass permission can still
+                        # correct a mistake; the backup identity cannot (it is denied it).
+                        mode="GOVERNANCE", days=args.backup_retention_days)),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-{kind}-lifecycle", bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="abort-incomplete-multipart", status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=7)),
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="expire-noncurrent-versions", status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=args.noncurrent_days)),
-            ],
+            rules=rules,
             # Lifecycle rules on versions need versioning in place first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         aws.s3.BucketPolicy(

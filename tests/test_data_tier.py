@@ -194,11 +194,48 @@ def test_only_the_images_bucket_has_cors_for_the_site(cloud_plan):
 
 
 def test_api_identity_can_only_get_put_delete_content_and_images(cloud_plan):
-    (policy_reg,) = cloud_plan.of_type("aws:iam/userPolicy:UserPolicy")
+    policy_reg = cloud_plan.one("aws:iam/userPolicy:UserPolicy", "storage-api-objects")
     policy = json.loads(policy_reg.inputs["policy"])
     (statement,) = policy["Statement"]
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert sorted(statement["Resource"]) == ["arn:aws:s3:::storage-content/*", "arn:aws:s3:::storage-images/*"]
-    key = cloud_plan.one("aws:iam/accessKey:AccessKey")
+    key = cloud_plan.one("aws:iam/accessKey:AccessKey", "storage-api-key")
+    assert "secret" in key.additional_secret_outputs
+
+
+# ------------------------------------------------------------------------------ backup bucket
+
+def test_backup_bucket_lifecycle_and_lock(cloud_plan):
+    retention = {"staging": 14, "production": 35}[cloud_plan.stack]
+    life = _for_bucket(cloud_plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "backups")
+    rules = {r["id"]: r for r in life.inputs["rules"]}
+    assert rules["backup-retention"]["expiration"]["days"] == retention
+    transitions = rules["backup-retention"].get("transitions") or []
+    if retention > 30:
+        assert transitions == [{"days": 30, "storageClass": "STANDARD_IA"}]
+    else:
+        assert transitions == [], "Standard-IA bills 30 days minimum: no transition for short retention"
+    bucket = cloud_plan.one("aws:s3/bucket:Bucket", "storage-backups")
+    locks = cloud_plan.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    if cloud_plan.stack == "production":
+        assert bucket.inputs["objectLockEnabled"] is True
+        (lock,) = locks
+        assert lock.inputs["rule"]["defaultRetention"] == {"mode": "GOVERNANCE", "days": retention}
+        assert bucket.protect and bucket.retain_on_delete
+    else:
+        assert not bucket.inputs.get("objectLockEnabled") and locks == []
+
+
+def test_backup_identity_adds_but_never_deletes_or_unlocks(cloud_plan):
+    policy_reg = cloud_plan.one("aws:iam/userPolicy:UserPolicy", "storage-backup-writer-policy")
+    policy = json.loads(policy_reg.inputs["policy"])
+    allowed = {a for s in policy["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}
+    denied = {a for s in policy["Statement"] if s["Effect"] == "Deny" for a in s["Action"]}
+    assert allowed == {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"}
+    assert {"s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention",
+            "s3:BypassGovernanceRetention", "s3:PutLifecycleConfiguration"} <= denied
+    resources = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert resources <= {"arn:aws:s3:::storage-backups", "arn:aws:s3:::storage-backups/*"}
+    key = cloud_plan.one("aws:iam/accessKey:AccessKey", "storage-backup-writer-key")
     assert "secret" in key.additional_secret_outputs

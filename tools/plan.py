@@ -181,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    status = main()
-    sys.stdout.flush()
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has all it wanted
+        status = 0
     sys.stderr.flush()
     # The SDK leaves its event loop and gRPC threads for interpreter teardown, which then
     # prints "Exception ignored" noise at random; the work is done, so leave without it.
