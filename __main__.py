@@ -9,6 +9,7 @@ import settings as platform_settings
 from components.api import PORT as API_PORT
 from components.api import Api, ApiArgs
 from components.container_networks import ContainerNetworks, ContainerNetworksArgs
+from components.container_service import Placement
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs
 from components.frontend import PORT as FRONTEND_PORT
 from components.frontend import Frontend, FrontendArgs
@@ -90,16 +91,15 @@ else:
     tls_cert, tls_key, client_ca = dev_tls.cert_pem, dev_tls.key_pem, None
 
 on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
+placement = Placement(cfg.name_prefix, cfg.labels, host.commands)
 networks = ContainerNetworks("networks", ContainerNetworksArgs(
     name_prefix=cfg.name_prefix, labels=cfg.labels), opts=on_docker)
 
 postgres = Postgres("postgres", PostgresArgs(
-    name_prefix=cfg.name_prefix,
+    placement=placement,
     image=cfg.images["postgres"],
     limits=cfg.limits["postgres"],
-    labels=cfg.labels,
     data_network=networks.data.name,
-    commands=host.commands,
     superuser_password=secrets.values["postgresSuperuser"],
     app_password=secrets.values["postgresApp"],
     n8n_password=secrets.values["postgresN8n"],
@@ -108,12 +108,10 @@ postgres = Postgres("postgres", PostgresArgs(
 ), opts=on_docker)
 
 redis = Redis("redis", RedisArgs(
-    name_prefix=cfg.name_prefix,
+    placement=placement,
     image=cfg.images["redis"],
     limits=cfg.limits["redis"],
-    labels=cfg.labels,
     data_network=networks.data.name,
-    commands=host.commands,
     password=secrets.values["redis"],
     protect_data=cfg.is_production,
 ), opts=on_docker)
@@ -122,15 +120,13 @@ if not cfg.is_cloud:
     from components.local_object_storage import LocalObjectStorage, LocalObjectStorageArgs
 
     storage = LocalObjectStorage("storage", LocalObjectStorageArgs(
-        name_prefix=cfg.name_prefix,
+        placement=placement,
         image=cfg.images["minio"],
         client_image=cfg.images["minioClient"],
         limits=cfg.limits["minio"],
         client_limits=cfg.limits["minioClient"],
-        labels=cfg.labels,
         data_network=networks.data.name,
         edge_network=networks.edge.name,
-        commands=host.commands,
         root_password=secrets.values["minioRoot"],
     ), opts=on_docker)
 
@@ -141,16 +137,14 @@ if not cfg.is_cloud:
     stores_ready.append(storage.setup.run)
 
 api = Api("api", ApiArgs(
-    name_prefix=cfg.name_prefix,
+    placement=placement,
     image=cfg.images["api"],
     migration_image=cfg.images["postgres"],
     limits=cfg.limits["api"],
     migration_limits=cfg.limits["api"],
     replicas=cfg.api_replicas,
-    labels=cfg.labels,
     edge_network=networks.edge.name,
     data_network=networks.data.name,
-    commands=host.commands,
     site_url=site_url,
     database_url=postgres.app_database_url,
     redis_url=redis.url,
@@ -168,13 +162,11 @@ api = Api("api", ApiArgs(
 ), opts=on_docker)
 
 frontend = Frontend("frontend", FrontendArgs(
-    name_prefix=cfg.name_prefix,
+    placement=placement,
     image=cfg.images["frontend"],
     limits=cfg.limits["frontend"],
     replicas=cfg.frontend_replicas,
-    labels=cfg.labels,
     edge_network=networks.edge.name,
-    commands=host.commands,
     site_url=site_url,
     api_url=api_url,
     depends_on=api.service.containers,
@@ -182,13 +174,11 @@ frontend = Frontend("frontend", FrontendArgs(
 
 if cfg.features.n8n:
     n8n = N8n("n8n", N8nArgs(
-        name_prefix=cfg.name_prefix,
+        placement=placement,
         image=cfg.images["n8n"],
         limits=cfg.limits["n8n"],
-        labels=cfg.labels,
         edge_network=networks.edge.name,
         data_network=networks.data.name,
-        commands=host.commands,
         host=cfg.hostname("n8n"),
         postgres_host=postgres.host,
         db_password=secrets.values["postgresN8n"],
@@ -198,12 +188,10 @@ if cfg.features.n8n:
     ), opts=on_docker)
 
 edge = EdgeProxy("edge", EdgeProxyArgs(
-    name_prefix=cfg.name_prefix,
+    placement=placement,
     image=cfg.images["nginx"],
     limits=cfg.limits["nginx"],
-    labels=cfg.labels,
     edge_network=networks.edge.name,
-    commands=host.commands,
     config=nginx_config.EdgeConfig(
         domain=cfg.domain,
         api_servers=[f"{name}:{API_PORT}" for name in api.service.aliases],

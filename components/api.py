@@ -12,8 +12,8 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
 )
-from components.host_commands import CommandRunner
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs.postgres import migration_sql
 from settings import Limits
@@ -37,16 +37,14 @@ EXTERNAL_ENV = {
 
 @dataclass
 class ApiArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     migration_image: str  # has psql: the PostgreSQL image
     limits: Limits
     migration_limits: Limits
     replicas: int
-    labels: dict[str, str]
     edge_network: pulumi.Input[str]
     data_network: pulumi.Input[str]
-    commands: CommandRunner
     site_url: str
     database_url: pulumi.Output[str]
     redis_url: pulumi.Output[str]
@@ -82,7 +80,7 @@ class Api(pulumi.ComponentResource):
             steps=[["npx", "--no-install", "prisma", "migrate", "deploy"]],
             secret_env={"DATABASE_URL": args.database_url},
             env={"NODE_ENV": "production"},
-            commands=args.commands,
+            commands=args.placement.commands,
             depends_on=list(args.depends_on),
         ), opts=child)
         self.indexes = OneShotTask(f"{name}-indexes", OneShotTaskArgs(
@@ -97,7 +95,7 @@ class Api(pulumi.ComponentResource):
                           '--dbname "$DATABASE_URL" -f -']],
             env={"SOS_MIGRATION_SQL": sql},
             secret_env={"DATABASE_URL": args.database_url},
-            commands=args.commands,
+            commands=args.placement.commands,
             triggers=[self.migration.run.id],
             depends_on=[self.migration.run],
         ), opts=child)
@@ -127,11 +125,9 @@ class Api(pulumi.ComponentResource):
                 secret_env[variable] = value
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             networks=[NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)],
             user=USER,
             env=env,

@@ -70,15 +70,23 @@ class Healthcheck:
     start_interval: str = "2s"
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where every service of a stack runs and how it is named and labelled: the same for all
+    of them, so it is built once in __main__ and handed to each."""
+
+    name_prefix: str
+    labels: Mapping[str, str]
+    commands: CommandRunner
+
+
 @dataclass
 class ContainerServiceArgs:
     service: str
-    name_prefix: str
+    placement: Placement
     image: str
     limits: Limits
     networks: Sequence[NetworkAttachment]
-    labels: Mapping[str, str]
-    commands: CommandRunner
     user: str | None = None
     command: Sequence[pulumi.Input[str]] | None = None
     entrypoint: Sequence[str] | None = None
@@ -170,7 +178,7 @@ class ContainerService(pulumi.ComponentResource):
         self.aliases = [f"{args.service}-{i}" for i in range(args.replicas)]
         for index in range(args.replicas):
             suffix = f"-{index}" if args.replicas > 1 else ""
-            container_name = f"{args.name_prefix}-{args.service}{suffix}"
+            container_name = f"{args.placement.name_prefix}-{args.service}{suffix}"
             self.names.append(container_name)
             self.containers.append(self._container(name + suffix, container_name, index, args, uid, gid))
         self.register_outputs({"names": self.names})
@@ -178,7 +186,7 @@ class ContainerService(pulumi.ComponentResource):
     def _container(self, name: str, container_name: str, index: int, args: ContainerServiceArgs,
                    uid: int, gid: int) -> docker.Container:
         child = pulumi.ResourceOptions(parent=self)
-        labels = {**args.labels, "service": args.service, "replica": str(index),
+        labels = {**args.placement.labels, "service": args.service, "replica": str(index),
                   OPT_OUT_LABEL: ",".join(sorted(args.opt_outs))}
         mounts = [docker.ContainerMountArgs(target=v.target, type="volume", source=v.volume_name,
                                             read_only=v.read_only) for v in args.volumes]
@@ -246,7 +254,7 @@ class ContainerService(pulumi.ComponentResource):
                                         depends_on=list(args.depends_on)),
         )
         # pulumi-docker 5.2 cannot set a cgroup PID limit; the CLI can, on every new container.
-        args.commands.run(
+        args.placement.commands.run(
             f"{name}-pids",
             create=pulumi.Output.concat(
                 "docker update --pids-limit ", str(args.limits.pids), " ", container.id),

@@ -13,11 +13,11 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
     PublishedPort,
     VolumeMount,
     named_volume,
 )
-from components.host_commands import CommandRunner
 from configs import nginx
 from settings import Limits
 
@@ -27,12 +27,10 @@ USER = "101:101"  # the image's nginx user
 
 @dataclass
 class EdgeProxyArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     limits: Limits
-    labels: dict[str, str]
     edge_network: pulumi.Input[str]
-    commands: CommandRunner
     config: nginx.EdgeConfig
     bind_address: str  # 127.0.0.1 on dev; 0.0.0.0 on EC2, where the security group narrows it
     cert_pem: pulumi.Input[str]
@@ -48,7 +46,7 @@ class EdgeProxy(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:EdgeProxy", name, None, opts)
         if args.config.client_ca != (args.client_ca_pem is not None):
             raise ValueError("client_ca in the nginx config and client_ca_pem must go together")
-        cache = named_volume(f"{name}-cache", f"{args.name_prefix}-nginx-cache", args.labels, self)
+        cache = named_volume(f"{name}-cache", f"{args.placement.name_prefix}-nginx-cache", args.placement.labels, self)
         files = [
             ConfigFile(nginx.CONF_PATH, nginx.render(args.config)),
             ConfigFile(f"{nginx.TLS_DIR}/origin.crt", args.cert_pem),
@@ -58,11 +56,9 @@ class EdgeProxy(pulumi.ComponentResource):
             files.append(ConfigFile(f"{nginx.TLS_DIR}/origin-pull-ca.crt", args.client_ca_pem))
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             networks=[NetworkAttachment(args.edge_network)],
             user=USER,
             command=["nginx", "-c", nginx.CONF_PATH, "-g", "daemon off;"],

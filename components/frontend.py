@@ -12,8 +12,8 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
 )
-from components.host_commands import CommandRunner
 from settings import Limits
 
 SERVICE = "frontend"
@@ -25,13 +25,11 @@ HEALTH = ("require('http').get('http://127.0.0.1:3000/api/health',r=>process.exi
 
 @dataclass
 class FrontendArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     limits: Limits
     replicas: int
-    labels: dict[str, str]
     edge_network: pulumi.Input[str]
-    commands: CommandRunner
     site_url: str
     api_url: str
     depends_on: Sequence[pulumi.Resource] = ()
@@ -47,11 +45,9 @@ class Frontend(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:Frontend", name, None, opts)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             networks=[NetworkAttachment(args.edge_network)],
             user=USER,
             env={

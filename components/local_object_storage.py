@@ -11,11 +11,11 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
     PublishedPort,
     VolumeMount,
     named_volume,
 )
-from components.host_commands import CommandRunner
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from settings import Limits
 
@@ -27,15 +27,13 @@ CONSOLE_PORT = 9001
 
 @dataclass
 class LocalObjectStorageArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     client_image: str
     limits: Limits
     client_limits: Limits
-    labels: dict[str, str]
     data_network: pulumi.Input[str]
     edge_network: pulumi.Input[str]
-    commands: CommandRunner
     root_password: pulumi.Output[str]
 
 
@@ -51,14 +49,12 @@ class LocalObjectStorage(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:LocalObjectStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        volume = named_volume(f"{name}-data", f"{args.name_prefix}-minio-data", args.labels, self)
+        volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-minio-data", args.placement.labels, self)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             # The data network for the API; the edge network only so the console can be
             # published (Docker publishes nothing from an internal network).
             networks=[NetworkAttachment(args.data_network), NetworkAttachment(args.edge_network)],
@@ -83,12 +79,12 @@ class LocalObjectStorage(pulumi.ComponentResource):
             user="1000:1000",
             env={"MC_CONFIG_DIR": "/tmp/.mc"},
             secret_env={"MC_HOST_sos": host_url},
+            commands=args.placement.commands,
             steps=[
                 ["mb", "--ignore-existing", *[f"sos/{b}" for b in BUCKETS]],
                 ["version", "enable", "sos/backups"],
                 ["anonymous", "set", "none", *[f"sos/{b}" for b in BUCKETS]],
             ],
-            commands=args.commands,
             depends_on=self.service.containers,
         ), opts=child)
         self.access_key_id = pulumi.Output.from_input(ROOT_USER)

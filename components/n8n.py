@@ -12,10 +12,10 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
     VolumeMount,
     named_volume,
 )
-from components.host_commands import CommandRunner
 from configs.postgres import N8N_DATABASE, N8N_ROLE
 from settings import Limits
 
@@ -28,13 +28,11 @@ HEALTH = ("require('http').get('http://127.0.0.1:5678/healthz',r=>process.exit(r
 
 @dataclass
 class N8nArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     limits: Limits
-    labels: dict[str, str]
     edge_network: pulumi.Input[str]
     data_network: pulumi.Input[str]
-    commands: CommandRunner
     host: str
     postgres_host: str
     db_password: pulumi.Output[str]
@@ -75,15 +73,13 @@ class N8n(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: N8nArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:N8n", name, None, opts)
-        volume = named_volume(f"{name}-data", f"{args.name_prefix}-n8n-data", args.labels, self,
+        volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-n8n-data", args.placement.labels, self,
                               keep=args.protect_data)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             # edge: the proxy reaches the editor and webhooks, and workflows reach the internet.
             networks=[NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)],
             user=USER,

@@ -13,10 +13,10 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
     VolumeMount,
     named_volume,
 )
-from components.host_commands import CommandRunner
 from configs import postgres as pg
 from settings import Limits
 
@@ -27,12 +27,10 @@ USER = "70:70"
 
 @dataclass
 class PostgresArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     limits: Limits
-    labels: dict[str, str]
     data_network: pulumi.Input[str]
-    commands: CommandRunner
     superuser_password: pulumi.Output[str]
     app_password: pulumi.Output[str]
     n8n_password: pulumi.Output[str]
@@ -53,7 +51,7 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Postgres", name, None, opts)
         # The cluster itself: protected and kept on delete in production.
-        self.volume = named_volume(f"{name}-data", f"{args.name_prefix}-postgres-data", args.labels,
+        self.volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-postgres-data", args.placement.labels,
                                    self, keep=args.protect_data)
         secret_files = {
             pg.PASSWORD_FILES["superuser"]: args.superuser_password,
@@ -70,11 +68,9 @@ class Postgres(pulumi.ComponentResource):
         ]
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             networks=[NetworkAttachment(args.data_network)],
             user=USER,
             command=["postgres", "-c", f"config_file={pg.CONFIG_DIR}/postgresql.conf"],

@@ -12,10 +12,10 @@ from components.container_service import (
     ContainerServiceArgs,
     Healthcheck,
     NetworkAttachment,
+    Placement,
     VolumeMount,
     named_volume,
 )
-from components.host_commands import CommandRunner
 from configs import redis as rc
 from settings import Limits
 
@@ -26,12 +26,10 @@ USER = "999:1000"
 
 @dataclass
 class RedisArgs:
-    name_prefix: str
+    placement: Placement
     image: str
     limits: Limits
-    labels: dict[str, str]
     data_network: pulumi.Input[str]
-    commands: CommandRunner
     password: pulumi.Output[str]
     protect_data: bool
 
@@ -43,15 +41,13 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Redis", name, None, opts)
-        self.volume = named_volume(f"{name}-data", f"{args.name_prefix}-redis-data", args.labels,
+        self.volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-redis-data", args.placement.labels,
                                    self, keep=args.protect_data)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            name_prefix=args.name_prefix,
+            placement=args.placement,
             image=args.image,
             limits=args.limits,
-            labels=args.labels,
-            commands=args.commands,
             networks=[NetworkAttachment(args.data_network)],
             user=USER,
             command=["redis-server", f"{rc.CONFIG_DIR}/redis.conf"],
