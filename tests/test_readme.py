@@ -30,3 +30,22 @@ def test_the_two_commands_exist_and_ci_runs_the_test_one():
         assert f"{command}    #" in text
         assert os.access(ROOT / command, os.X_OK)
     assert "exec bin/test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_main_job_without_the_pulumi_cli_says_so_and_prints_the_offline_plan(tmp_path):
+    import shutil
+    import subprocess
+
+    # A PATH with the basics but no `pulumi`, as on a machine without the CLI.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "python3", "sha256sum", "cut", "cat", "dirname", "touch", "mkdir", "env"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    result = subprocess.run([shutil.which("bash"), str(ROOT / "bin" / "main")], capture_output=True, text=True,
+                            env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "The Pulumi CLI is not installed" in result.stderr
+    assert "Nothing was deployed" in result.stderr
+    assert result.stdout.startswith("stack dev of storiesofsoftware: ")
