@@ -170,9 +170,9 @@ class Drill:
         fresh.env = dict(self.cluster.env)
         if fresh.as_root:
             shutil.chown(fresh.root, "nobody", "nogroup")
-        data = fresh.data
-        result = self.run(f"--pg1-path={data}", "--type=time", f"--target={target}",
-                          "--target-action=promote", "restore")
+        # The documented restore command, as the runbook gives it.
+        result = self.cluster._run(backup.restore_command(target, str(fresh.data), str(self.conf)),
+                                   timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         # The restored cluster must not archive into the primary's repository.
         fresh.start(conf=fresh.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))

@@ -15,7 +15,7 @@ import crossplane
 import pytest
 
 from configs import nginx as ng
-from tests.conftest import STACKS, plan_for, require_tool
+from tests.conftest import STACKS, require_tool
 from tests.edge import Nginx, nginx_binary, remap
 
 DOMAINS = {"dev": "localhost", "staging": "staging.storiesofsoftware.com",
@@ -380,4 +380,3 @@ def test_remap_keeps_everything_but_container_ties(plan_files, tmp_path):
         before = sorted(line.strip() for line in original.splitlines() if line.strip().startswith(prefix))
         after = sorted(line.strip() for line in remapped.splitlines() if line.strip().startswith(prefix))
         assert before == after, prefix
-    plan_for("production")

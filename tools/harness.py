@@ -116,15 +116,6 @@ class Plan:
             raise LookupError(f"expected one {type_} named {name!r}, found {names}")
         return found[0]
 
-    def ancestors(self, urn: str) -> list[Registration]:
-        index = self.by_urn()
-        out = []
-        parent = index[urn].parent if urn in index else ""
-        while parent in index:
-            out.append(index[parent])
-            parent = index[parent].parent
-        return out
-
     def depends_transitively(self, urn: str, target: str) -> bool:
         """True if `urn` waits for `target` through a chain of dependencies (a dependency on a
         component counts as one on each of its children)."""

@@ -191,4 +191,3 @@ if __name__ == "__main__":
     # prints "Exception ignored" noise at random; the work is done, so leave without it.
     os._exit(status)
 
-__all__ = ["main", "plan_json", "plan_table", "plan_mermaid", "write_files", "MASK"]
