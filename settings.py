@@ -287,17 +287,13 @@ def parse_registry(raw: Any) -> Mapping[str, str]:
     return MappingProxyType(dict(raw))
 
 
-def map_of(parse_item: Callable[[Any], Any], names: tuple[str, ...]) -> Callable[[Any], Any]:
-    """Parser for a per-service object: every sub-key must be a known name."""
+@dataclass(frozen=True)
+class ServiceMap:
+    """A per-service object: keys limited to `names`, each value checked by `item`. A stack
+    sets only the services it changes; the rest keep the stack's defaults."""
 
-    def parse(raw: Any) -> Mapping[str, Any]:
-        if not isinstance(raw, dict):
-            raise Invalid("an object keyed by " + ", ".join(names))
-        return MappingProxyType({k: v for k, v in raw.items()})
-
-    parse.item = parse_item  # type: ignore[attr-defined]
-    parse.names = names  # type: ignore[attr-defined]
-    return parse
+    item: Callable[[Any], Any]
+    names: tuple[str, ...]
 
 
 def parse_limits(raw: Any) -> Limits:
@@ -343,7 +339,7 @@ def parse_features(raw: Any) -> Features:
 @dataclass(frozen=True)
 class Key:
     name: str
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any], Any] | ServiceMap
     defaults: Mapping[str, Any]
     doc: str
 
@@ -422,10 +418,10 @@ KEYS: tuple[Key, ...] = (
         "API containers behind the edge proxy (production needs at least 2)."),
     Key("frontendReplicas", int_between(1, 20), _per_stack(1, 2, 2),
         "Next.js containers behind the edge proxy."),
-    Key("images", map_of(parse_image, SERVICES), _all(DEFAULT_IMAGES),
+    Key("images", ServiceMap(parse_image, SERVICES), _all(DEFAULT_IMAGES),
         "Image per service, each pinned to a version tag (an @sha256 digest may follow). "
         "A stack sets only the services it changes, e.g. `images.api`."),
-    Key("limits", map_of(parse_limits, SERVICES), _per_stack(DEV_LIMITS, CLOUD_LIMITS, CLOUD_LIMITS),
+    Key("limits", ServiceMap(parse_limits, SERVICES), _per_stack(DEV_LIMITS, CLOUD_LIMITS, CLOUD_LIMITS),
         "Memory (`512m`, `1Gi`), CPUs and PIDs per service; a stack sets only what it changes."),
     Key("adminCidrs", parse_cidr_list, _per_stack(["127.0.0.1/32"], [], []),
         "Addresses allowed to SSH to the host and to reach the n8n editor and Grafana. "
@@ -509,8 +505,8 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
                 problem(key.name, f"no value: it applies to {applies} only", given)
             continue
         value = _decode(given) if given is not None else default
-        if hasattr(key.parse, "names"):
-            values[key.name] = _parse_service_map(key, default, value, problem)
+        if isinstance(key.parse, ServiceMap):
+            values[key.name] = _parse_service_map(key.name, key.parse, default, value, problem)
             continue
         try:
             values[key.name] = key.parse(value)
@@ -573,27 +569,27 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
     )
 
 
-def _parse_service_map(key: Key, default: Mapping[str, Any], given: Any,
+def _parse_service_map(key_name: str, spec: ServiceMap, default: Mapping[str, Any], given: Any,
                        problem: Callable[[str, str, Any], None]) -> Mapping[str, Any]:
     """Merge a per-service override object over the stack default, validating each entry."""
-    names = key.parse.names  # type: ignore[attr-defined]
+    names = spec.names
     if not isinstance(given, dict):
-        problem(key.name, "an object keyed by service name", given)
+        problem(key_name, "an object keyed by service name", given)
         return MappingProxyType({})
     merged = {**default}
     for service, value in given.items():
         if service not in names:
-            problem(f"{key.name}.{service}", f"a service name, one of {', '.join(names)}", service)
+            problem(f"{key_name}.{service}", f"a service name, one of {', '.join(names)}", service)
             continue
-        if key.name == "limits" and isinstance(value, dict) and isinstance(default.get(service), dict):
+        if isinstance(value, dict) and isinstance(default.get(service), dict):
             value = {**default[service], **value}
         merged[service] = value
     out = {}
     for service in names:
         try:
-            out[service] = key.parse.item(merged[service])  # type: ignore[attr-defined]
+            out[service] = spec.item(merged[service])
         except Invalid as exc:
-            problem(f"{key.name}.{service}", str(exc), merged[service])
+            problem(f"{key_name}.{service}", str(exc), merged[service])
     return MappingProxyType(out)
 
 
