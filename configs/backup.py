@@ -129,13 +129,55 @@ exit "$status"
 """
 
 
-def _metric_template() -> str:
-    """metric_lines() as a printf format (timestamp, size, ok), so the shell script and the
+def _metric_template(kind: str = "pgbackrest") -> str:
+    """metric_lines() as a printf format (timestamp, size, ok), so the shell scripts and the
     Python renderer cannot drift apart."""
-    text = metric_lines("pgbackrest", 0, 0, True)
-    text = text.replace('{kind="pgbackrest"} 0\n', '{kind="pgbackrest"} %s\n', 2)
-    text = text.replace('sos_backup_last_run_ok{kind="pgbackrest"} 1\n', 'sos_backup_last_run_ok{kind="pgbackrest"} %s\n')
+    text = metric_lines(kind, 0, 0, True)
+    text = text.replace(f'{{kind="{kind}"}} 0\n', f'{{kind="{kind}"}} %s\n', 2)
+    text = text.replace(f'sos_backup_last_run_ok{{kind="{kind}"}} 1\n', f'sos_backup_last_run_ok{{kind="{kind}"}} %s\n')
     return text.replace("\n", "\\n")
+
+
+DUMPED_DATABASES = ("storiesofsoftware", "n8n")
+
+
+def logical_dump_script(databases: tuple[str, ...] = DUMPED_DATABASES, metrics_dir: str = METRICS_DIR) -> str:
+    """The second line of defence: roles and each database in pg_dump's custom format, checked
+    with pg_restore --list and summed. The dump directory appears (by rename) only once all of
+    it is complete; a failure leaves nothing behind but the metric at ok=0."""
+    dumps = " ".join(databases)
+    files = " ".join(["roles.sql", *[f"{db}.dump" for db in databases]])
+    return f"""#!/bin/sh
+# usage: logical-dump OUT_DIR   (connection from PGHOST, PGPORT, PGUSER)
+set -eu
+out="$1"
+metrics="${{SOS_METRICS_DIR:-{metrics_dir}}}"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+work="$out/.partial-$stamp"
+write_metric() {{
+  tmp="$metrics/.logical.prom.$$"
+  printf '%s' "$1" > "$tmp" && mv "$tmp" "$metrics/logical.prom"
+}}
+fail() {{
+  rm -rf "$work"
+  previous=$(sed -n 's/^sos_backup_last_success_timestamp_seconds{{kind="logical"}} //p' \\
+    "$metrics/logical.prom" 2>/dev/null || true)
+  write_metric "$(printf '{_metric_template("logical")}' "${{previous:-0}}" 0 0)"
+  echo "logical dump failed: $1" >&2
+  exit 1
+}}
+mkdir -p "$work"
+pg_dumpall --roles-only --file="$work/roles.sql" || fail "roles"
+for db in {dumps}; do
+  pg_dump --format=custom --file="$work/$db.dump" --dbname="$db" || fail "$db"
+  pg_restore --list "$work/$db.dump" >/dev/null || fail "$db is not a readable archive"
+done
+(cd "$work" && sha256sum {files} > SHA256SUMS) || fail "checksums"
+mv "$work" "$out/$stamp" || fail "publish"
+size=$(du -sk "$out/$stamp" | cut -f1)
+write_metric "$(printf '{_metric_template("logical")}' "$(date +%s)" "$((size * 1024))" 1)"
+echo "$out/$stamp"
+"""
 
 
 def restore_command(target_time: str, pgdata: str, conf_path: str = CONF_PATH) -> list[str]:
