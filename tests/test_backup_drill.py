@@ -239,6 +239,43 @@ def test_restoring_twice_gives_the_same_result(drill):
         again.destroy()
 
 
+def test_runbook_restore_script_restores_onto_a_volume_that_holds_a_broken_cluster(drill):
+    """The runbook's `restore-postgres` on a data directory that still holds the damaged
+    cluster: that one is kept aside (never deleted), the restore lands in its place."""
+    volume = PgCluster(drill.bin)
+    volume.env = dict(drill.cluster.env)
+    volume.initdb("the-broken-cluster")
+    (volume.data / "broken-marker").write_text("x")
+    script = volume.file("restore-postgres.sh", backup.restore_postgres_script(), 0o755)
+    volume.env.update({"PGDATA": str(volume.data), "SOS_PGBACKREST_CONF": str(drill.conf),
+                       "PATH": f"{drill.bin}:{os.environ['PATH']}"})
+    result = volume._run(["sh", str(script), drill.target], timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = list(volume.root.glob("data.before-restore-*"))
+    assert len(kept) == 1 and (kept[0] / "broken-marker").exists()
+    assert not (volume.data / "broken-marker").exists()
+    volume.start(conf=volume.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
+    try:
+        assert wait_for(lambda: volume.query("SELECT pg_is_in_recovery()") == "f", 60)
+        assert _checksum(drill, volume) == drill.expected
+    finally:
+        volume.destroy()
+
+
+def test_runbook_restore_script_refuses_a_running_cluster(drill):
+    script = drill.cluster.file("restore-running.sh", backup.restore_postgres_script(), 0o755)
+    env = {"PGDATA": str(drill.cluster.data), "SOS_PGBACKREST_CONF": str(drill.conf),
+           "PATH": f"{drill.bin}:{os.environ['PATH']}"}
+    saved = dict(drill.cluster.env)
+    drill.cluster.env.update(env)
+    try:
+        result = drill.cluster._run(["sh", str(script), "latest"])
+    finally:
+        drill.cluster.env = saved
+    assert result.returncode != 0 and "stop its container first" in result.stderr
+    assert drill.sql("SELECT count(*) FROM drill", db="drilldb") != ""
+
+
 def test_metric_file_records_the_last_good_backup(drill):
     text = (drill.metrics / "pgbackrest.prom").read_text()
     assert 'sos_backup_last_run_ok{kind="pgbackrest"} 1' in text
@@ -246,10 +283,9 @@ def test_metric_file_records_the_last_good_backup(drill):
     assert abs(time.time() - stamp) < 600
     size = int(text.split('sos_backup_last_size_bytes{kind="pgbackrest"} ')[1].split()[0])
     assert size > 0
-    promtool = shutil.which("promtool")
-    if promtool:
-        result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
+    result = subprocess.run([require_tool("promtool"), "check", "metrics"], input=text, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _backups(drill: Drill) -> int:

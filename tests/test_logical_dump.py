@@ -107,7 +107,7 @@ def test_a_failed_dump_leaves_no_dump_and_says_so(source, tmp_path):
     source.stop()
     result = _run_dump(source, out, metrics)
     assert result.returncode != 0
-    assert "logical dump failed" in result.stderr
+    assert "logical backup failed" in result.stderr
     assert list(out.iterdir()) == [], "nothing published, nothing partial left"
     assert 'sos_backup_last_run_ok{kind="logical"} 0' in (metrics / "logical.prom").read_text()
     shutil.rmtree(out)
