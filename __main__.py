@@ -8,6 +8,7 @@ import pulumi
 import settings as platform_settings
 from components.api import PORT as API_PORT
 from components.api import Api, ApiArgs
+from components.backups import Backups, BackupsArgs, OffsiteTarget
 from components.container_networks import ContainerNetworks, ContainerNetworksArgs
 from components.container_service import Placement
 from components.edge_proxy import EdgeProxy, EdgeProxyArgs
@@ -16,8 +17,9 @@ from components.frontend import Frontend, FrontendArgs
 from components.n8n import PORT as N8N_PORT
 from components.n8n import N8n, N8nArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
-from components.postgres import Postgres, PostgresArgs
+from components.postgres import POSIX_REPO_DIR, ArchiveArgs, Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
+from configs import backup as backup_config
 from configs import nginx as nginx_config
 
 cfg = platform_settings.load()
@@ -93,7 +95,24 @@ else:
 on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
 placement = Placement(cfg.name_prefix, cfg.labels, host.commands)
 networks = ContainerNetworks("networks", ContainerNetworksArgs(
-    name_prefix=cfg.name_prefix, labels=cfg.labels), opts=on_docker)
+    name_prefix=cfg.name_prefix, labels=cfg.labels, with_egress=cfg.is_cloud), opts=on_docker)
+
+if cfg.is_cloud:
+    backups_bucket = storage.buckets["backups"]
+    # WAL and full backups: straight to the backups bucket, encrypted before they leave.
+    archive = ArchiveArgs(
+        repository=backups_bucket.apply(lambda bucket: backup_config.Repository(
+            bucket=bucket, region=cfg.aws_region, endpoint=f"s3.{cfg.aws_region}.amazonaws.com",
+            path="/pgbackrest")),
+        cipher_pass=secrets.values["backupCipher"],
+        s3_access_key_id=storage.backup_access_key_id,
+        s3_secret_access_key=storage.backup_secret_access_key,
+        egress_network=networks.egress.name,
+    )
+else:
+    # dev's MinIO speaks plain HTTP, which pgBackRest's S3 client refuses: a volume instead.
+    archive = ArchiveArgs(repository=backup_config.Repository.posix(POSIX_REPO_DIR),
+                          cipher_pass=secrets.values["backupCipher"])
 
 postgres = Postgres("postgres", PostgresArgs(
     placement=placement,
@@ -105,6 +124,7 @@ postgres = Postgres("postgres", PostgresArgs(
     n8n_password=secrets.values["postgresN8n"],
     monitoring_password=secrets.values["postgresMonitoring"],
     protect_data=cfg.is_production,
+    archive=archive,
 ), opts=on_docker)
 
 redis = Redis("redis", RedisArgs(
@@ -129,6 +149,27 @@ if not cfg.is_cloud:
         edge_network=networks.edge.name,
         root_password=secrets.values["minioRoot"],
     ), opts=on_docker)
+
+if cfg.is_cloud:
+    offsite = OffsiteTarget(
+        url=backups_bucket.apply(lambda bucket: f"https://{bucket}.s3.{cfg.aws_region}.amazonaws.com"),
+        region=cfg.aws_region,
+        access_key_id=storage.backup_access_key_id,
+        secret_access_key=storage.backup_secret_access_key,
+    )
+else:
+    offsite = OffsiteTarget(url=f"{storage.endpoint}/{storage.buckets['backups']}", region=storage.region,
+                            access_key_id=storage.access_key_id, secret_access_key=storage.secret_access_key)
+backups = Backups("backups", BackupsArgs(
+    placement=placement,
+    limits=cfg.limits["backup"],
+    postgres=postgres,
+    redis_volume=redis.volume.name,
+    networks=[networks.data.name] + ([networks.egress.name] if networks.egress else []),
+    offsite=offsite,
+    minio_volume=None if cfg.is_cloud else storage.volume.name,
+    depends_on=[*redis.service.containers] + ([] if cfg.is_cloud else [storage.setup.run]),
+), opts=on_docker)
 
 site_url = f"https://{cfg.hostname()}"
 api_url = f"https://{cfg.hostname('api')}"

@@ -41,6 +41,8 @@ SERVICES = (
     "redisExporter",
     "nginxExporter",
 )
+# Containers that run another service's image still get limits of their own.
+LIMITED_SERVICES = (*SERVICES, "backup")
 
 # External credentials: optional, and only ever read as config secrets.
 EXTERNAL_SECRETS = (
@@ -381,6 +383,8 @@ DEV_LIMITS = {
     "postgresExporter": _limits("64m", 0.1, 64),
     "redisExporter": _limits("64m", 0.1, 64),
     "nginxExporter": _limits("64m", 0.1, 64),
+    # pgBackRest (process-max=2, zstd) and pg_dump; uploads stream from disk.
+    "backup": _limits("512m", 1.0, 128),
 }
 CLOUD_LIMITS = {
     **DEV_LIMITS,
@@ -421,7 +425,7 @@ KEYS: tuple[Key, ...] = (
     Key("images", ServiceMap(parse_image, SERVICES), _all(DEFAULT_IMAGES),
         "Image per service, each pinned to a version tag (an @sha256 digest may follow). "
         "A stack sets only the services it changes, e.g. `images.api`."),
-    Key("limits", ServiceMap(parse_limits, SERVICES), _per_stack(DEV_LIMITS, CLOUD_LIMITS, CLOUD_LIMITS),
+    Key("limits", ServiceMap(parse_limits, LIMITED_SERVICES), _per_stack(DEV_LIMITS, CLOUD_LIMITS, CLOUD_LIMITS),
         "Memory (`512m`, `1Gi`), CPUs and PIDs per service; a stack sets only what it changes."),
     Key("adminCidrs", parse_cidr_list, _per_stack(["127.0.0.1/32"], [], []),
         "Addresses allowed to SSH to the host and to reach the n8n editor and Grafana. "
@@ -649,7 +653,7 @@ def config_table() -> str:
     rows += [f"| `{s}` | `{DEFAULT_IMAGES[s]}` |" for s in SERVICES]
     rows += ["", "Limits (memory / CPUs / PIDs):", "", "| service | dev | staging, production |",
              "|---|---|---|"]
-    for s in SERVICES:
+    for s in LIMITED_SERVICES:
         d, c = DEV_LIMITS[s], CLOUD_LIMITS[s]
         rows.append(f"| `{s}` | {d['memory']} / {d['cpus']} / {d['pids']} | "
                     f"{c['memory']} / {c['cpus']} / {c['pids']} |")

@@ -12,15 +12,21 @@ import pulumi_docker as docker
 class ContainerNetworksArgs:
     name_prefix: str
     labels: dict[str, str]
+    # staging/production: PostgreSQL and the backup container reach S3 through it.
+    with_egress: bool = False
 
 
 class ContainerNetworks(pulumi.ComponentResource):
     """`edge`: what the proxy reaches and what may reach the internet.
     `data`: `internal: true`, so Docker gives it no route out and publishes nothing from it;
-    databases live only here and cannot be reached from outside the host."""
+    databases live only here and cannot be reached from outside the host.
+    `egress` (cloud only): a route out for backups to S3 and nothing else; only PostgreSQL
+    (archive_command) and the backup container join it, and no other container can reach
+    them through it."""
 
     edge: docker.Network
     data: docker.Network
+    egress: docker.Network | None
 
     def __init__(self, name: str, args: ContainerNetworksArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -36,4 +42,12 @@ class ContainerNetworks(pulumi.ComponentResource):
             f"{name}-data", name=f"{args.name_prefix}-data", driver="bridge",
             internal=True, attachable=False, labels=labels, opts=child,
         )
+        self.egress = None
+        if args.with_egress:
+            self.egress = docker.Network(
+                f"{name}-egress", name=f"{args.name_prefix}-egress", driver="bridge",
+                internal=False, attachable=False, labels=labels,
+                # No traffic between the containers on it: each only talks out.
+                options={"com.docker.network.bridge.enable_icc": "false"}, opts=child,
+            )
         self.register_outputs({"edge": self.edge.name, "data": self.data.name})

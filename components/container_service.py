@@ -6,9 +6,11 @@ opt-out in the program is therefore listed (with its reason) in this one place.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -80,6 +82,40 @@ class Placement:
     commands: CommandRunner
 
 
+@dataclass(frozen=True)
+class ImageBuild:
+    """An image built by the Docker engine of the stack (on the EC2 host for staging and
+    production) from a directory of this repository, instead of pulled."""
+
+    context: Path
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """Over every file of the context and the build arguments: any change rebuilds."""
+        h = hashlib.sha256()
+        for path in sorted(p for p in self.context.rglob("*") if p.is_file()):
+            h.update(path.relative_to(self.context).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        for key, value in sorted(self.args.items()):
+            h.update(f"{key}={value}\0".encode())
+        return h.hexdigest()
+
+
+def image(resource_name: str, ref: str, parent: pulumi.Resource, build: ImageBuild | None = None) -> docker.RemoteImage:
+    """A pinned image on the Docker host, kept locally (another replica or the next deploy
+    still uses it): pulled, or built when `build` is given."""
+    if ":latest" in ref or ":" not in ref.rsplit("/", 1)[-1]:
+        raise ValueError(f"image {ref!r} is not pinned to a version")
+    if build is None:
+        return docker.RemoteImage(resource_name, name=ref, keep_locally=True,
+                                  opts=pulumi.ResourceOptions(parent=parent))
+    return docker.RemoteImage(
+        resource_name, name=ref, keep_locally=True,
+        build=docker.RemoteImageBuildArgs(context=str(build.context), dockerfile="Dockerfile",
+                                          build_args=dict(build.args), pull_parent=True, remove=True),
+        triggers={"context": build.digest()},
+        opts=pulumi.ResourceOptions(parent=parent))
+
+
 @dataclass
 class ContainerServiceArgs:
     service: str
@@ -103,6 +139,9 @@ class ContainerServiceArgs:
     stop_timeout: int = 30
     depends_on: Sequence[pulumi.Resource] = ()
     opt_outs: frozenset[str] = frozenset()
+    build: ImageBuild | None = None
+    # Another service's image (same `image` reference), used instead of pulling it again.
+    shared_image: docker.RemoteImage | None = None
 
 
 def named_volume(resource_name: str, volume_name: str, labels: Mapping[str, str],
@@ -168,10 +207,7 @@ class ContainerService(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:ContainerService", name, None, opts)
         self.service = args.service
         self.opt_outs = args.opt_outs
-        # Kept locally: another replica or the next deploy still uses it.
-        self.image = docker.RemoteImage(
-            f"{name}-image", name=args.image, keep_locally=True,
-            opts=pulumi.ResourceOptions(parent=self))
+        self.image = args.shared_image or image(f"{name}-image", args.image, self, args.build)
         uid, gid = _uid_gid(args.user)
         self.containers, self.names = [], []
         # One network alias per replica, so a proxy can balance over them individually.

@@ -49,7 +49,8 @@ class LocalObjectStorage(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:LocalObjectStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-minio-data", args.placement.labels, self)
+        self.volume = volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-minio-data",
+                                            args.placement.labels, self)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
             placement=args.placement,

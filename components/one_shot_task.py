@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_docker as docker
 
+from components.container_service import image as pulled_image
 from components.host_commands import CommandRunner
 from settings import Limits
 
@@ -73,10 +73,7 @@ class OneShotTask(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OneShotTaskArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:OneShotTask", name, None, opts)
-        if ":latest" in args.image or ":" not in args.image.rsplit("/", 1)[-1]:
-            raise ValueError(f"{args.task}: image {args.image!r} is not pinned to a version")
-        image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True,
-                                   opts=pulumi.ResourceOptions(parent=self))
+        image = pulled_image(f"{name}-image", args.image, self)
         script = pulumi.Output.all(image.image_id, args.network).apply(
             lambda v: docker_run_script(v[0], args, v[1]))
         names = sorted(args.secret_env)

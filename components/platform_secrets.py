@@ -31,6 +31,8 @@ SPECS: dict[str, SecretSpec] = {
     # Losing it makes every credential stored in n8n unreadable: protected in production.
     "n8nEncryptionKey": SecretSpec(48, False, "n8n's N8N_ENCRYPTION_KEY"),
     "grafanaAdmin": SecretSpec(32, True, "Grafana's admin user"),
+    # Encrypts every pgBackRest backup before it leaves the host: without it they are noise.
+    "backupCipher": SecretSpec(64, False, "pgBackRest repository cipher pass"),
 }
 LOCAL_ONLY = {
     "minioRoot": SecretSpec(40, False, "MinIO root user's password (dev only; S3 elsewhere)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
@@ -12,17 +13,41 @@ from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
     Healthcheck,
+    ImageBuild,
     NetworkAttachment,
     Placement,
     VolumeMount,
     named_volume,
 )
+from configs import backup
 from configs import postgres as pg
 from settings import Limits
 
 SERVICE = "postgres"
 # The official alpine image's postgres user.
 USER = "70:70"
+IMAGE_CONTEXT = Path(__file__).resolve().parent.parent / "images" / "postgres-pgbackrest"
+SOCKET_DIR = "/var/run/postgresql"
+POSIX_REPO_DIR = "/var/lib/pgbackrest"
+
+
+@dataclass
+class ArchiveArgs:
+    """Where pgBackRest keeps WAL and backups. `repository.bucket` may be an Output (the
+    stack's backups bucket); a posix repository is a volume of its own (dev)."""
+
+    repository: pulumi.Input[backup.Repository]
+    cipher_pass: pulumi.Output[str]
+    s3_access_key_id: pulumi.Input[str] | None = None
+    s3_secret_access_key: pulumi.Output[str] | None = None
+    # A network with a route out, for archive-push to S3 (the data network has none).
+    egress_network: pulumi.Input[str] | None = None
+
+
+def built_image_ref(name_prefix: str, base: str) -> str:
+    """`postgres:16.10-alpine` -> `sos-dev/postgres-pgbackrest:16.10-alpine`: the version stays
+    in the tag, so the built image is as pinned as its base."""
+    return f"{name_prefix}/postgres-pgbackrest:{base.rsplit(':', 1)[1]}"
 
 
 @dataclass
@@ -36,17 +61,28 @@ class PostgresArgs:
     n8n_password: pulumi.Output[str]
     monitoring_password: pulumi.Output[str]
     protect_data: bool
+    archive: ArchiveArgs
 
 
 class Postgres(pulumi.ComponentResource):
     """Roles: `postgres` (administration only), `sos_app` owning `storiesofsoftware`, `n8n`
     owning `n8n`, `sos_monitoring` (pg_monitor). Reachable as `postgres:5432` on the data network
-    only; nothing is published."""
+    only; nothing is published.
+
+    Runs an image built from the pinned official one plus pgBackRest, which archives every WAL
+    segment (archive_command) to the repository; the backup container (components/backups.py)
+    shares this image, the data volume (read-only), the socket volume and the repository."""
 
     host: str = SERVICE
     service: ContainerService
     volume: docker.Volume
+    socket_volume: docker.Volume
+    repo_volume: docker.Volume | None
     app_database_url: pulumi.Output[str]
+    image_ref: str
+    pgbackrest_conf: pulumi.Output[str]
+    pgbackrest_env: dict[str, pulumi.Input[str]]
+    pgbackrest_secret_env: dict[str, pulumi.Input[str]]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Postgres", name, None, opts)
@@ -60,8 +96,34 @@ class Postgres(pulumi.ComponentResource):
             pg.PASSWORD_FILES["monitoring"]: args.monitoring_password,
             pg.HEALTH_PASSFILE: args.app_password.apply(lambda p: pg.pgpass_line(p)),
         }
+        prefix, labels = args.placement.name_prefix, args.placement.labels
+        # The socket directory is shared with the backup container (pgBackRest and pg_dump
+        # connect over it); a volume rather than a tmpfs for that reason.
+        self.socket_volume = named_volume(f"{name}-socket", f"{prefix}-postgres-socket", labels, self)
+        self.repo_volume = None
+        volumes = [VolumeMount(self.volume.name, pg.DATA_DIR), VolumeMount(self.socket_volume.name, SOCKET_DIR)]
+        repository = pulumi.Output.from_input(args.archive.repository)
+        self.pgbackrest_conf = repository.apply(
+            lambda repo: backup.pgbackrest_conf(repo, pgdata=pg.PGDATA, socket_dir=SOCKET_DIR))
+        self.pgbackrest_env: dict[str, pulumi.Input[str]] = {}
+        self.pgbackrest_secret_env: dict[str, pulumi.Input[str]] = {
+            "PGBACKREST_REPO1_CIPHER_PASS": args.archive.cipher_pass}
+        if args.archive.s3_secret_access_key is not None:
+            self.pgbackrest_env["PGBACKREST_REPO1_S3_KEY"] = args.archive.s3_access_key_id or ""
+            self.pgbackrest_secret_env["PGBACKREST_REPO1_S3_KEY_SECRET"] = args.archive.s3_secret_access_key
+        else:
+            # The only copy of dev's WAL and backups: a volume of its own, shared with the
+            # backup container.
+            self.repo_volume = named_volume(f"{name}-pgbackrest-repo", f"{prefix}-pgbackrest-repo", labels, self)
+            volumes.append(VolumeMount(self.repo_volume.name, POSIX_REPO_DIR))
+        networks = [NetworkAttachment(args.data_network)]
+        if args.archive.egress_network is not None:
+            networks.append(NetworkAttachment(args.archive.egress_network))
+        self.image_ref = built_image_ref(prefix, args.image)
         files = [
-            ConfigFile(f"{pg.CONFIG_DIR}/postgresql.conf", pg.postgresql_conf(args.limits.memory_mb)),
+            ConfigFile(f"{pg.CONFIG_DIR}/postgresql.conf",
+                       pg.postgresql_conf(args.limits.memory_mb, extra=backup.archive_settings())),
+            ConfigFile(backup.CONF_PATH, self.pgbackrest_conf),
             ConfigFile(f"{pg.INIT_DIR}/10-storiesofsoftware.sql", pg.init_sql()),
             *[ConfigFile(f"{pg.SECRETS_DIR}/{file}", content, mode="0400", secret=True)
               for file, content in secret_files.items()],
@@ -69,9 +131,10 @@ class Postgres(pulumi.ComponentResource):
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
             placement=args.placement,
-            image=args.image,
+            image=self.image_ref,
+            build=ImageBuild(IMAGE_CONTEXT, {"BASE_IMAGE": args.image}),
             limits=args.limits,
-            networks=[NetworkAttachment(args.data_network)],
+            networks=networks,
             user=USER,
             command=["postgres", "-c", f"config_file={pg.CONFIG_DIR}/postgresql.conf"],
             env={
@@ -80,11 +143,14 @@ class Postgres(pulumi.ComponentResource):
                 "POSTGRES_PASSWORD_FILE": f"{pg.SECRETS_DIR}/{pg.PASSWORD_FILES['superuser']}",
                 "PGDATA": pg.PGDATA,
                 "SOS_SECRETS_DIR": pg.SECRETS_DIR,
+                **self.pgbackrest_env,
             },
+            # Inherited by archive_command's pgBackRest.
+            secret_env=self.pgbackrest_secret_env,
             files=files,
-            volumes=[VolumeMount(self.volume.name, pg.DATA_DIR)],
-            tmpfs={"/var/run/postgresql": "rw,noexec,nosuid,size=16m,mode=1777",
-                   "/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
+            volumes=volumes,
+            # pgBackRest's lock and spool files live in /tmp.
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
             # Parallel queries use POSIX shared memory; Docker's default /dev/shm is 64 MB.
             shm_size_mb=max(128, args.limits.memory_mb // 4),
             healthcheck=Healthcheck(pg.healthcheck(), start_period="120s"),

@@ -276,6 +276,43 @@ def test_runbook_restore_script_refuses_a_running_cluster(drill):
     assert drill.sql("SELECT count(*) FROM drill", db="drilldb") != ""
 
 
+def test_a_commit_reaches_the_repository_within_the_archive_timeout_and_survives_the_host(drill):
+    """The data at risk, measured: commit a row on an otherwise idle server and, without forcing
+    a WAL switch, time how long until the segment that holds it is archived; then lose the
+    primary's disk (restore `latest` from the repository alone) and find the row."""
+    marker = f"rpo-{time.time_ns()}"
+    drill.sql("CREATE TABLE IF NOT EXISTS rpo (v text)", db="drilldb")
+    drill.sql("SELECT pg_switch_wal()")  # start from a fresh segment, as an idle server would
+    drill.sql(f"INSERT INTO rpo VALUES ('{marker}')", db="drilldb")
+    segment = drill.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    committed = time.monotonic()
+
+    def archived() -> bool:
+        last = drill.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+        return last[:24] >= segment
+
+    assert wait_for(archived, backup.ARCHIVE_TIMEOUT_S + 60), "the segment was never archived"
+    exposure = time.monotonic() - committed
+    print(f"\ncommitted row archived after {exposure:.1f} s (archive_timeout {backup.ARCHIVE_TIMEOUT_S} s)")
+
+    volume = PgCluster(drill.bin)
+    volume.env = {**drill.cluster.env, "PGDATA": str(volume.data), "SOS_PGBACKREST_CONF": str(drill.conf),
+                  "PATH": f"{drill.bin}:{os.environ['PATH']}"}
+    if volume.as_root:
+        shutil.chown(volume.root, "nobody", "nogroup")
+    script = volume.file("restore-latest.sh", backup.restore_postgres_script(), 0o755)
+    started = time.monotonic()
+    result = volume._run(["sh", str(script), "latest"], timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    volume.start(conf=volume.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
+    try:
+        assert wait_for(lambda: volume.query("SELECT pg_is_in_recovery()") == "f", 120)
+        print(f"restore of the latest state took {time.monotonic() - started:.1f} s")
+        assert volume.query(f"SELECT count(*) FROM rpo WHERE v = '{marker}'", db="drilldb") == "1"
+    finally:
+        volume.destroy()
+
+
 def test_metric_file_records_the_last_good_backup(drill):
     text = (drill.metrics / "pgbackrest.prom").read_text()
     assert 'sos_backup_last_run_ok{kind="pgbackrest"} 1' in text

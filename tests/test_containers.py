@@ -48,8 +48,9 @@ def test_container_meets_every_default_or_names_its_opt_out(stack, name):
     assert outs == EXPECTED_OPT_OUTS.get(service, set())
 
     # Image: pulled and pinned, and the container runs the pulled digest.
-    image = next(r for r in plan.of_type("docker:index/remoteImage:RemoteImage")
-                 if r.parent == c.parent)
+    # (The backup container runs PostgreSQL's image: found through the container's input.)
+    (image,) = [r for r in plan.of_type("docker:index/remoteImage:RemoteImage")
+                if r.urn in c.property_dependencies.get("image", [])]
     ref = image.inputs["name"]
     assert re.search(r":[\w][\w.-]*(@sha256:[0-9a-f]{64})?$", ref.rsplit("/", 1)[-1]) and not ref.endswith(":latest")
     assert i["image"].startswith("sha256:")

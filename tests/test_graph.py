@@ -47,11 +47,16 @@ def test_no_duplicate_resource_names(plan):
     assert plan.duplicates == []
 
 
-def test_two_docker_networks_and_the_data_one_is_internal(plan):
+def test_docker_networks_and_the_data_one_is_internal(plan):
     networks = {r.name: r for r in plan.of_type("docker:index/network:Network")}
-    assert set(networks) == {"networks-edge", "networks-data"}
+    cloud = plan.stack != "dev"
+    assert set(networks) == {"networks-edge", "networks-data"} | ({"networks-egress"} if cloud else set())
     assert networks["networks-data"].inputs["internal"] is True
     assert networks["networks-edge"].inputs["internal"] is False
+    if cloud:
+        egress = networks["networks-egress"].inputs
+        assert egress["internal"] is False
+        assert egress["options"] == {"com.docker.network.bridge.enable_icc": "false"}
     for net in networks.values():
         assert net.inputs["name"].startswith(f"sos-{plan.stack}-")
         assert net.delete_before_replace, "a named network clashes with itself on replace"
@@ -60,7 +65,7 @@ def test_two_docker_networks_and_the_data_one_is_internal(plan):
 
 
 EXPECTED_SECRETS = {"postgresSuperuser", "postgresApp", "postgresN8n", "postgresMonitoring",
-                    "redis", "jwtAccess", "jwtRefresh", "n8nEncryptionKey", "grafanaAdmin"}
+                    "redis", "jwtAccess", "jwtRefresh", "n8nEncryptionKey", "grafanaAdmin", "backupCipher"}
 
 
 def test_internal_credentials_are_generated_and_secret(plan):
