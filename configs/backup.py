@@ -366,10 +366,11 @@ set -eu
 set_dir="$1"
 data="$2"
 (cd "$set_dir" && sha256sum -c SHA256SUMS >/dev/null) || { echo "$set_dir fails its SHA256SUMS" >&2; exit 1; }
-if [ -n "$(ls -A "$data" 2>/dev/null)" ]; then
-  aside="$data/../$(basename "$data").before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+# The previous data stays on the volume (Redis ignores the directory), never deleted.
+if [ -n "$(find "$data" -mindepth 1 -maxdepth 1 ! -name 'before-restore-*')" ]; then
+  aside="$data/before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
   mkdir -p "$aside"
-  find "$data" -mindepth 1 -maxdepth 1 -exec mv {} "$aside"/ \\;
+  find "$data" -mindepth 1 -maxdepth 1 ! -name 'before-restore-*' -exec mv {} "$aside"/ \\;
   echo "kept the previous data as $aside"
 fi
 cp "$set_dir/dump.rdb" "$data/dump.rdb"
@@ -392,6 +393,8 @@ done
 redis-cli -s "$sock" shutdown >/dev/null 2>&1 || true
 wait "$server" || true
 trap - EXIT
+# Run as root to read the backups volume: the files go to the data directory's owner.
+if [ "$(id -u)" = 0 ]; then chown -R "$(stat -c %u:%g "$data")" "$data"; fi
 echo "restored $keys keys into $data"
 """
 
@@ -446,6 +449,7 @@ def scripts(with_minio: bool) -> dict[str, str]:
         "redis-snapshot": redis_snapshot_script(f"{SOURCES_DIR}/redis"),
         "offsite": offsite_script(OFFSITE_KINDS),
         "restore-postgres": restore_postgres_script(),
+        "restore-redis": restore_redis_script(),
     }
     if with_minio:
         files["minio-snapshot"] = directory_snapshot_script("minio", f"{SOURCES_DIR}/minio")

@@ -150,7 +150,7 @@ def test_redis_snapshot_restores_into_a_fresh_server_with_the_generated_conf(
     restored = _restore_redis(published, fresh_dir)
     assert restored.returncode == 0, restored.stderr
     assert "restored 200 keys" in restored.stdout
-    assert list(tmp_path.glob("fresh.before-restore-*/stale"))
+    assert list(fresh_dir.glob("before-restore-*/stale")), "the previous data is kept on the volume"
     fresh = RedisServer(fresh_dir, plan_conf(plan_files, "production"), REDIS_PASSWORD)
     fresh.start()
     try:

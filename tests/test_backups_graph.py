@@ -132,8 +132,11 @@ def test_backup_container_runs_the_scheduler_with_every_job(plan_files, stack):
     if stack == "dev":
         expected["minio"] = "86400"
     assert jobs == expected
+    scripts = plan_files[stack] / "backups-svc" / "etc" / "sos" / "backup"
     for script in re.findall(rf"sh {backup.SCRIPTS_DIR}/(\S+)", scheduler):
-        assert (plan_files[stack] / "backups-svc" / "etc" / "sos" / "backup" / script).exists(), script
+        assert (scripts / script).exists(), script
+    # The runbook's restore scripts are on the host too, next to the jobs.
+    assert (scripts / "restore-postgres").exists() and (scripts / "restore-redis").exists()
     assert backups.inputs["healthcheck"]["tests"][0] == "CMD-SHELL"
     assert "heartbeat" in backups.inputs["healthcheck"]["tests"][1]
 

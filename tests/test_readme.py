@@ -49,3 +49,21 @@ def test_main_job_without_the_pulumi_cli_says_so_and_prints_the_offline_plan(tmp
     assert "The Pulumi CLI is not installed" in result.stderr
     assert "Nothing was deployed" in result.stderr
     assert result.stdout.startswith("stack dev of storiesofsoftware: ")
+
+
+def test_runbook_names_containers_and_volumes_that_production_has():
+    """The restore runbook is typed under pressure: every `$P-…` name in it must exist."""
+    import re
+
+    from tests.conftest import plan_for
+
+    text = (ROOT / "README.md").read_text()
+    runbook = text[text.index("### Runbook"):text.index("### Proof")]
+    named = set(re.findall(r"\$P-([a-z0-9-]+)", runbook))
+    plan = plan_for("production")
+    existing = {r.inputs["name"] for r in plan.resources
+                if r.type in ("docker:index/container:Container", "docker:index/volume:Volume",
+                              "docker:index/network:Network")}
+    assert len(named) >= 10
+    assert {f"sos-production-{n}" for n in named} <= existing, sorted(
+        {f"sos-production-{n}" for n in named} - existing)
