@@ -20,6 +20,7 @@ from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
 from components.postgres import POSIX_REPO_DIR, ArchiveArgs, Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from configs import backup as backup_config
+from configs import monitoring as monitoring_config
 from configs import nginx as nginx_config
 
 cfg = platform_settings.load()
@@ -82,6 +83,8 @@ if cfg.is_cloud:
         manage_zone=cfg.manages_zone,
     ), opts=pulumi.ResourceOptions(providers={"cloudflare": cloudflare_provider}))
     tls_cert, tls_key, client_ca = edge_dns.origin_cert_pem, edge_dns.origin_key_pem, edge_dns.client_ca_pem
+    # One Origin CA certificate covers every edge host name.
+    cert_expiries = edge_dns.origin_cert_expires.apply(lambda at: {host: at for host in edge_hostnames})
     pulumi.export("hostPublicIp", host.public_ip)
     pulumi.export("cloudflareZoneId", edge_dns.zone_id)
 else:
@@ -91,6 +94,7 @@ else:
     host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.registry))
     dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, edge_hostnames))
     tls_cert, tls_key, client_ca = dev_tls.cert_pem, dev_tls.key_pem, None
+    cert_expiries = dev_tls.cert_expires.apply(lambda at: {host: at for host in edge_hostnames})
 
 on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
 placement = Placement(cfg.name_prefix, cfg.labels, host.commands)
@@ -238,7 +242,7 @@ edge = EdgeProxy("edge", EdgeProxyArgs(
         api_servers=[f"{name}:{API_PORT}" for name in api.service.aliases],
         frontend_servers=[f"{name}:{FRONTEND_PORT}" for name in frontend.service.aliases],
         n8n_server=f"n8n:{N8N_PORT}" if cfg.features.n8n else None,
-        grafana_server="grafana:3000" if cfg.features.monitoring else None,
+        grafana_server=f"grafana:{monitoring_config.GRAFANA_PORT}" if cfg.features.monitoring else None,
         admin_cidrs=cfg.admin_cidrs,
         real_ip_from=cloudflare_ranges.all if cfg.is_cloud else (),
         client_ca=cfg.is_cloud,
@@ -250,6 +254,32 @@ edge = EdgeProxy("edge", EdgeProxyArgs(
     key_pem=tls_key,
     client_ca_pem=client_ca,
 ), opts=on_docker)
+
+if cfg.features.monitoring:
+    from components.monitoring import Monitoring, MonitoringArgs
+
+    app_targets = monitoring_config.ScrapeTargets(
+        api=[f"{alias}:{API_PORT}" for alias in api.service.aliases] if cfg.features.app_metrics else (),
+        frontend=[f"{alias}:{FRONTEND_PORT}" for alias in frontend.service.aliases] if cfg.features.app_metrics else (),
+        grafana=f"grafana:{monitoring_config.GRAFANA_PORT}")
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        placement=placement,
+        stack=cfg.stack,
+        images=cfg.images,
+        limits=cfg.limits,
+        retention_days=cfg.metrics_retention_days,
+        edge_network=networks.edge.name,
+        data_network=networks.data.name,
+        grafana_url=f"https://{cfg.hostname('grafana')}",
+        grafana_admin_password=secrets.values["grafanaAdmin"],
+        monitoring_password=secrets.values["postgresMonitoring"],
+        redis_password=secrets.values["redis"],
+        nginx_status_url=f"http://nginx:{nginx_config.STATUS_PORT}{nginx_config.STATUS_PATH}",
+        backup_metrics_volume=backups.metrics_volume.name,
+        app_targets=app_targets,
+        certificate_expiries=cert_expiries,
+        depends_on=[*postgres.service.containers, *redis.service.containers, *edge.service.containers],
+    ), opts=on_docker)
 
 pulumi.export("siteUrl", site_url)
 pulumi.export("apiUrl", api_url)

@@ -86,6 +86,8 @@ class Limits:
 class Features:
     n8n: bool
     monitoring: bool
+    # Prometheus scrapes the API's and the frontend's /metrics (their images expose it).
+    app_metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -323,13 +325,14 @@ def _sub(name: str, parse: Callable[[Any], Any], raw: Any) -> Any:
 
 def parse_features(raw: Any) -> Features:
     if not isinstance(raw, dict):
-        raise Invalid("an object with n8n and monitoring switches")
-    unknown = set(raw) - {"n8n", "monitoring"}
+        raise Invalid("an object with n8n, monitoring and appMetrics switches")
+    unknown = set(raw) - {"n8n", "monitoring", "appMetrics"}
     if unknown:
-        raise Invalid(f"only n8n and monitoring (unknown: {', '.join(sorted(unknown))})")
+        raise Invalid(f"only n8n, monitoring and appMetrics (unknown: {', '.join(sorted(unknown))})")
     return Features(
         n8n=_sub("n8n", parse_bool, raw.get("n8n", True)),
         monitoring=_sub("monitoring", parse_bool, raw.get("monitoring", True)),
+        app_metrics=_sub("appMetrics", parse_bool, raw.get("appMetrics", True)),
     )
 
 
@@ -359,7 +362,8 @@ DEFAULT_IMAGES = {
     "grafana": "grafana/grafana:12.1.1",
     "nodeExporter": "prom/node-exporter:v1.9.1",
     "postgresExporter": "prometheuscommunity/postgres-exporter:v0.17.1",
-    "redisExporter": "oliver006/redis_exporter:v1.74.0",
+    # The -alpine variant: the plain image is FROM scratch and has nothing to healthcheck with.
+    "redisExporter": "oliver006/redis_exporter:v1.74.0-alpine",
     "nginxExporter": "nginx/nginx-prometheus-exporter:1.4.2",
 }
 
@@ -436,7 +440,7 @@ KEYS: tuple[Key, ...] = (
         "How many daily EBS snapshots of the data volume are kept."),
     Key("metricsRetentionDays", int_between(1, 3650), _per_stack(7, 15, 30),
         "How long Prometheus keeps samples."),
-    Key("features", parse_features, _all({"n8n": True, "monitoring": True}),
+    Key("features", parse_features, _all({"n8n": True, "monitoring": True, "appMetrics": True}),
         "Switches for optional parts of the platform."),
     Key("dockerHost", parse_docker_host, _per_stack("", None, None),
         "dev only: Docker engine URL; empty means DOCKER_HOST or the default socket."),

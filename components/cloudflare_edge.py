@@ -60,6 +60,7 @@ class CloudflareEdgeArgs:
 class CloudflareEdge(pulumi.ComponentResource):
     zone_id: pulumi.Output[str]
     origin_cert_pem: pulumi.Output[str]
+    origin_cert_expires: pulumi.Output[str]
     origin_key_pem: pulumi.Output[str]
     client_ca_pem: pulumi.Output[str]
 
@@ -89,6 +90,8 @@ class CloudflareEdge(pulumi.ComponentResource):
             hostnames=[args.domain, f"*.{args.domain}"], request_type="origin-ecc",
             requested_validity=ORIGIN_CA_VALIDITY_DAYS, opts=child)
         self.origin_cert_pem = origin_cert.certificate
+        # For the certificate-expiry alert.
+        self.origin_cert_expires = origin_cert.expires_on
         self.origin_key_pem = pulumi.Output.secret(origin_key.private_key_pem)
 
         # Authenticated Origin Pulls per hostname, with a CA of this stack's own: the origin

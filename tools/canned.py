@@ -15,7 +15,8 @@ Invokes
 Resources
   inputs are echoed back as outputs, plus: an id; RandomPassword `result` made of the requested
   length and character classes (with URL- and shell-special characters when `special` is on,
-  so encoding bugs show up); tls keys and certificates in PEM/OpenSSH shape; EIP 203.0.113.10
+  so encoding bugs show up); tls keys and certificates in PEM/OpenSSH shape (self-signed valid
+  to 2027-11-27T00:00:00Z, Cloudflare Origin CA to "2041-11-23 20:00:00 +0000 UTC"); EIP 203.0.113.10
   (TEST-NET-3); EBS volume ids in AWS's `vol-` + 17 hex form; `sha256:` image ids.
 Any other invoke is an error naming its token, so a new data source cannot slip in unanswered.
 """
@@ -128,6 +129,10 @@ class CannedMocks(Mocks):
         elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
             out["certPem"] = _pem("CERTIFICATE", name)
             out["validityEndTime"] = "2027-11-27T00:00:00Z"
+        elif t == "cloudflare:index/originCaCertificate:OriginCaCertificate":
+            out["certificate"] = _pem("CERTIFICATE", name)
+            # Cloudflare's own format for the expiry.
+            out["expiresOn"] = "2041-11-23 20:00:00 +0000 UTC"
         elif t == "tls:index/certRequest:CertRequest":
             out["certRequestPem"] = _pem("CERTIFICATE REQUEST", name)
         elif t == "aws:ec2/eip:Eip":

@@ -1,0 +1,170 @@
+"""Prometheus, Grafana and the exporters, each a hardened ContainerService.
+
+Prometheus joins the edge network (the applications, the nginx exporter, Grafana) and the data
+network (the other exporters); nothing is published. Grafana is reached only through the edge
+proxy's `grafana` host, which admits the admin networks only. Files come from
+configs/monitoring.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_service import (
+    ConfigFile,
+    ContainerService,
+    ContainerServiceArgs,
+    Healthcheck,
+    NetworkAttachment,
+    Placement,
+    VolumeMount,
+    named_volume,
+)
+from configs import backup
+from configs import monitoring as mon
+from configs import postgres as pg
+from settings import Limits
+
+NOBODY = "65534:65534"
+SECRETS_DIR = "/etc/sos/secrets"
+TMP = {"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"}
+
+
+def _http_check(port: int, path: str) -> Healthcheck:
+    # busybox wget, which these images (prometheus/busybox- and alpine-based) carry.
+    return Healthcheck(["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"],
+                       start_period="60s")
+
+
+@dataclass
+class MonitoringArgs:
+    placement: Placement
+    stack: str
+    images: Mapping[str, str]
+    limits: Mapping[str, Limits]
+    retention_days: int
+    edge_network: pulumi.Input[str]
+    data_network: pulumi.Input[str]
+    grafana_url: str
+    grafana_admin_password: pulumi.Output[str]
+    monitoring_password: pulumi.Output[str]
+    redis_password: pulumi.Output[str]
+    nginx_status_url: str
+    backup_metrics_volume: pulumi.Input[str]
+    app_targets: mon.ScrapeTargets
+    # host name -> expiry as the certificate's provider reports it
+    certificate_expiries: pulumi.Input[Mapping[str, str]]
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+
+
+class Monitoring(pulumi.ComponentResource):
+    services: dict[str, ContainerService]
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix, labels = args.placement.name_prefix, args.placement.labels
+        edge, data = NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)
+        self.services = {}
+
+        def service(key: str, svc: str, **kw: object) -> ContainerService:
+            self.services[svc] = ContainerService(f"{name}-{svc}", ContainerServiceArgs(
+                service=svc, placement=args.placement, image=args.images[key], limits=args.limits[key],
+                **kw), opts=child)  # type: ignore[arg-type]
+            return self.services[svc]
+
+        service("nodeExporter", "node-exporter",
+                networks=[data], user=NOBODY,
+                command=["--path.rootfs=/host", "--path.procfs=/host/proc", "--path.sysfs=/host/sys",
+                         f"--web.listen-address=:{mon.EXPORTER_PORTS['node']}",
+                         f"--collector.textfile.directory={backup.METRICS_DIR}",
+                         # Docker's own layers and the kernel's pseudo filesystems are noise; the
+                         # volumes' mount (/var/lib/docker/volumes) is what must not fill up.
+                         "--collector.filesystem.mount-points-exclude="
+                         "^/(dev|proc|sys|run|var/lib/docker/(overlay2|containers|plugins))($|/)"],
+                volumes=[VolumeMount("/", "/host", read_only=True, kind="bind"),
+                         VolumeMount(args.backup_metrics_volume, backup.METRICS_DIR, read_only=True)],
+                healthcheck=_http_check(mon.EXPORTER_PORTS["node"], "/"),
+                opt_outs=frozenset({"reads-host"}))
+        service("postgresExporter", "postgres-exporter",
+                networks=[data], user=NOBODY,
+                env={"DATA_SOURCE_URI": f"postgres:{pg.PORT}/{pg.APP_DATABASE}?sslmode=disable",
+                     "DATA_SOURCE_USER": pg.MONITORING_ROLE,
+                     "DATA_SOURCE_PASS_FILE": f"{SECRETS_DIR}/monitoring-password",
+                     "PG_EXPORTER_WEB_LISTEN_ADDRESS": f":{mon.EXPORTER_PORTS['postgres']}"},
+                files=[ConfigFile(f"{SECRETS_DIR}/monitoring-password", args.monitoring_password, mode="0400",
+                                  secret=True)],
+                tmpfs=TMP,
+                healthcheck=_http_check(mon.EXPORTER_PORTS["postgres"], "/"),
+                depends_on=args.depends_on)
+        service("redisExporter", "redis-exporter",
+                networks=[data], user="59000:59000",
+                env={"REDIS_ADDR": "redis://redis:6379",
+                     "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f":{mon.EXPORTER_PORTS['redis']}"},
+                secret_env={"REDIS_PASSWORD": args.redis_password},
+                tmpfs=TMP,
+                healthcheck=_http_check(mon.EXPORTER_PORTS["redis"], "/"),
+                depends_on=args.depends_on)
+        service("nginxExporter", "nginx-exporter",
+                networks=[edge], user=NOBODY,
+                command=[f"--nginx.scrape-uri={args.nginx_status_url}",
+                         f"--web.listen-address=:{mon.EXPORTER_PORTS['nginx']}"],
+                # The image is built FROM scratch: no shell, no wget, nothing to probe with.
+                opt_outs=frozenset({"no-healthcheck"}),
+                depends_on=args.depends_on)
+
+        prometheus_data = named_volume(f"{name}-prometheus-data", f"{prefix}-prometheus-data", labels, self)
+        limits = args.limits["prometheus"]
+        rules = pulumi.Output.from_input(args.certificate_expiries).apply(mon.certificate_rules)
+        service("prometheus", "prometheus",
+                networks=[edge, data], user=NOBODY,
+                command=[f"--config.file={mon.PROMETHEUS_DIR}/prometheus.yml",
+                         "--storage.tsdb.path=/prometheus",
+                         f"--storage.tsdb.retention.time={args.retention_days}d",
+                         # Retention by size too, so a burst of series cannot fill the volume.
+                         f"--storage.tsdb.retention.size={max(1, limits.memory_mb * 8 // 1024)}GB",
+                         f"--web.listen-address=:{mon.PROMETHEUS_PORT}"],
+                # The Go runtime collects before the container limit is hit.
+                env={"GOMEMLIMIT": f"{limits.memory_mb * 9 // 10}MiB"},
+                files=[ConfigFile(f"{mon.PROMETHEUS_DIR}/prometheus.yml", mon.prometheus_yml(
+                           mon.PrometheusSettings(stack=args.stack, targets=args.app_targets))),
+                       ConfigFile(f"{mon.RULES_DIR}/alerts.yml", mon.alert_rules()),
+                       ConfigFile(f"{mon.RULES_DIR}/certificates.yml", rules)],
+                volumes=[VolumeMount(prometheus_data.name, "/prometheus")],
+                tmpfs=TMP,
+                healthcheck=_http_check(mon.PROMETHEUS_PORT, "/-/healthy"),
+                stop_timeout=60)
+
+        grafana_data = named_volume(f"{name}-grafana-data", f"{prefix}-grafana-data", labels, self)
+        service("grafana", "grafana",
+                networks=[edge], user="472:0",
+                env={"GF_SECURITY_ADMIN_USER": "admin",
+                     "GF_SECURITY_ADMIN_PASSWORD__FILE": f"{SECRETS_DIR}/grafana-admin-password",
+                     "GF_SERVER_ROOT_URL": args.grafana_url + "/",
+                     "GF_PATHS_PROVISIONING": mon.GRAFANA_PROVISIONING,
+                     "GF_USERS_ALLOW_SIGN_UP": "false",
+                     "GF_AUTH_ANONYMOUS_ENABLED": "false",
+                     "GF_SECURITY_COOKIE_SECURE": "true",
+                     "GF_SECURITY_DISABLE_GRAVATAR": "true",
+                     "GF_ANALYTICS_REPORTING_ENABLED": "false",
+                     "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
+                     "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+                     # No plugin downloads at start: the container needs nothing from outside.
+                     "GF_PLUGINS_PREINSTALL_DISABLED": "true",
+                     "GF_LOG_MODE": "console"},
+                files=[ConfigFile(f"{SECRETS_DIR}/grafana-admin-password", args.grafana_admin_password,
+                                  mode="0400", secret=True),
+                       ConfigFile(f"{mon.GRAFANA_PROVISIONING}/datasources/prometheus.yml", mon.grafana_datasource()),
+                       ConfigFile(f"{mon.GRAFANA_PROVISIONING}/dashboards/storiesofsoftware.yml",
+                                  mon.grafana_dashboard_provider()),
+                       ConfigFile(f"{mon.GRAFANA_DASHBOARDS}/overview.json", mon.grafana_dashboard())],
+                volumes=[VolumeMount(grafana_data.name, "/var/lib/grafana")],
+                tmpfs=TMP,
+                healthcheck=_http_check(mon.GRAFANA_PORT, "/api/health"),
+                depends_on=self.services["prometheus"].containers)
+        self.prometheus_volume: docker.Volume = prometheus_data
+        self.register_outputs({})
