@@ -292,3 +292,6 @@ pulumi.export("s3Endpoint", storage.endpoint)
 pulumi.export("s3Region", storage.region)
 pulumi.export("databaseUrl", postgres.app_database_url)
 pulumi.export("redisUrl", redis.url)
+if not cfg.is_cloud:
+    # The contract's cloud-only outputs, named so a consumer can tell "absent" from "renamed".
+    pulumi.export("absentOutputs", ["hostPublicIp", "cloudflareZoneId"])

@@ -31,6 +31,9 @@ LOG_OPTS = {"max-size": "10m", "max-file": "5"}
 CONFIG_LABEL = "sos.config-for"
 # Every container carries its opt-outs, so `docker inspect` and the plan both show them.
 OPT_OUT_LABEL = "sos.opt-outs"
+# And the names of the variables it gets from secrets, which the policy pack holds against
+# every credential-looking variable (a policy sees values, not their secrecy).
+SECRET_ENV_LABEL = "sos.secret-env"
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,8 @@ class ContainerService(pulumi.ComponentResource):
                    uid: int, gid: int) -> docker.Container:
         child = pulumi.ResourceOptions(parent=self)
         labels = {**args.placement.labels, "service": args.service, "replica": str(index),
-                  OPT_OUT_LABEL: ",".join(sorted(args.opt_outs))}
+                  OPT_OUT_LABEL: ",".join(sorted(args.opt_outs)),
+                  SECRET_ENV_LABEL: ",".join(sorted(args.secret_env))}
         mounts = [docker.ContainerMountArgs(
             target=v.target, type=v.kind, source=v.volume_name, read_only=v.read_only,
             # Host mounts made after start (a new volume) show up inside too.

@@ -109,7 +109,8 @@ class Postgres(pulumi.ComponentResource):
         self.pgbackrest_secret_env: dict[str, pulumi.Input[str]] = {
             "PGBACKREST_REPO1_CIPHER_PASS": args.archive.cipher_pass}
         if args.archive.s3_secret_access_key is not None:
-            self.pgbackrest_env["PGBACKREST_REPO1_S3_KEY"] = args.archive.s3_access_key_id or ""
+            # The key id too: it names the identity, and travels with its secret.
+            self.pgbackrest_secret_env["PGBACKREST_REPO1_S3_KEY"] = args.archive.s3_access_key_id or ""
             self.pgbackrest_secret_env["PGBACKREST_REPO1_S3_KEY_SECRET"] = args.archive.s3_secret_access_key
         else:
             # The only copy of dev's WAL and backups: a volume of its own, shared with the

@@ -22,8 +22,10 @@ IN_CI = os.environ.get("CI") == "true"
 
 def require_tool(name: str) -> str:
     """Path of a real program the test needs. Skips on a laptop without it; fails in CI."""
-    # Tools installed into this virtualenv (gixy) sit next to the interpreter.
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    # Tools installed into this virtualenv (gixy) sit next to the interpreter; checkov has a
+    # virtualenv of its own (.ci/run).
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent)) \
+        or shutil.which(name, path=str(ROOT / ".ci" / "checkov-venv" / "bin"))
     if path:
         return path
     message = f"{name} is not installed (.ci/run installs it)"

@@ -34,17 +34,8 @@ AMI_ID = "ami-0abcdef1234567890"
 AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261015"
 EIP = "203.0.113.10"
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
-# Snapshot of https://www.cloudflare.com/ips-v4 and ips-v6, used only by the offline plan.
-CF_IPV4 = [
-    "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22",
-    "141.101.64.0/18", "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20",
-    "197.234.240.0/22", "198.41.128.0/17", "162.158.0.0/15", "104.16.0.0/13",
-    "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
-]
-CF_IPV6 = [
-    "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32",
-    "2405:8100::/32", "2a06:98c0::/29", "2c0f:f248::/32",
-]
+# Cloudflare's ranges: the same snapshot the policy pack admits on 80/443.
+from policy.cloudflare_ranges import CF_IPV4, CF_IPV6  # noqa: E402
 
 
 def _digest(*parts: str) -> str:

@@ -1,0 +1,253 @@
+"""The platform's mandatory policies, as plain functions over a resource's type, properties,
+options and stack: the Pulumi engine calls them through the pack in __main__.py at
+`pulumi preview/up --policy-pack policy`, and tools/policy.py calls the same functions over the
+offline plan of every stack in CI.
+
+A policy sees property values but not their secrecy, so secrets are checked by what can be seen:
+credential-looking variables must be declared as coming from secrets (ContainerService labels
+them), secret files must be private, and command lines must carry no credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cloudflare_ranges import CF_IPV4, CF_IPV6
+
+CLOUDFLARE = [ipaddress.ip_network(c) for c in CF_IPV4 + CF_IPV6]
+EDGE_SERVICE = "nginx"
+CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY$|_PASS$|ENCRYPTION_KEY|DATABASE_URL|REDIS_URL)")
+CREDENTIAL_ASSIGNMENT = re.compile(r"\b[A-Z0-9_]*(PASSWORD|SECRET|TOKEN|_PASS)[A-Z0-9_]*=(?!\"?\$|\"?/)\S")
+# What holds the platform's data or the keys to it: protected in production.
+STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n)-data$")
+STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword"}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What a policy needs of a resource: the same fields from the engine or the offline plan."""
+
+    type: str
+    name: str
+    urn: str
+    props: Mapping[str, Any]
+    protect: bool = False
+
+    @property
+    def stack(self) -> str:
+        # urn:pulumi:<stack>::<project>::<type path>::<name>
+        return self.urn.split(":", 3)[2].split("::")[0] if self.urn.startswith("urn:pulumi:") else ""
+
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    types: frozenset[str]
+    check: Callable[[Resource, Report], None]
+
+
+def _labels(props: Mapping[str, Any]) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in props.get("labels") or []}
+
+
+def _csv(value: str | None) -> set[str]:
+    return {v for v in (value or "").split(",") if v}
+
+
+# --- S3 ----------------------------------------------------------------------------------------
+
+def public_access_blocked(r: Resource, report: Report) -> None:
+    for key in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+        if r.props.get(key) is not True:
+            report(f"{key} must be true")
+
+
+def encrypted_at_rest(r: Resource, report: Report) -> None:
+    rules = r.props.get("rules") or []
+    algorithms = {(rule.get("applyServerSideEncryptionByDefault") or {}).get("sseAlgorithm") for rule in rules}
+    if not rules or not algorithms <= {"AES256", "aws:kms", "aws:kms:dsse"}:
+        report("every bucket rule must apply SSE-S3 or SSE-KMS by default")
+
+
+def versioned(r: Resource, report: Report) -> None:
+    if (r.props.get("versioningConfiguration") or {}).get("status") != "Enabled":
+        report("versioning must be Enabled")
+
+
+def tls_only(r: Resource, report: Report) -> None:
+    import json
+
+    policy = r.props.get("policy")
+    try:
+        doc = json.loads(policy) if isinstance(policy, str) else policy or {}
+    except ValueError:
+        doc = {}
+    denies = [s for s in doc.get("Statement", []) if s.get("Effect") == "Deny"
+              and (s.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport") in ("false", False)]
+    if not denies:
+        report("the bucket policy must deny requests without TLS (aws:SecureTransport false)")
+
+
+# --- EC2 ---------------------------------------------------------------------------------------
+
+def imdsv2_required(r: Resource, report: Report) -> None:
+    if (r.props.get("metadataOptions") or {}).get("httpTokens") != "required":
+        report("metadataOptions.httpTokens must be 'required' (IMDSv2)")
+
+
+def volumes_encrypted(r: Resource, report: Report) -> None:
+    if r.type == "aws:ec2/instance:Instance":
+        if (r.props.get("rootBlockDevice") or {}).get("encrypted") is not True:
+            report("the root volume must be encrypted")
+    elif r.props.get("encrypted") is not True:
+        report("the volume must be encrypted")
+
+
+def _ingress_networks(props: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+    rules = []
+    if "fromPort" in props:  # aws:vpc/securityGroupIngressRule
+        cidr = props.get("cidrIpv4") or props.get("cidrIpv6")
+        if cidr:
+            rules.append((int(props["fromPort"]), int(props.get("toPort", props["fromPort"])), cidr))
+    for inline in props.get("ingress") or []:  # inline rules on aws:ec2/securityGroup
+        for cidr in (inline.get("cidrBlocks") or []) + (inline.get("ipv6CidrBlocks") or []):
+            rules.append((int(inline.get("fromPort", 0)), int(inline.get("toPort", 65535)), cidr))
+    return rules
+
+
+def no_ssh_from_anywhere(r: Resource, report: Report) -> None:
+    for low, high, cidr in _ingress_networks(r.props):
+        if low <= 22 <= high and ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+            report(f"SSH (22) open to {cidr}")
+
+
+def web_only_from_cloudflare(r: Resource, report: Report) -> None:
+    for low, high, cidr in _ingress_networks(r.props):
+        if any(low <= port <= high for port in (80, 443)):
+            network = ipaddress.ip_network(cidr, strict=False)
+            if not any(network.version == cf.version and network.subnet_of(cf) for cf in CLOUDFLARE):  # type: ignore[arg-type]
+                report(f"ports 80/443 open to {cidr}, which is not a Cloudflare range")
+
+
+# --- Docker ------------------------------------------------------------------------------------
+
+def container_hardened(r: Resource, report: Report) -> None:
+    p = r.props
+    outs = _csv(_labels(p).get("sos.opt-outs"))
+    user = str(p.get("user") or "")
+    if "runs-as-root" not in outs and (not user or user.split(":")[0] in ("0", "root")):
+        report("must run as a non-root user (or name the runs-as-root opt-out)")
+    if "writable-rootfs" not in outs and p.get("readOnly") is not True:
+        report("the root filesystem must be read-only")
+    if (p.get("capabilities") or {}).get("drops") != ["ALL"]:
+        report("must drop ALL capabilities")
+    if "no-new-privileges:true" not in (p.get("securityOpts") or []):
+        report("must set no-new-privileges")
+    if not p.get("memory") or not p.get("cpus"):
+        report("must have memory and CPU limits")
+    if "no-healthcheck" not in outs and not (p.get("healthcheck") or {}).get("tests"):
+        report("must have a healthcheck (or name the no-healthcheck opt-out)")
+    if p.get("logDriver") != "json-file" or not (p.get("logOpts") or {}).get("max-size"):
+        report("logs must rotate (json-file with max-size)")
+    if not str(p.get("image", "")).startswith("sha256:"):
+        report("must run a pulled image by its digest, not a tag")
+
+
+def image_pinned(r: Resource, report: Report) -> None:
+    ref = str(r.props.get("name", ""))
+    tag = ref.rsplit("/", 1)[-1]
+    if ":" not in tag or tag.endswith(":latest"):
+        report(f"image {ref!r} must be pinned to a version")
+
+
+def no_published_ports(r: Resource, report: Report) -> None:
+    service = _labels(r.props).get("service")
+    for port in r.props.get("ports") or []:
+        ip = port.get("ip") or "0.0.0.0"
+        if service == EDGE_SERVICE:
+            continue
+        if not ipaddress.ip_address(ip).is_loopback:
+            report(f"{service} publishes {port.get('external')} on {ip}; only the edge proxy may publish")
+
+
+def protected_in_production(r: Resource, report: Report) -> None:
+    if r.stack != "production":
+        return
+    stateful = r.type in STATEFUL_TYPES or (
+        r.type == "docker:index/volume:Volume" and STATEFUL_DOCKER_VOLUMES.search(str(r.props.get("name", ""))))
+    if stateful and not r.protect:
+        report("stateful resource must be protected in production")
+
+
+def no_plain_credentials(r: Resource, report: Report) -> None:
+    if r.type == "docker:index/container:Container":
+        declared = _csv(_labels(r.props).get("sos.secret-env"))
+        for entry in r.props.get("envs") or []:
+            name = str(entry).split("=", 1)[0]
+            # Paths to secrets (…_FILE, …_DIR) are not secrets themselves.
+            if CREDENTIAL_NAME.search(name) and not name.endswith(("_FILE", "_DIR", "_PATH")) and name not in declared:
+                report(f"{name} looks like a credential but is not passed as a secret")
+        for upload in r.props.get("uploads") or []:
+            path = str(upload.get("file", ""))
+            if ("/secrets/" in path or path.endswith(".key")) and str(upload.get("permissions")) not in ("0400", "0600"):
+                report(f"{path} holds a secret and must be mode 0400")
+        for arg in (r.props.get("command") or []) + (r.props.get("entrypoints") or []):
+            if CREDENTIAL_ASSIGNMENT.search(str(arg)):
+                report("a command line carries a credential")
+    else:  # command:local/remote:Command
+        for key in ("create", "update", "delete"):
+            if CREDENTIAL_ASSIGNMENT.search(str(r.props.get(key) or "")):
+                report(f"the {key} script carries a credential; pass it on stdin")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("s3-public-access-blocked", "S3 buckets block every kind of public access.",
+         frozenset({"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"}), public_access_blocked),
+    Rule("s3-encrypted", "S3 buckets encrypt at rest by default.",
+         frozenset({"aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"}),
+         encrypted_at_rest),
+    Rule("s3-versioned", "S3 buckets are versioned.",
+         frozenset({"aws:s3/bucketVersioning:BucketVersioning"}), versioned),
+    Rule("s3-tls-only", "S3 bucket policies deny requests without TLS.",
+         frozenset({"aws:s3/bucketPolicy:BucketPolicy"}), tls_only),
+    Rule("ec2-imdsv2", "Instances require IMDSv2.", frozenset({"aws:ec2/instance:Instance"}), imdsv2_required),
+    Rule("volumes-encrypted", "EBS volumes, root volumes included, are encrypted.",
+         frozenset({"aws:ec2/instance:Instance", "aws:ebs/volume:Volume"}), volumes_encrypted),
+    Rule("no-ssh-from-anywhere", "SSH is never open to 0.0.0.0/0 or ::/0.",
+         frozenset({"aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:ec2/securityGroup:SecurityGroup"}),
+         no_ssh_from_anywhere),
+    Rule("web-only-from-cloudflare", "Ports 80 and 443 admit only Cloudflare's ranges.",
+         frozenset({"aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:ec2/securityGroup:SecurityGroup"}),
+         web_only_from_cloudflare),
+    Rule("container-hardened", "Containers run non-root, read-only, without capabilities, limited, "
+         "health-checked, log-rotated and on a pinned image, unless they name an opt-out.",
+         frozenset({"docker:index/container:Container"}), container_hardened),
+    Rule("image-pinned", "Images are pinned to a version, never latest.",
+         frozenset({"docker:index/remoteImage:RemoteImage"}), image_pinned),
+    Rule("only-the-edge-publishes", "No container but the edge proxy publishes a port beyond loopback.",
+         frozenset({"docker:index/container:Container"}), no_published_ports),
+    Rule("stateful-protected-in-production", "Buckets, data volumes and generated secrets are protected in "
+         "production.", frozenset(STATEFUL_TYPES | {"docker:index/volume:Volume"}), protected_in_production),
+    Rule("no-plain-credentials", "Credentials reach containers and commands only as secrets, files or stdin.",
+         frozenset({"docker:index/container:Container", "command:local:Command", "command:remote:Command"}),
+         no_plain_credentials),
+)
+
+
+def check(resources: Iterable[Resource]) -> list[tuple[str, str, str]]:
+    """(rule, resource name, message) for every violation."""
+    found: list[tuple[str, str, str]] = []
+    for resource in resources:
+        for rule in RULES:
+            if resource.type in rule.types:
+                rule.check(resource, lambda message, rule=rule, resource=resource:
+                           found.append((rule.name, resource.name, message)))
+    return found

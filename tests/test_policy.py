@@ -1,0 +1,233 @@
+"""The policy pack: each rule catches a violating resource and passes a compliant one; the whole
+pack passes over the offline plan of every stack; the pack the engine loads has every rule,
+mandatory."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, STACKS, plan_for
+from tools import policy as offline
+
+sys.path.insert(0, str(ROOT / "policy"))
+
+import rules
+
+PROD = "urn:pulumi:production::storiesofsoftware::t::r"
+DEV = "urn:pulumi:dev::storiesofsoftware::t::r"
+
+
+def container(**over):
+    props = {
+        "user": "1001:1001", "readOnly": True, "capabilities": {"drops": ["ALL"]},
+        "securityOpts": ["no-new-privileges:true"], "memory": 512, "cpus": "1",
+        "healthcheck": {"tests": ["CMD", "true"]}, "logDriver": "json-file", "logOpts": {"max-size": "10m"},
+        "image": "sha256:" + "a" * 64,
+        "labels": [{"label": "service", "value": "api"}, {"label": "sos.opt-outs", "value": ""},
+                   {"label": "sos.secret-env", "value": "DATABASE_URL"}],
+        "envs": ["PORT=3001", "DATABASE_URL=postgres://…"],
+    }
+    props.update(over)
+    return props
+
+
+def labelled(service: str, outs: str = "", secret_env: str = "") -> list[dict]:
+    return [{"label": "service", "value": service}, {"label": "sos.opt-outs", "value": outs},
+            {"label": "sos.secret-env", "value": secret_env}]
+
+
+CONTAINER = "docker:index/container:Container"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+TLS_POLICY = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+
+# rule -> (type, compliant props, violating props, what the report says, urn, protect of each)
+CASES = {
+    "s3-public-access-blocked": (
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        dict.fromkeys(("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"), True),
+        {"blockPublicAcls": True, "blockPublicPolicy": False, "ignorePublicAcls": True, "restrictPublicBuckets": True},
+        "blockPublicPolicy must be true"),
+    "s3-encrypted": (
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        {"rules": []}, "SSE-S3 or SSE-KMS"),
+    "s3-versioned": (
+        "aws:s3/bucketVersioning:BucketVersioning",
+        {"versioningConfiguration": {"status": "Enabled"}},
+        {"versioningConfiguration": {"status": "Suspended"}}, "versioning must be Enabled"),
+    "s3-tls-only": (
+        "aws:s3/bucketPolicy:BucketPolicy", {"policy": TLS_POLICY},
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]})},
+        "deny requests without TLS"),
+    "ec2-imdsv2": (
+        "aws:ec2/instance:Instance",
+        {"metadataOptions": {"httpTokens": "required"}, "rootBlockDevice": {"encrypted": True}},
+        {"metadataOptions": {"httpTokens": "optional"}, "rootBlockDevice": {"encrypted": True}}, "IMDSv2"),
+    "volumes-encrypted": (
+        "aws:ebs/volume:Volume", {"encrypted": True}, {"encrypted": False}, "must be encrypted"),
+    "no-ssh-from-anywhere": (
+        INGRESS, {"fromPort": 22, "toPort": 22, "cidrIpv4": "198.51.100.0/24"},
+        {"fromPort": 22, "toPort": 22, "cidrIpv6": "::/0"}, "SSH (22) open to ::/0"),
+    "web-only-from-cloudflare": (
+        INGRESS, {"fromPort": 443, "toPort": 443, "cidrIpv4": "104.16.0.0/13"},
+        {"fromPort": 443, "toPort": 443, "cidrIpv4": "0.0.0.0/0"}, "not a Cloudflare range"),
+    "container-hardened": (
+        CONTAINER, container(), container(readOnly=False), "read-only"),
+    "image-pinned": (
+        "docker:index/remoteImage:RemoteImage", {"name": "postgres:16.10-alpine"}, {"name": "redis:latest"},
+        "must be pinned"),
+    "only-the-edge-publishes": (
+        CONTAINER, container(ports=[{"internal": 9001, "external": 9001, "ip": "127.0.0.1"}]),
+        container(ports=[{"internal": 5432, "external": 5432, "ip": "0.0.0.0"}]), "only the edge proxy"),
+    "stateful-protected-in-production": (
+        "docker:index/volume:Volume", {"name": "sos-production-postgres-data"},
+        {"name": "sos-production-postgres-data"}, "must be protected"),
+    "no-plain-credentials": (
+        CONTAINER, container(envs=["DATABASE_URL=x", "SOS_SECRETS_DIR=/etc/sos/secrets",
+                                   "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/sos/secrets/p"]),
+        container(envs=["DATABASE_URL=x", "SMTP_PASSWORD=hunter2"]), "SMTP_PASSWORD looks like a credential"),
+}
+PROTECT = {"stateful-protected-in-production": (True, False)}
+
+
+def _run(rule_name: str, rtype: str, props: dict, protect: bool) -> list[str]:
+    (rule,) = [r for r in rules.RULES if r.name == rule_name]
+    assert rtype in rule.types
+    messages: list[str] = []
+    rule.check(rules.Resource(type=rtype, name="r", urn=PROD, props=props, protect=protect), messages.append)
+    return messages
+
+
+def test_every_rule_has_a_case():
+    assert set(CASES) == {r.name for r in rules.RULES}
+
+
+@pytest.mark.parametrize("rule_name", sorted(CASES))
+def test_rule_passes_the_compliant_example_and_reports_the_violating_one(rule_name):
+    rtype, good, bad, expected = CASES[rule_name]
+    good_protect, bad_protect = PROTECT.get(rule_name, (False, False))
+    assert _run(rule_name, rtype, good, good_protect) == []
+    found = _run(rule_name, rtype, bad, bad_protect)
+    assert found and any(expected in m for m in found), found
+
+
+@pytest.mark.parametrize("case", [
+    # Each default the container rule holds, broken one at a time.
+    ({"user": "0:0"}, "non-root"),
+    ({"user": None}, "non-root"),
+    ({"capabilities": {"drops": ["NET_RAW"]}}, "drop ALL"),
+    ({"securityOpts": []}, "no-new-privileges"),
+    ({"memory": 0}, "limits"),
+    ({"healthcheck": None}, "healthcheck"),
+    ({"logOpts": {}}, "rotate"),
+    ({"image": "nginx:1.28.0-alpine"}, "digest"),
+])
+def test_container_rule_checks_each_default(case):
+    over, expected = case
+    found = _run("container-hardened", CONTAINER, container(**over), False)
+    assert any(expected in m for m in found), found
+
+
+def test_container_opt_outs_are_honoured_only_by_name():
+    root = container(user="0:0", labels=labelled("minio", "runs-as-root"))
+    assert _run("container-hardened", CONTAINER, root, False) == []
+    nocheck = container(healthcheck=None, labels=labelled("nginx-exporter", "no-healthcheck"))
+    assert _run("container-hardened", CONTAINER, nocheck, False) == []
+
+
+def test_edge_proxy_may_publish_and_others_only_on_loopback():
+    edge = container(labels=labelled("nginx"), ports=[{"internal": 8443, "external": 443, "ip": "0.0.0.0"}])
+    assert _run("only-the-edge-publishes", CONTAINER, edge, False) == []
+
+
+def test_protection_is_required_in_production_only():
+    (rule,) = [r for r in rules.RULES if r.name == "stateful-protected-in-production"]
+    found: list[str] = []
+    for rtype, props in (("aws:s3/bucket:Bucket", {}), ("random:index/randomPassword:RandomPassword", {}),
+                         ("docker:index/volume:Volume", {"name": "sos-dev-postgres-data"})):
+        rule.check(rules.Resource(rtype, "r", DEV, props, protect=False), found.append)
+    assert found == []
+    rule.check(rules.Resource("docker:index/volume:Volume", "r", PROD, {"name": "sos-production-prometheus-data"}),
+               found.append)
+    assert found == [], "metrics are not the platform's data"
+
+
+def test_commands_must_not_carry_credentials():
+    (rule,) = [r for r in rules.RULES if r.name == "no-plain-credentials"]
+    found: list[str] = []
+    ok = {"create": 'set -eu\nenvfile="$(mktemp)"\ncat > "$envfile"\ndocker run --env-file "$envfile" x'}
+    bad = {"create": "docker run -e POSTGRES_PASSWORD=hunter2 postgres:16"}
+    rule.check(rules.Resource("command:remote:Command", "c", PROD, ok), found.append)
+    assert found == []
+    rule.check(rules.Resource("command:remote:Command", "c", PROD, bad), found.append)
+    assert found and "pass it on stdin" in found[0]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_whole_pack_passes_over_the_offline_plan(stack):
+    assert offline.violations(plan_for(stack)) == []
+
+
+def test_every_rule_applies_to_something_the_program_registers():
+    """A rule whose type never occurs would pass vacuously."""
+    types = {r.type for stack in STACKS for r in offline.resources(plan_for(stack))}
+    for rule in rules.RULES:
+        assert rule.types & types, f"{rule.name} matches no registered resource"
+
+
+def test_a_violation_in_the_program_is_caught(monkeypatch):
+    """The pack over a plan of the real program with one default broken."""
+    from tools import harness
+
+    plan = harness.run("production")
+    broken = next(r for r in plan.resources if r.name == "storage-backups-versioning")
+    broken.inputs["versioningConfiguration"] = {"status": "Suspended"}
+    assert offline.violations(plan) == [("s3-versioned", "storage-backups-versioning", "versioning must be Enabled")]
+
+
+def test_pack_registers_every_rule_as_mandatory(monkeypatch):
+    import pulumi_policy
+
+    captured = {}
+
+    def fake_pack(**kwargs):
+        captured.update(kwargs)
+
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", fake_pack)
+    runpy.run_path(str(ROOT / "policy" / "__main__.py"), run_name="__main__")
+    assert captured["enforcement_level"] == pulumi_policy.EnforcementLevel.MANDATORY
+    names = [p.name for p in captured["policies"]]
+    assert names == [r.name for r in rules.RULES]
+    assert all(p.enforcement_level == pulumi_policy.EnforcementLevel.MANDATORY for p in captured["policies"])
+
+
+def test_pack_adapter_passes_the_engines_arguments_to_the_rule(monkeypatch):
+    """The validate function the engine calls, fed the engine's argument type."""
+    import pulumi_policy
+
+    captured = {}
+    monkeypatch.setattr(pulumi_policy, "PolicyPack", lambda **kw: captured.update(kw))
+    runpy.run_path(str(ROOT / "policy" / "__main__.py"), run_name="__main__")
+    (versioning,) = [p for p in captured["policies"] if p.name == "s3-versioned"]
+    opts = pulumi_policy.PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None,
+                                               aliases=[], custom_timeouts=None, additional_secret_outputs=[])
+    args = pulumi_policy.ResourceValidationArgs(
+        resource_type="aws:s3/bucketVersioning:BucketVersioning",
+        props={"versioningConfiguration": {"status": "Disabled"}}, urn=PROD, name="v", opts=opts, provider=None)
+    reported: list[str] = []
+    versioning.validate(args, lambda message, urn=None: reported.append(message))
+    assert reported == ["versioning must be Enabled"]
+
+
+def test_requirements_pin_the_pack_like_the_program():
+    pins = dict(line.split("==") for line in (ROOT / "policy" / "requirements.txt").read_text().split())
+    program = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+                   if "==" in line and not line.startswith("#"))
+    assert pins["pulumi"] == program["pulumi"]
+    dev = (ROOT / "requirements-dev.txt").read_text()
+    assert f"pulumi-policy=={pins['pulumi-policy']}" in dev
