@@ -61,8 +61,9 @@ class StandIn:
     """Behaves like one of the apps: a few milliseconds of work, JSON or HTML, a static file
     that forbids caching (so a HIT proves nginx cached it anyway), and WebSocket upgrades."""
 
-    def __init__(self, name: str, work_ms: float = 2.0) -> None:
+    def __init__(self, name: str, work_ms: float = 2.0, static_work_ms: float | None = None) -> None:
         self.name = name
+        static_ms = work_ms if static_work_ms is None else static_work_ms
         self.hits: dict[str, int] = {}
         self.seen_headers: list[dict[str, str]] = []
         stand_in = self
@@ -89,7 +90,7 @@ class StandIn:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                time.sleep(work_ms / 1000)
+                time.sleep((static_ms if self.path.startswith("/_next/static/") else work_ms) / 1000)
                 if self.path.startswith("/_next/static/"):
                     body = ("/* chunk */ console.log('" + "x" * 2000 + "');").encode()
                     ctype, cache = "application/javascript", "no-store"
@@ -111,6 +112,9 @@ class StandIn:
 
             do_POST = do_GET  # noqa: N815
 
+        # socketserver's default backlog of 5 drops connections under load (a 1 s SYN retry),
+        # which would measure the stand-in rather than the proxy in front of it.
+        ThreadingHTTPServer.request_queue_size = 1024
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]

@@ -1,0 +1,35 @@
+"""All three benchmarks, one after the other: `venv/bin/python -m bench` (or `bin/bench`).
+
+Prints each table with its summary line, then one last line with the three summaries."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import db, edge, plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer and shorter runs (a smoke test)")
+    args = parser.parse_args(argv)
+    runs = 1 if args.quick else None
+    summaries = []
+    for title, go in (
+        ("offline plan", lambda: plan.run(runs or 5)),
+        ("edge", lambda: edge.run(runs or 3, 2 if args.quick else 8, 32)),
+        ("database", lambda: db.run(runs or 3, 5 if args.quick else 20, 5 if args.quick else 50, 16)),
+    ):
+        print(f"== {title}")
+        text, summary = go()
+        print(text)
+        print(summary, flush=True)
+        print()
+        summaries.append(summary)
+    print(" | ".join(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

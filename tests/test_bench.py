@@ -1,0 +1,54 @@
+"""The benchmarks' set-up, not their figures: the seed's nginx.conf is changed only where the
+benchmark says it is, and both configurations are valid for the nginx that runs them."""
+
+from __future__ import annotations
+
+import subprocess
+
+import crossplane
+
+from bench import edge
+from tests.edge import TestPki, nginx_binary
+from tests.servers import free_port
+
+
+def _directives(tree: list[dict]) -> list[tuple[str, tuple[str, ...]]]:
+    out = []
+    for node in tree:
+        out.append((node["directive"], tuple(node["args"])))
+        out += _directives(node.get("block", []))
+    return out
+
+
+def test_seed_is_changed_only_in_addresses_paths_user_and_rate_limits(tmp_path):
+    work = tmp_path / "seed"
+    work.mkdir()
+    pki = TestPki(tmp_path, "storiesofsoftware.com")
+    proxy, port, domain = edge.seed(work, pki, {"frontend": 1, "api": 2, "n8n": 3, "grafana": 4})
+    proxy.stop()
+    original = crossplane.parse(str(edge.SEED), single=True, comments=False, check_ctx=False,
+                                check_args=False)["config"][0]["parsed"]
+    changed = crossplane.parse(str(proxy.conf), single=True, comments=False, check_ctx=False,
+                               check_args=False)["config"][0]["parsed"]
+    allowed = {"listen", "server", "ssl_certificate", "ssl_certificate_key", "user", "error_log", "access_log",
+               "pid", "include", "limit_req"}
+    before = [d for d in _directives(original) if d[0] not in allowed]
+    after = [d for d in _directives(changed) if d[0] not in allowed and not d[0].endswith("_temp_path")]
+    assert before == after
+    assert not [d for d in _directives(changed) if d[0] == "limit_req"]
+    assert [d for d in _directives(original) if d[0] == "limit_req"], "the seed had limits to lift"
+    assert domain == "storiesofsoftware.com" and port > 0
+
+
+def test_both_benchmark_configurations_pass_nginx_t(tmp_path):
+    pki = TestPki(tmp_path, "localhost")
+    upstreams = {"frontend": free_port(), "api": free_port(), "n8n": free_port(), "grafana": free_port()}
+    for name, build in (("ours", edge.ours), ("seed", edge.seed)):
+        work = tmp_path / name
+        work.mkdir()
+        (work / "cache").mkdir()
+        proxy, _, _ = build(work, pki, upstreams)
+        proxy.stop()
+        result = subprocess.run([nginx_binary(), "-t", "-c", str(proxy.conf), "-p", str(work)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
