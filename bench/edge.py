@@ -14,7 +14,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import crossplane
 from bench.common import median, table
 from configs import nginx as ng
 from tests.edge import TestPki, nginx_binary, remap
-from tests.servers import free_port, wait_for
+from tests.servers import free_port, port_open, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT.parent / "shared" / "baselines" / "seed_nginx.conf"
@@ -56,13 +55,7 @@ class Proxy:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait(self, port: int) -> None:
-        def up() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    return True
-            except OSError:
-                return False
-        if not wait_for(up, 10):
+        if not wait_for(lambda: port_open(port), 10):
             raise RuntimeError(f"{self.name} nginx did not start: {self.proc.stderr.read().decode()[-1500:]}")
 
     def stop(self) -> None:

@@ -167,6 +167,15 @@ def run_init(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
                         env={"SOS_SECRETS_DIR": str(secrets_dir)})
 
 
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for(predicate, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from configs import backup
 from configs import postgres as pg
 from tests.conftest import require_tool
-from tests.servers import PgCluster, debian_pg_bin, free_port, wait_for
+from tests.servers import PgCluster, debian_pg_bin, free_port, port_open, wait_for
 
 CIPHER_PASS = "drill-cipher-pass:with/specials&"
 
@@ -69,11 +68,7 @@ http {{
         self.restore()
 
     def _up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.3):
-                return True
-        except OSError:
-            return False
+        return port_open(self.port)
 
     def restore(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.work / "nginx.conf"), "-p", str(self.work),
@@ -98,14 +93,7 @@ def s3(tmp_path_factory):
     proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
 
-    def up() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-                return True
-        except OSError:
-            return False
-
-    assert wait_for(up, 20), log.read_text()
+    assert wait_for(lambda: port_open(port), 20), log.read_text()
     import boto3
 
     client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",

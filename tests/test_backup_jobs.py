@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from components.object_storage import backup_writer_policy
 from configs import backup
 from configs import redis as rc
 from tests.conftest import require_tool
-from tests.servers import free_port, wait_for
+from tests.servers import free_port, port_open, wait_for
 from tests.test_redis_server import PASSWORD as REDIS_PASSWORD
 from tests.test_redis_server import RedisServer, plan_conf
 
@@ -246,11 +245,7 @@ class Moto:
         self.writer = (writer["AccessKeyId"], writer["SecretAccessKey"])
 
     def _up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.3):
-                return True
-        except OSError:
-            return False
+        return port_open(self.port)
 
     def start(self) -> None:
         self.proc = subprocess.Popen([self.binary, "-H", "127.0.0.1", "-p", str(self.port)],

@@ -23,7 +23,7 @@ from configs import monitoring as mon
 from configs import nginx as ng
 from configs import postgres as pg
 from tests.conftest import STACKS, plan_for, require_tool
-from tests.servers import PgCluster, free_port, run_init, wait_for
+from tests.servers import PgCluster, free_port, port_open, run_init, wait_for
 
 CONTAINER = "docker:index/container:Container"
 
@@ -309,15 +309,7 @@ def _scrape(port: int, path: str = "/metrics") -> set[str]:
 
 
 def _wait_port(port: int) -> bool:
-    import socket
-
-    def up() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-                return True
-        except OSError:
-            return False
-    return wait_for(up, 20)
+    return wait_for(lambda: port_open(port), 20)
 
 
 class Exporter:
