@@ -52,3 +52,10 @@ def test_both_benchmark_configurations_pass_nginx_t(tmp_path):
         result = subprocess.run([nginx_binary(), "-t", "-c", str(proxy.conf), "-p", str(work)],
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+
+def test_the_seed_copy_is_the_seed():
+    shared = edge.ROOT.parent / "shared" / "baselines" / "seed_nginx.conf"
+    if shared.exists():
+        assert edge.SEED.read_bytes() == shared.read_bytes()
+    assert "upstream frontend" in edge.SEED.read_text()
