@@ -1,6 +1,6 @@
 """An application stand-in for the edge benchmark, fast enough that the proxy in front of it is
 what gets measured: asyncio, HTTP/1.1 keep-alive, a few milliseconds of (non-blocking) work per
-dynamic request, none for a static file. Bodies as the test stand-in's (tests/edge.py).
+dynamic request, none for a static file. Bodies from tests/edge.py's stand_in_body.
 
 Run as its own process: `python -m bench.upstream NAME WORK_MS` prints its port, serves until
 killed."""
@@ -8,17 +8,9 @@ killed."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 
-
-def body_for(name: str, path: str) -> tuple[bytes, str]:
-    if path.startswith("/_next/static/"):
-        return ("/* chunk */ console.log('" + "x" * 2000 + "');").encode(), "application/javascript"
-    if name == "api" or path.endswith(".json"):
-        return json.dumps({"upstream": name, "path": path,
-                           "items": [{"id": i, "title": f"post {i}"} for i in range(40)]}).encode(), "application/json"
-    return f"<html><body>{name} {path}</body></html>".encode(), "text/html"
+from tests.edge import stand_in_body
 
 
 async def serve(name: str, work_ms: float) -> None:
@@ -35,7 +27,7 @@ async def serve(name: str, work_ms: float) -> None:
                     await reader.readexactly(length)
                 if not path.startswith("/_next/static/"):
                     await asyncio.sleep(work_ms / 1000)
-                body, ctype = body_for(name, path)
+                body, ctype = stand_in_body(name, path)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + ctype.encode() + b"\r\nContent-Length: "
                              + str(len(body)).encode() + b"\r\nCache-Control: no-store\r\nX-Stand-In: "
                              + name.encode() + b"\r\n\r\n" + body)

@@ -102,7 +102,6 @@ class Backups(pulumi.ComponentResource):
                 "SOS_S3_URL": args.offsite.url,
                 "SOS_S3_REGION": args.offsite.region,
                 "AWS_ACCESS_KEY_ID": args.offsite.access_key_id,
-                **pgs.pgbackrest_env,
             },
             secret_env={
                 "AWS_SECRET_ACCESS_KEY": args.offsite.secret_access_key,

@@ -106,11 +106,15 @@ class ImageBuild:
         return h.hexdigest()
 
 
+def require_pinned(ref: str, owner: str) -> None:
+    if ":latest" in ref or ":" not in ref.rsplit("/", 1)[-1]:
+        raise ValueError(f"{owner}: image {ref!r} is not pinned to a version")
+
+
 def image(resource_name: str, ref: str, parent: pulumi.Resource, build: ImageBuild | None = None) -> docker.RemoteImage:
     """A pinned image on the Docker host, kept locally (another replica or the next deploy
     still uses it): pulled, or built when `build` is given."""
-    if ":latest" in ref or ":" not in ref.rsplit("/", 1)[-1]:
-        raise ValueError(f"image {ref!r} is not pinned to a version")
+    require_pinned(ref, resource_name)
     if build is None:
         return docker.RemoteImage(resource_name, name=ref, keep_locally=True,
                                   opts=pulumi.ResourceOptions(parent=parent))
@@ -183,8 +187,7 @@ def _check(args: ContainerServiceArgs) -> None:
     for port in args.ports:
         if not port.ip:
             raise ValueError(f"{args.service}: port {port.internal} needs an explicit address")
-    if ":latest" in args.image or ":" not in args.image.rsplit("/", 1)[-1]:
-        raise ValueError(f"{args.service}: image {args.image!r} is not pinned to a version")
+    require_pinned(args.image, args.service)
 
 
 def _uid_gid(user: str | None) -> tuple[int, int]:

@@ -81,7 +81,6 @@ class Postgres(pulumi.ComponentResource):
     app_database_url: pulumi.Output[str]
     image_ref: str
     pgbackrest_conf: pulumi.Output[str]
-    pgbackrest_env: dict[str, pulumi.Input[str]]
     pgbackrest_secret_env: dict[str, pulumi.Input[str]]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -105,7 +104,6 @@ class Postgres(pulumi.ComponentResource):
         repository = pulumi.Output.from_input(args.archive.repository)
         self.pgbackrest_conf = repository.apply(
             lambda repo: backup.pgbackrest_conf(repo, pgdata=pg.PGDATA, socket_dir=SOCKET_DIR))
-        self.pgbackrest_env: dict[str, pulumi.Input[str]] = {}
         self.pgbackrest_secret_env: dict[str, pulumi.Input[str]] = {
             "PGBACKREST_REPO1_CIPHER_PASS": args.archive.cipher_pass}
         if args.archive.s3_secret_access_key is not None:
@@ -144,7 +142,6 @@ class Postgres(pulumi.ComponentResource):
                 "POSTGRES_PASSWORD_FILE": f"{pg.SECRETS_DIR}/{pg.PASSWORD_FILES['superuser']}",
                 "PGDATA": pg.PGDATA,
                 "SOS_SECRETS_DIR": pg.SECRETS_DIR,
-                **self.pgbackrest_env,
             },
             # Inherited by archive_command's pgBackRest.
             secret_env=self.pgbackrest_secret_env,

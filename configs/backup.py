@@ -429,12 +429,6 @@ echo "restored into $pgdata; start PostgreSQL and it replays WAL up to the targe
 """
 
 
-def restore_command(target_time: str, pgdata: str, conf_path: str = CONF_PATH) -> list[str]:
-    """Point-in-time restore into an empty data directory; the server promotes at the target."""
-    return ["pgbackrest", f"--config={conf_path}", f"--stanza={STANZA}", f"--pg1-path={pgdata}",
-            "--type=time", f"--target={target_time}", "--target-action=promote", "restore"]
-
-
 SCRIPTS_DIR = "/etc/sos/backup"
 OFFSITE_KINDS = ("logical", "redis")
 SOURCES_DIR = "/sources"

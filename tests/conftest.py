@@ -34,6 +34,11 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
+def container_env(container: harness.Registration) -> dict[str, str]:
+    """A registered container's environment as a dict, secret or not."""
+    return dict(item.split("=", 1) for item in harness.unwrap(container.inputs["envs"]))
+
+
 _PLANS: dict[str, harness.Plan] = {}
 
 

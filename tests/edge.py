@@ -58,9 +58,19 @@ def nginx_binary() -> str:
 
 # ------------------------------------------------------------------------------ stand-ins
 
+def stand_in_body(name: str, path: str) -> tuple[bytes, str]:
+    """What an application answers on `path`: a static chunk, JSON from the API (or any .json),
+    HTML otherwise. Shared with the benchmark's stand-in (bench/upstream.py)."""
+    if path.startswith("/_next/static/"):
+        return ("/* chunk */ console.log('" + "x" * 2000 + "');").encode(), "application/javascript"
+    if name == "api" or path.endswith(".json"):
+        return json.dumps({"upstream": name, "path": path,
+                           "items": [{"id": i, "title": f"post {i}"} for i in range(40)]}).encode(), "application/json"
+    return f"<html><body>{name} {path}</body></html>".encode(), "text/html"
+
+
 class _QuietServer(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 drops connections under load (a 1 s SYN retry),
-    # which would measure the stand-in rather than the proxy in front of it.
+    # socketserver's default backlog of 5 drops connections in a burst (a 1 s SYN retry).
     request_queue_size = 1024
 
     def handle_error(self, request: object, client_address: object) -> None:
@@ -73,9 +83,8 @@ class StandIn:
     """Behaves like one of the apps: a few milliseconds of work, JSON or HTML, a static file
     that forbids caching (so a HIT proves nginx cached it anyway), and WebSocket upgrades."""
 
-    def __init__(self, name: str, work_ms: float = 2.0, static_work_ms: float | None = None) -> None:
+    def __init__(self, name: str, work_ms: float = 2.0) -> None:
         self.name = name
-        static_ms = work_ms if static_work_ms is None else static_work_ms
         self.hits: dict[str, int] = {}
         self.seen_headers: list[dict[str, str]] = []
         stand_in = self
@@ -102,17 +111,9 @@ class StandIn:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                time.sleep((static_ms if self.path.startswith("/_next/static/") else work_ms) / 1000)
-                if self.path.startswith("/_next/static/"):
-                    body = ("/* chunk */ console.log('" + "x" * 2000 + "');").encode()
-                    ctype, cache = "application/javascript", "no-store"
-                elif self.path.endswith(".json") or stand_in.name == "api":
-                    body = json.dumps({"upstream": stand_in.name, "path": self.path,
-                                       "items": [{"id": i, "title": f"post {i}"} for i in range(40)]}).encode()
-                    ctype, cache = "application/json", "no-store"
-                else:
-                    body = f"<html><body>{stand_in.name} {self.path}</body></html>".encode()
-                    ctype, cache = "text/html", "no-store"
+                time.sleep(work_ms / 1000)
+                body, ctype = stand_in_body(stand_in.name, self.path)
+                cache = "no-store"
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))

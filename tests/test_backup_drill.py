@@ -152,20 +152,33 @@ class Drill:
     def sql(self, statement: str, db: str = "postgres", cluster: PgCluster | None = None) -> str:
         return (cluster or self.cluster).query(statement, db=db)
 
-    def restore_to(self, target: str) -> PgCluster:
-        """A fresh data directory restored to `target`, started, promoted."""
-        fresh = PgCluster(self.bin)
-        fresh.env = dict(self.cluster.env)
-        if fresh.as_root:
-            shutil.chown(fresh.root, "nobody", "nogroup")
-        # The documented restore command, as the runbook gives it.
-        result = self.cluster._run(backup.restore_command(target, str(fresh.data), str(self.conf)),
-                                   timeout=300)
+    def fresh(self) -> PgCluster:
+        """An empty cluster directory with the repository's credentials (its restore_command
+        runs pgBackRest's archive-get)."""
+        cluster = PgCluster(self.bin)
+        cluster.env = dict(self.cluster.env)
+        return cluster
+
+    def run_restore(self, cluster: PgCluster, target: str) -> subprocess.CompletedProcess:
+        """The runbook's `restore-postgres TARGET` on `cluster`'s data directory."""
+        script = cluster.file("restore-postgres.sh", backup.restore_postgres_script(), 0o755)
+        saved = cluster.env
+        cluster.env = {**self.cluster.env, "PGDATA": str(cluster.data), "SOS_PGBACKREST_CONF": str(self.conf),
+                       "PATH": f"{self.bin}:{os.environ['PATH']}"}
+        try:
+            return cluster._run(["sh", str(script), target], timeout=300)
+        finally:
+            cluster.env = saved
+
+    def restore(self, target: str, cluster: PgCluster | None = None) -> PgCluster:
+        """`target` restored onto `cluster` (a fresh one by default), started, promoted."""
+        cluster = cluster or self.fresh()
+        result = self.run_restore(cluster, target)
         assert result.returncode == 0, result.stdout + result.stderr
         # The restored cluster must not archive into the primary's repository.
-        fresh.start(conf=fresh.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
-        assert wait_for(lambda: fresh.query("SELECT pg_is_in_recovery()") == "f", 60)
-        return fresh
+        cluster.start(conf=cluster.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
+        assert wait_for(lambda: cluster.query("SELECT pg_is_in_recovery()") == "f", 120)
+        return cluster
 
 
 def _checksum(drill: Drill, cluster: PgCluster) -> tuple[int, str]:
@@ -173,6 +186,14 @@ def _checksum(drill: Drill, cluster: PgCluster) -> tuple[int, str]:
                     db="drilldb", cluster=cluster)
     count, digest = row.split("|")
     return int(count), digest
+
+
+def _assert_target_restores_to_the_expected_rows(drill: Drill) -> None:
+    restored = drill.restore(drill.target)
+    try:
+        assert _checksum(drill, restored) == drill.expected
+    finally:
+        restored.destroy()
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +227,7 @@ def test_point_in_time_restore_has_every_row_up_to_the_target_and_none_after(dri
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
     started = time.monotonic()
-    restored = drill.restore_to(target)
+    restored = drill.restore(target)
     drill.restore_seconds = time.monotonic() - started  # type: ignore[attr-defined]
     try:
         assert expected[0] == 6000
@@ -220,46 +241,27 @@ def test_point_in_time_restore_has_every_row_up_to_the_target_and_none_after(dri
 
 
 def test_restoring_twice_gives_the_same_result(drill):
-    again = drill.restore_to(drill.target)
-    try:
-        assert _checksum(drill, again) == drill.expected
-    finally:
-        again.destroy()
+    _assert_target_restores_to_the_expected_rows(drill)
 
 
 def test_runbook_restore_script_restores_onto_a_volume_that_holds_a_broken_cluster(drill):
     """The runbook's `restore-postgres` on a data directory that still holds the damaged
     cluster: that one is kept aside (never deleted), the restore lands in its place."""
-    volume = PgCluster(drill.bin)
-    volume.env = dict(drill.cluster.env)
+    volume = drill.fresh()
     volume.initdb("the-broken-cluster")
     (volume.data / "broken-marker").write_text("x")
-    script = volume.file("restore-postgres.sh", backup.restore_postgres_script(), 0o755)
-    volume.env.update({"PGDATA": str(volume.data), "SOS_PGBACKREST_CONF": str(drill.conf),
-                       "PATH": f"{drill.bin}:{os.environ['PATH']}"})
-    result = volume._run(["sh", str(script), drill.target], timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    kept = list(volume.root.glob("data.before-restore-*"))
-    assert len(kept) == 1 and (kept[0] / "broken-marker").exists()
-    assert not (volume.data / "broken-marker").exists()
-    volume.start(conf=volume.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
+    drill.restore(drill.target, volume)
     try:
-        assert wait_for(lambda: volume.query("SELECT pg_is_in_recovery()") == "f", 60)
+        kept = list(volume.root.glob("data.before-restore-*"))
+        assert len(kept) == 1 and (kept[0] / "broken-marker").exists()
+        assert not (volume.data / "broken-marker").exists()
         assert _checksum(drill, volume) == drill.expected
     finally:
         volume.destroy()
 
 
 def test_runbook_restore_script_refuses_a_running_cluster(drill):
-    script = drill.cluster.file("restore-running.sh", backup.restore_postgres_script(), 0o755)
-    env = {"PGDATA": str(drill.cluster.data), "SOS_PGBACKREST_CONF": str(drill.conf),
-           "PATH": f"{drill.bin}:{os.environ['PATH']}"}
-    saved = dict(drill.cluster.env)
-    drill.cluster.env.update(env)
-    try:
-        result = drill.cluster._run(["sh", str(script), "latest"])
-    finally:
-        drill.cluster.env = saved
+    result = drill.run_restore(drill.cluster, "latest")
     assert result.returncode != 0 and "stop its container first" in result.stderr
     assert drill.sql("SELECT count(*) FROM drill", db="drilldb") != ""
 
@@ -283,18 +285,9 @@ def test_a_commit_reaches_the_repository_within_the_archive_timeout_and_survives
     exposure = time.monotonic() - committed
     print(f"\ncommitted row archived after {exposure:.1f} s (archive_timeout {backup.ARCHIVE_TIMEOUT_S} s)")
 
-    volume = PgCluster(drill.bin)
-    volume.env = {**drill.cluster.env, "PGDATA": str(volume.data), "SOS_PGBACKREST_CONF": str(drill.conf),
-                  "PATH": f"{drill.bin}:{os.environ['PATH']}"}
-    if volume.as_root:
-        shutil.chown(volume.root, "nobody", "nogroup")
-    script = volume.file("restore-latest.sh", backup.restore_postgres_script(), 0o755)
     started = time.monotonic()
-    result = volume._run(["sh", str(script), "latest"], timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    volume.start(conf=volume.file("postgresql.conf", pg.postgresql_conf(512, extra={"archive_mode": "off"})))
+    volume = drill.restore("latest")
     try:
-        assert wait_for(lambda: volume.query("SELECT pg_is_in_recovery()") == "f", 120)
         print(f"restore of the latest state took {time.monotonic() - started:.1f} s")
         assert volume.query(f"SELECT count(*) FROM rpo WHERE v = '{marker}'", db="drilldb") == "1"
     finally:
@@ -340,11 +333,7 @@ def test_database_stopping_during_a_backup_fails_loudly_and_keeps_the_last_good_
     assert 'sos_backup_last_run_ok{kind="pgbackrest"} 0' in (drill.metrics / "pgbackrest.prom").read_text()
     drill.cluster.start(conf=drill.pg_conf)
     assert _backups(drill) == before, "no partial backup is listed as complete"
-    restored = drill.restore_to(drill.target)
-    try:
-        assert _checksum(drill, restored) == drill.expected
-    finally:
-        restored.destroy()
+    _assert_target_restores_to_the_expected_rows(drill)
 
 
 def test_s3_outage_during_a_backup_fails_loudly_and_keeps_the_last_good_one(drill, s3):
@@ -359,19 +348,7 @@ def test_s3_outage_during_a_backup_fails_loudly_and_keeps_the_last_good_one(dril
     assert proc.returncode != 0, out + err
     assert 'sos_backup_last_run_ok{kind="pgbackrest"} 0' in (drill.metrics / "pgbackrest.prom").read_text()
     assert _backups(drill) == before
-    restored = drill.restore_to(drill.target)
-    try:
-        assert _checksum(drill, restored) == drill.expected
-    finally:
-        restored.destroy()
-
-
-def test_backup_script_passes_shellcheck(tmp_path):
-    tool = require_tool("shellcheck")
-    path = tmp_path / "backup.sh"
-    path.write_text(backup.full_backup_script())
-    result = subprocess.run([tool, "-s", "sh", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    _assert_target_restores_to_the_expected_rows(drill)
 
 
 def test_archive_settings_bound_the_data_at_risk():

@@ -14,16 +14,12 @@ from components.postgres import IMAGE_CONTEXT, POSIX_REPO_DIR, SOCKET_DIR
 from configs import backup
 from configs import postgres as pg
 from settings import DEFAULT_IMAGES
-from tests.conftest import STACKS, plan_for, require_tool
-from tools.harness import Secret, unwrap
+from tests.conftest import STACKS, container_env, plan_for, require_tool
+from tools.harness import Secret
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 VOLUME = "docker:index/volume:Volume"
-
-
-def _env(container) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in unwrap(container.inputs["envs"]))
 
 
 def _mounts(container) -> dict[str, dict]:
@@ -149,12 +145,12 @@ def test_backup_credentials_are_the_write_only_identity_and_stay_secret(stack):
         assert isinstance(container.inputs["envs"], Secret)
         assert plan.one("random:index/randomPassword:RandomPassword", "secrets-backupCipher").urn in \
             container.property_dependencies["envs"]
-        assert "PGBACKREST_REPO1_CIPHER_PASS" in _env(container)
-    env = _env(backups)
+        assert "PGBACKREST_REPO1_CIPHER_PASS" in container_env(container)
+    env = container_env(backups)
     if stack == "dev":
         # dev ships to MinIO's backups bucket over the data network.
         assert env["SOS_S3_URL"] == "http://minio:9000/backups"
-        assert "PGBACKREST_REPO1_S3_KEY" not in _env(postgres)
+        assert "PGBACKREST_REPO1_S3_KEY" not in container_env(postgres)
         return
     bucket = _backups_bucket(plan)
     assert env["SOS_S3_URL"] == f"https://{bucket}.s3.us-east-1.amazonaws.com"
@@ -163,7 +159,7 @@ def test_backup_credentials_are_the_write_only_identity_and_stay_secret(stack):
     for container in (backups, postgres):
         assert writer in container.property_dependencies["envs"]
         assert api_key not in container.property_dependencies["envs"]
-    assert {"PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET"} <= set(_env(postgres))
+    assert {"PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET"} <= set(container_env(postgres))
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from components.container_service import LOG_OPTS, OPT_OUT_LABEL, OPT_OUTS
-from tests.conftest import ROOT, STACKS, plan_for
+from tests.conftest import ROOT, STACKS, container_env, plan_for
 from tools import canned, harness
-from tools.harness import Secret, unwrap
+from tools.harness import Secret
 
 CONTAINER = "docker:index/container:Container"
 
@@ -184,14 +184,10 @@ def test_migration_runs_again_when_the_api_image_changes(stack):
 
 # ------------------------------------------------------------------ environments
 
-def _env(container) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in unwrap(container.inputs["envs"]))
-
-
 def test_api_environment(plan):
     api = _containers(plan, "api")[0]
     assert isinstance(api.inputs["envs"], Secret), "it carries credentials, so the list is secret"
-    env = _env(api)
+    env = container_env(api)
     for key in ("DATABASE_URL", "REDIS_URL", "JWT_ACCESS_SECRET", "JWT_REFRESH_SECRET", "S3_ENDPOINT",
                 "AWS_REGION", "S3_BUCKET_CONTENT", "S3_BUCKET_IMAGES", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "PORT"):
@@ -204,7 +200,7 @@ def test_api_environment(plan):
 def test_api_gets_external_keys_when_they_are_set():
     plan = harness.run("staging", overrides={"sendgridApiKey": harness.Secret("SG.test-key-123456"),
                                              "stripeSecretKey": harness.Secret("sk_test_abcdefgh")})
-    env = _env(_containers(plan, "api")[0])
+    env = container_env(_containers(plan, "api")[0])
     assert env["SENDGRID_API_KEY"] == "SG.test-key-123456"
     assert env["STRIPE_SECRET_KEY"] == "sk_test_abcdefgh"
     assert "MEDIUM_API_TOKEN" not in env
@@ -213,7 +209,7 @@ def test_api_gets_external_keys_when_they_are_set():
 
 def test_frontend_environment(plan):
     for front in _containers(plan, "frontend"):
-        env = _env(front)
+        env = container_env(front)
         assert env["HOSTNAME"] == "0.0.0.0"
         assert env["PORT"] == "3000"
         assert not [k for k in env if k.startswith("NEXT_PUBLIC_")], "build-time only; see README"
@@ -225,7 +221,7 @@ REMOVED_N8N_VARIABLES = re.compile(r"^(N8N_BASIC_AUTH_|N8N_JWT_AUTH_|N8N_USER_MA
 
 def test_n8n_environment_and_data(plan):
     (n8n,) = _containers(plan, "n8n")
-    env = _env(n8n)
+    env = container_env(n8n)
     domain = {"dev": "localhost", "staging": "staging.storiesofsoftware.com",
               "production": "storiesofsoftware.com"}[plan.stack]
     assert env["N8N_HOST"] == f"n8n.{domain}"

@@ -10,7 +10,7 @@ import pytest
 
 from components.one_shot_task import OneShotTaskArgs, docker_run_script, env_file
 from settings import Limits
-from tests.conftest import CLOUD_STACKS, plan_for, require_tool
+from tests.conftest import CLOUD_STACKS, container_env, plan_for, require_tool
 from tools.harness import Secret, unwrap
 
 CONTAINER = "docker:index/container:Container"
@@ -43,7 +43,7 @@ def test_postgres_container_shape(plan):
     c = plan.one(CONTAINER, "postgres-svc")
     assert c.inputs["user"] == "70:70"
     assert c.inputs["command"] == ["postgres", "-c", "config_file=/etc/sos/postgresql.conf"]
-    env = dict(e.split("=", 1) for e in unwrap(c.inputs["envs"]))
+    env = container_env(c)
     assert env["POSTGRES_DB"] == "storiesofsoftware"
     assert env["POSTGRES_PASSWORD_FILE"] == "/etc/sos/secrets/postgres-password"
     assert "POSTGRES_PASSWORD" not in env, "the superuser password is read from a file"

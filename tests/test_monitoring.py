@@ -22,7 +22,7 @@ from configs import backup
 from configs import monitoring as mon
 from configs import nginx as ng
 from configs import postgres as pg
-from tests.conftest import STACKS, plan_for, require_tool
+from tests.conftest import STACKS, container_env, plan_for, require_tool
 from tests.servers import PgCluster, free_port, port_open, run_init, wait_for
 
 CONTAINER = "docker:index/container:Container"
@@ -142,6 +142,14 @@ for _kind, _age in mon.BACKUP_MAX_AGE_S.items():
         _at, {"kind": _kind})
 
 
+def _promtool_test(tests: dict, tmp_path: Path) -> None:
+    """`promtool test rules` on a unit-test file; every case must pass."""
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run([require_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def _alert_names(rules_text: str) -> dict[str, dict]:
     doc = yaml.safe_load(rules_text)
     return {r["alert"]: r for g in doc["groups"] for r in g["rules"] if "alert" in r}
@@ -158,7 +166,6 @@ def test_every_alert_has_a_firing_and_a_quiet_case(plan_files):
 
 @pytest.mark.parametrize("alert", sorted(ALERT_CASES))
 def test_alert_fires_on_its_series_and_stays_quiet_otherwise(plan_files, alert, tmp_path):
-    promtool = require_tool("promtool")
     rules_file = prometheus_dir(plan_files, "production") / "rules" / "alerts.yml"
     rule = _alert_names(rules_file.read_text())[alert]
     firing, quiet, at, labels = ALERT_CASES[alert]
@@ -184,17 +191,13 @@ def test_alert_fires_on_its_series_and_stays_quiet_otherwise(plan_files, alert, 
     }
     # Annotations are templates of the labels; checked only for being present.
     assert rule["annotations"]["summary"]
-    path = tmp_path / "test.yml"
-    path.write_text(yaml.safe_dump(tests))
-    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool_test(tests, tmp_path)
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_certificate_expiry_is_recorded_for_every_edge_host(plan_files, stack, tmp_path):
     """The recording rules carry the real expiry of the stack's certificate: promtool evaluates
     them, and the value is the canned provider expiry converted independently here."""
-    promtool = require_tool("promtool")
     rules_file = prometheus_dir(plan_files, stack) / "rules" / "certificates.yml"
     canned = ("2027-11-27T00:00:00+00:00" if stack == "dev" else "2041-11-23T20:00:00+00:00")
     expected = datetime.fromisoformat(canned).astimezone(UTC).timestamp()
@@ -210,10 +213,7 @@ def test_certificate_expiry_is_recorded_for_every_edge_host(plan_files, stack, t
         "promql_expr_test": [{"expr": mon.CERT_METRIC, "eval_time": "1m",
                               "exp_samples": [{"labels": f'{mon.CERT_METRIC}{{host="{h}"}}', "value": expected}
                                               for h in sorted(recorded)]}]}]}
-    path = tmp_path / "test.yml"
-    path.write_text(yaml.safe_dump(tests))
-    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool_test(tests, tmp_path)
 
 
 def test_certificate_expiry_parser_reads_both_provider_formats():
@@ -253,7 +253,7 @@ def test_grafana_admin_is_generated_secret_and_reached_only_through_the_edge(sta
     grafana = plan.one(CONTAINER, "monitoring-grafana")
     assert not grafana.inputs.get("ports")
     assert [n["name"] for n in grafana.inputs["networksAdvanced"]] == [f"sos-{stack}-edge"]
-    env = dict(e.split("=", 1) for e in grafana.inputs["envs"])
+    env = container_env(grafana)
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/etc/sos/secrets/")
     assert env["GF_USERS_ALLOW_SIGN_UP"] == "false" and env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     upload = next(u for u in grafana.inputs["uploads"] if u["file"].endswith("grafana-admin-password"))
@@ -272,7 +272,7 @@ def test_prometheus_retention_and_memory_come_from_settings(stack):
     assert f"--storage.tsdb.retention.time={retention}d" in prom.inputs["command"]
     memory = {"dev": 512, "staging": 1024, "production": 1024}[stack]
     assert prom.inputs["memory"] == memory
-    env = dict(e.split("=", 1) for e in prom.inputs["envs"])
+    env = container_env(prom)
     assert env["GOMEMLIMIT"] == f"{memory * 9 // 10}MiB"
 
 

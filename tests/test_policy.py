@@ -95,8 +95,13 @@ CASES = {
 PROTECT = {"stateful-protected-in-production": (True, False)}
 
 
+def _rule(name: str) -> rules.Rule:
+    (rule,) = [r for r in rules.RULES if r.name == name]
+    return rule
+
+
 def _run(rule_name: str, rtype: str, props: dict, protect: bool) -> list[str]:
-    (rule,) = [r for r in rules.RULES if r.name == rule_name]
+    rule = _rule(rule_name)
     assert rtype in rule.types
     messages: list[str] = []
     rule.check(rules.Resource(type=rtype, name="r", urn=PROD, props=props, protect=protect), messages.append)
@@ -146,7 +151,7 @@ def test_edge_proxy_may_publish_and_others_only_on_loopback():
 
 
 def test_protection_is_required_in_production_only():
-    (rule,) = [r for r in rules.RULES if r.name == "stateful-protected-in-production"]
+    rule = _rule("stateful-protected-in-production")
     found: list[str] = []
     for rtype, props in (("aws:s3/bucket:Bucket", {}), ("random:index/randomPassword:RandomPassword", {}),
                          ("docker:index/volume:Volume", {"name": "sos-dev-postgres-data"})):
@@ -158,7 +163,7 @@ def test_protection_is_required_in_production_only():
 
 
 def test_commands_must_not_carry_credentials():
-    (rule,) = [r for r in rules.RULES if r.name == "no-plain-credentials"]
+    rule = _rule("no-plain-credentials")
     found: list[str] = []
     ok = {"create": 'set -eu\nenvfile="$(mktemp)"\ncat > "$envfile"\ndocker run --env-file "$envfile" x'}
     bad = {"create": "docker run -e POSTGRES_PASSWORD=hunter2 postgres:16"}
