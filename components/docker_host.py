@@ -233,7 +233,8 @@ class DockerHost(pulumi.ComponentResource):
             opts=child)
         aws.dlm.LifecyclePolicy(
             f"{name}-snapshots",
-            description=f"{prefix} data volume, daily",
+            # DLM accepts only letters, digits, spaces, "_" and "-" here (no comma).
+            description=f"{prefix} data volume daily snapshots",
             execution_role_arn=role.arn,
             state="ENABLED",
             policy_details=aws.dlm.LifecyclePolicyPolicyDetailsArgs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -104,6 +105,26 @@ def test_data_volume_gets_daily_snapshots(cloud_plan):
     assert schedule["createRule"]["intervalUnit"] == "HOURS"
     assert schedule["retainRule"]["count"] == {"staging": 7, "production": 14}[cloud_plan.stack]
     assert policy.inputs["state"] == "ENABLED"
+
+
+def test_snapshot_policy_names_pass_the_dlm_api_patterns(cloud_plan):
+    """The DLM API (and the provider) refuse a description or schedule name outside
+    `[0-9A-Za-z _-]+`; a comma made every first `pulumi up` of a cloud stack fail. The patterns
+    come from the DLM service model that botocore ships, not from this program."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("dlm")
+    description = model.operation_model("CreateLifecyclePolicy").input_shape.members["Description"]
+    schedule_name = model.shape_for("ScheduleName")
+    policy = cloud_plan.one("aws:dlm/lifecyclePolicy:LifecyclePolicy")
+    checks = [(description, policy.inputs["description"])] + [
+        (schedule_name, s["name"]) for s in policy.inputs["policyDetails"]["schedules"]]
+    for shape, value in checks:
+        rules = shape.metadata
+        assert re.fullmatch(rules["pattern"], value), (shape.name, value)
+        assert rules.get("min", 0) <= len(value) <= rules["max"], (shape.name, value)
+    # The check is able to fail: the old description breaks the pattern.
+    assert not re.fullmatch(description.metadata["pattern"], f"sos-{cloud_plan.stack} data volume, daily")
 
 
 def _ingress(plan):
