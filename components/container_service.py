@@ -254,7 +254,8 @@ class ContainerService(pulumi.ComponentResource):
         uploads = [
             docker.ContainerUploadArgs(
                 file=f.path, content=pulumi.Output.secret(f.content) if f.secret else f.content,
-                permissions=f.mode, owner=uid, group=gid)
+                # pulumi-docker 5.2 types owner and group as strings.
+                permissions=f.mode, owner=str(uid), group=str(gid))
             for f in args.files
         ]
         aliases = {args.service: [args.service, f"{args.service}-{index}"]}

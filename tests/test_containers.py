@@ -253,3 +253,20 @@ def test_private_registry_credentials_reach_the_docker_provider_as_a_secret(stac
     assert isinstance(auth, Secret)
     assert '"address": "ghcr.io"' in auth.value and "ghp_registrytoken123" in auth.value
     assert "registryAuth" not in plan_for(stack).one("pulumi:providers:docker").inputs
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_uploads_send_owner_and_group_as_the_provider_types_them(stack):
+    """pulumi-docker 5.2 declares `uploads[].owner` and `.group` as strings; the types are read
+    from the SDK itself, and each value is the container's own uid and gid."""
+    import inspect
+
+    import pulumi_docker as docker
+
+    params = inspect.signature(docker.ContainerUploadArgs.__init__).parameters
+    for field in ("owner", "group"):
+        assert "str" in str(params[field].annotation), params[field].annotation
+    for c in plan_for(stack).of_type(CONTAINER):
+        uid, _, gid = (c.inputs.get("user") or "0").partition(":")
+        for upload in c.inputs.get("uploads") or []:
+            assert upload["owner"] == uid and upload["group"] == (gid or uid), (c.name, upload["file"])

@@ -53,7 +53,7 @@ def test_postgres_container_shape(plan):
     for path, upload in uploads.items():
         secret = path.startswith("/etc/sos/secrets/")
         assert isinstance(upload["content"], Secret) is secret, path
-        assert upload["owner"] == 70
+        assert upload["owner"] == upload["group"] == "70"
         assert upload["permissions"] == ("0400" if secret else "0444")
     assert "/docker-entrypoint-initdb.d/10-storiesofsoftware.sql" in uploads
     # Every directory that receives a file is a volume (Docker refuses uploads into a
