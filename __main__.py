@@ -99,7 +99,8 @@ else:
 on_docker = pulumi.ResourceOptions(providers={"docker": host.provider})
 placement = Placement(cfg.name_prefix, cfg.labels, host.commands)
 networks = ContainerNetworks("networks", ContainerNetworksArgs(
-    name_prefix=cfg.name_prefix, labels=cfg.labels, with_egress=cfg.is_cloud), opts=on_docker)
+    name_prefix=cfg.name_prefix, labels=cfg.labels, with_egress=cfg.is_cloud, edge_subnet=cfg.edge_subnet),
+    opts=on_docker)
 
 if cfg.is_cloud:
     backups_bucket = storage.buckets["backups"]
@@ -243,7 +244,9 @@ edge = EdgeProxy("edge", EdgeProxyArgs(
         frontend_servers=[f"{name}:{FRONTEND_PORT}" for name in frontend.service.aliases],
         n8n_server=f"n8n:{N8N_PORT}" if cfg.features.n8n else None,
         grafana_server=f"grafana:{monitoring_config.GRAFANA_PORT}" if cfg.features.monitoring else None,
-        admin_cidrs=cfg.admin_cidrs,
+        # dev: the developer's browser arrives from the edge network's gateway (the port is
+        # published on 127.0.0.1 only, so nobody else reaches it that way).
+        admin_cidrs=[*cfg.admin_cidrs, *([f"{networks.host_gateway}/32"] if networks.host_gateway else [])],
         real_ip_from=cloudflare_ranges.all if cfg.is_cloud else (),
         client_ca=cfg.is_cloud,
         # Chromium and Firefox ignore HSTS for localhost, so dev gets the real header too.

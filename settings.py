@@ -117,6 +117,7 @@ class Settings:
     metrics_retention_days: int
     features: Features
     docker_host: str
+    edge_subnet: str
     registry: Registry | None
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
@@ -279,6 +280,14 @@ def parse_docker_host(raw: Any) -> str:
     if not isinstance(raw, str) or (raw and not re.match(r"^(unix|tcp|ssh|npipe)://", raw)):
         raise Invalid("empty (use DOCKER_HOST or the default socket) or a unix://, ssh:// URL")
     return raw
+
+
+def parse_edge_subnet(raw: Any) -> str:
+    cidr = parse_cidr(raw)
+    network = ipaddress.ip_network(cidr)
+    if network.version != 4 or not network.is_private or not 16 <= network.prefixlen <= 28:
+        raise Invalid("a private IPv4 block from /16 to /28, such as 10.213.0.0/24")
+    return cidr
 
 
 def parse_registry(raw: Any) -> Mapping[str, str]:
@@ -444,6 +453,10 @@ KEYS: tuple[Key, ...] = (
         "Switches for optional parts of the platform."),
     Key("dockerHost", parse_docker_host, _per_stack("", None, None),
         "dev only: Docker engine URL; empty means DOCKER_HOST or the default socket."),
+    Key("edgeSubnet", parse_edge_subnet, _per_stack("10.213.0.0/24", None, None),
+        "dev only: subnet of the edge network. A browser on the host reaches the published port "
+        "through Docker's proxy and arrives from this network's gateway, which dev's n8n and "
+        "Grafana admit; pick another block if it clashes with a local network."),
     Key("registry", parse_registry, _all({}),
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )
@@ -572,6 +585,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         metrics_retention_days=values["metricsRetentionDays"],
         features=values["features"],
         docker_host=values.get("dockerHost", ""),
+        edge_subnet=values.get("edgeSubnet", ""),
         registry=registry,
         external_secrets=MappingProxyType(secrets),
     )

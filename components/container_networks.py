@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
@@ -14,6 +15,8 @@ class ContainerNetworksArgs:
     labels: dict[str, str]
     # staging/production: PostgreSQL and the backup container reach S3 through it.
     with_egress: bool = False
+    # dev: a fixed subnet, so the address the host's own connections arrive from is known.
+    edge_subnet: str = ""
 
 
 class ContainerNetworks(pulumi.ComponentResource):
@@ -27,6 +30,10 @@ class ContainerNetworks(pulumi.ComponentResource):
     edge: docker.Network
     data: docker.Network
     egress: docker.Network | None
+    # Where connections from the Docker host itself arrive on the edge network, when known: a
+    # published port is served by docker-proxy (or, without it, NATed), which dials the container
+    # from the bridge's gateway, so nginx sees that address, not 127.0.0.1.
+    host_gateway: str | None
 
     def __init__(self, name: str, args: ContainerNetworksArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -34,9 +41,15 @@ class ContainerNetworks(pulumi.ComponentResource):
         labels = [docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())]
         # Named networks clash with themselves on create-before-delete, hence delete first.
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        ipam = []
+        self.host_gateway = None
+        if args.edge_subnet:
+            subnet = ipaddress.ip_network(args.edge_subnet)
+            self.host_gateway = str(next(subnet.hosts()))
+            ipam = [docker.NetworkIpamConfigArgs(subnet=str(subnet), gateway=self.host_gateway)]
         self.edge = docker.Network(
             f"{name}-edge", name=f"{args.name_prefix}-edge", driver="bridge",
-            internal=False, attachable=False, labels=labels, opts=child,
+            internal=False, attachable=False, labels=labels, ipam_configs=ipam or None, opts=child,
         )
         self.data = docker.Network(
             f"{name}-data", name=f"{args.name_prefix}-data", driver="bridge",

@@ -153,6 +153,9 @@ class Monitoring(pulumi.ComponentResource):
                      "GF_ANALYTICS_REPORTING_ENABLED": "false",
                      "GF_ANALYTICS_CHECK_FOR_UPDATES": "false",
                      "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES": "false",
+                     # The news drawer fetches grafana.com from the browser, which the edge's
+                     # CSP does not admit (configs/nginx.py).
+                     "GF_NEWS_NEWS_FEED_ENABLED": "false",
                      # No plugin downloads at start: the container needs nothing from outside.
                      "GF_PLUGINS_PREINSTALL_DISABLED": "true",
                      "GF_LOG_MODE": "console"},

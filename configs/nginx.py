@@ -42,6 +42,10 @@ GZIP_TYPES = ["text/plain", "text/css", "text/xml", "text/javascript", "applicat
               "application/manifest+json", "image/svg+xml", "font/ttf", "font/otf"]
 # n8n's public entry points: production and test webhooks, waiting webhooks and forms.
 N8N_PUBLIC = r"^/(webhook|webhook-test|webhook-waiting|form|form-test|form-waiting)/"
+# Where a password (or a reset token) is tried: n8n's sign-in and reset routes, and the API's
+# auth routes by the application contract (README: /auth/... or /v1/auth/...).
+N8N_LOGIN = r"^/rest/(login|forgot-password|change-password|resolve-password-token)$"
+API_LOGIN = r"^/(v[0-9]+/)?auth/"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class RateLimit:
     zone: str
     rate: str
     burst: int
+    # Requests whose key is empty are not counted.
+    key: str = "$binary_remote_addr"
 
 
 @dataclass(frozen=True)
@@ -63,12 +69,25 @@ class EdgeConfig:
     client_ca: bool                     # verify Cloudflare's origin-pull client certificate
     hsts_max_age: int = 63072000
     resolver: str = DOCKER_DNS
+    # Per route, per client address. Pages and REST calls get what a person clicking produces;
+    # assets get what an editor's first load fetches at once (n8n's about 90 modules, Grafana's
+    # bundles), so a real page load never meets a 429; logins and webhooks get little, so a
+    # guessing or flooding client is stopped early.
     site_limit: RateLimit = RateLimit("site", "20r/s", 60)
+    assets_limit: RateLimit = RateLimit("assets", "100r/s", 500)
     api_limit: RateLimit = RateLimit("api", "10r/s", 20)
-    admin_limit: RateLimit = RateLimit("admin", "10r/s", 40)
+    admin_limit: RateLimit = RateLimit("admin", "20r/s", 200)
+    # Only password attempts count: the editors ask GET /rest/login (n8n) or load GET /login
+    # (Grafana) on every page load, and those must never meet a 429.
+    login_limit: RateLimit = RateLimit("login", "10r/m", 5, key="$login_attempt")
     webhook_limit: RateLimit = RateLimit("webhooks", "10r/s", 20)
     max_body: str = "10m"
     extra_listen: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def limits(self) -> tuple[RateLimit, ...]:
+        return (self.site_limit, self.assets_limit, self.api_limit, self.admin_limit, self.login_limit,
+                self.webhook_limit)
 
     @property
     def hosts(self) -> dict[str, str]:
@@ -91,36 +110,61 @@ def d(directive: str, *args: object, block: Block | None = None) -> dict[str, An
 
 
 def csp(kind: str, cfg: EdgeConfig) -> str:
-    """Per host, and never 'unsafe-eval'. 'unsafe-inline' stays for scripts the framework
-    inlines (Next.js without nonces)."""
+    """Per host, each as strict as its application allows (the end-to-end suite opens every host
+    in Chromium and fails on any violation). 'unsafe-inline' scripts stay where the framework
+    inlines them without nonces (Next.js, n8n, Grafana); 'unsafe-eval' only where the application
+    evaluates code in the browser: n8n's expression engine and Grafana (its own default policy)."""
     common = ["base-uri 'self'", "object-src 'none'", "form-action 'self'", "upgrade-insecure-requests"]
     if kind == "api":
         return "; ".join(["default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'",
                           "form-action 'none'"])
-    if kind in ("n8n", "grafana"):
-        host = cfg.hosts[kind]
-        return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline'",
-                          "style-src 'self' 'unsafe-inline'", "img-src 'self' data: https:",
+    host = cfg.hosts[kind if kind in ("n8n", "grafana") else "site"]
+    if kind == "n8n":
+        return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+                          "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob: https:",
                           "font-src 'self' data:", f"connect-src 'self' wss://{host}",
-                          "worker-src 'self' blob:", "frame-ancestors 'self'", *common])
+                          "worker-src 'self'", "frame-ancestors 'self'", *common])
+    if kind == "grafana":
+        # Grafana's own content_security_policy_template (conf/defaults.ini), less its nonce
+        # (the edge has none to give; 'unsafe-inline' instead, as Grafana without CSP serves
+        # its inline boot script) and less grafana.com (the news feed is off, update checks too).
+        return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+                          "style-src 'self' 'unsafe-inline' blob:", "img-src 'self' data: blob: https:",
+                          "font-src 'self' data:", f"connect-src 'self' wss://{host}",
+                          "worker-src 'self'", "manifest-src 'self'", "media-src 'none'",
+                          "frame-ancestors 'self'", *common])
+    api = cfg.hosts["api"]
     return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline'",
                       "style-src 'self' 'unsafe-inline'", "img-src 'self' data: https:",
-                      "font-src 'self' data:", f"connect-src 'self' https://{cfg.hosts['api']}",
+                      "font-src 'self' data:", f"connect-src 'self' https://{api} wss://{api}",
                       "frame-ancestors 'none'", *common])
 
 
-def security_headers(kind: str, cfg: EdgeConfig) -> Block:
+SECURITY_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
+                    "Permissions-Policy", "Cross-Origin-Opener-Policy", "X-Permitted-Cross-Domain-Policies",
+                    "Content-Security-Policy")
+# What an application sends of these is dropped, so each reaches the browser once, as the edge
+# sets it (Grafana sends its own X-Frame-Options, and X-XSS-Protection, which OWASP now advises
+# against: it can open holes in old browsers).
+HIDDEN_UPSTREAM_HEADERS = ("X-Powered-By", "X-XSS-Protection", *SECURITY_HEADERS)
+
+
+def security_header_values(kind: str, cfg: EdgeConfig) -> dict[str, str]:
     frame = "SAMEORIGIN" if kind in ("n8n", "grafana") else "DENY"
-    return [
-        d("add_header", "Strict-Transport-Security", f"max-age={cfg.hsts_max_age}; includeSubDomains", "always"),
-        d("add_header", "X-Content-Type-Options", "nosniff", "always"),
-        d("add_header", "X-Frame-Options", frame, "always"),
-        d("add_header", "Referrer-Policy", "strict-origin-when-cross-origin", "always"),
-        d("add_header", "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()", "always"),
-        d("add_header", "Cross-Origin-Opener-Policy", "same-origin", "always"),
-        d("add_header", "X-Permitted-Cross-Domain-Policies", "none", "always"),
-        d("add_header", "Content-Security-Policy", csp(kind, cfg), "always"),
-    ]
+    return dict(zip(SECURITY_HEADERS, (
+        f"max-age={cfg.hsts_max_age}; includeSubDomains",
+        "nosniff",
+        frame,
+        "strict-origin-when-cross-origin",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+        "same-origin",
+        "none",
+        csp(kind, cfg),
+    ), strict=True))
+
+
+def security_headers(kind: str, cfg: EdgeConfig) -> Block:
+    return [d("add_header", name, value, "always") for name, value in security_header_values(kind, cfg).items()]
 
 
 def proxy_to(upstream: str) -> Block:
@@ -136,7 +180,7 @@ def proxy_to(upstream: str) -> Block:
         # Empty Connection keeps upstream keepalive; "upgrade" passes WebSockets through.
         d("proxy_set_header", "Upgrade", "$http_upgrade"),
         d("proxy_set_header", "Connection", "$connection_upgrade"),
-        d("proxy_hide_header", "X-Powered-By"),
+        *[d("proxy_hide_header", name) for name in HIDDEN_UPSTREAM_HEADERS],
     ]
 
 
@@ -204,8 +248,16 @@ def build(cfg: EdgeConfig) -> Block:
         http += [d("real_ip_header", "CF-Connecting-IP"), d("real_ip_recursive", "off")]
     http += [
         d("map", "$http_upgrade", "$connection_upgrade", block=[d("default", "upgrade"), d("", "")]),
-        *[d("limit_req_zone", "$binary_remote_addr", f"zone={lim.zone}:10m", f"rate={lim.rate}")
-          for lim in (cfg.site_limit, cfg.api_limit, cfg.admin_limit, cfg.webhook_limit)],
+        d("map", "$request_method", "$login_attempt", block=[
+            d("POST", "$binary_remote_addr"), d("default", "")]),
+        *[d("limit_req_zone", lim.key, f"zone={lim.zone}:10m", f"rate={lim.rate}")
+          for lim in cfg.limits],
+        # The edge owns Cache-Control on immutable assets only when it is serving the asset: an
+        # error (a replica that lacks a chunk during a deploy) must not be kept for a year.
+        d("map", "$status", "$immutable_cache_control", block=[
+            d("200", "public, max-age=31536000, immutable"),
+            d("304", "public, max-age=31536000, immutable"),
+            d("default", "no-store")]),
         d("limit_req_status", "429"),
         d("limit_req_log_level", "warn"),
         d("proxy_cache_path", f"{CACHE_DIR}/static", "levels=1:2", "keys_zone=static:10m",
@@ -255,42 +307,56 @@ def build(cfg: EdgeConfig) -> Block:
     ]
     static = d("location", "/_next/static/", block=[
         # Content-hashed file names: safe to keep for a year, served from nginx's own cache.
+        # Only a 200 is kept; a 404 (a replica that does not have the chunk yet) is asked of the
+        # next replica instead, and never stored.
         d("proxy_cache", "static"),
-        d("proxy_cache_valid", "200", "301", "302", "30d"),
-        d("proxy_cache_valid", "404", "1m"),
+        d("proxy_cache_valid", "200", "30d"),
         d("proxy_cache_lock", "on"),
         d("proxy_cache_use_stale", "error", "timeout", "updating", "http_500", "http_502", "http_503", "http_504"),
+        d("proxy_next_upstream", "error", "timeout", "http_404"),
         d("proxy_ignore_headers", "Set-Cookie", "Cache-Control", "Expires"),
         d("proxy_hide_header", "Set-Cookie"),
+        d("proxy_hide_header", "Cache-Control"),
+        *limited(cfg.assets_limit),
         *security_headers("site", cfg),
-        d("add_header", "Cache-Control", "public, max-age=31536000, immutable", "always"),
+        d("add_header", "Cache-Control", "$immutable_cache_control", "always"),
         d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"),
         *proxy_to("frontend"),
     ])
     http += [
         tls_server(hosts["site"], "site", cfg, [
-            *limited(cfg.site_limit),
             static,
-            d("location", "/", block=proxy_to("frontend")),
+            d("location", "/", block=[*limited(cfg.site_limit), *proxy_to("frontend")]),
         ]),
         tls_server(hosts["www"], "site", cfg, [
             d("location", "/", block=[d("return", "301", f"https://{hosts['site']}$request_uri")]),
         ]),
         tls_server(hosts["api"], "api", cfg, [
-            *limited(cfg.api_limit),
-            d("location", "/", block=proxy_to("api")),
+            d("location", "~", API_LOGIN, block=[*limited(cfg.login_limit), *proxy_to("api")]),
+            d("location", "/", block=[*limited(cfg.api_limit), *proxy_to("api")]),
         ]),
     ]
     if cfg.n8n_server:
         http.append(tls_server(hosts["n8n"], "n8n", cfg, [
+            # Public: webhooks and forms, for anyone, at a webhook's pace.
             d("location", "~", N8N_PUBLIC, block=[*limited(cfg.webhook_limit), *proxy_to("n8n")]),
-            # The editor, its REST API and its push channel: admin networks only.
-            d("location", "/", block=[*admin_only(cfg), *limited(cfg.admin_limit),
-                                      d("proxy_read_timeout", "3600s"), *proxy_to("n8n")]),
+            # Everything else is the editor, for admin networks only.
+            d("location", "~", N8N_LOGIN, block=[*admin_only(cfg), *limited(cfg.login_limit), *proxy_to("n8n")]),
+            # REST calls and the push channel (a WebSocket held open for the editor's session).
+            d("location", "/rest/", block=[*admin_only(cfg), *limited(cfg.admin_limit),
+                                           d("proxy_read_timeout", "3600s"), *proxy_to("n8n")]),
+            # The editor's page, its ~90 JavaScript modules, node types and icons.
+            d("location", "/", block=[*admin_only(cfg), *limited(cfg.assets_limit), *proxy_to("n8n")]),
         ]))
     if cfg.grafana_server:
         http.append(tls_server(hosts["grafana"], "grafana", cfg, [
-            d("location", "/", block=[*admin_only(cfg), *limited(cfg.admin_limit), *proxy_to("grafana")]),
+            d("location", "=", "/login", block=[*admin_only(cfg), *limited(cfg.login_limit),
+                                               *proxy_to("grafana")]),
+            # REST calls (one per panel per refresh) and Grafana Live's WebSocket.
+            d("location", "/api/", block=[*admin_only(cfg), *limited(cfg.admin_limit),
+                                          d("proxy_read_timeout", "3600s"), *proxy_to("grafana")]),
+            d("location", "/public/", block=[*admin_only(cfg), *limited(cfg.assets_limit), *proxy_to("grafana")]),
+            d("location", "/", block=[*admin_only(cfg), *limited(cfg.site_limit), *proxy_to("grafana")]),
         ]))
     return [
         d("worker_processes", "auto"),

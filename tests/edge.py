@@ -244,7 +244,10 @@ def _http(tree: list[dict]) -> list[dict]:
 
 class Nginx:
     def __init__(self, conf_text: str, domain: str, extra_real_ip: list[str] | None = None,
-                 stand_in_ms: float = 2.0, pki: TestPki | None = None) -> None:
+                 stand_in_ms: float = 2.0, pki: TestPki | None = None,
+                 upstreams: dict[str, int] | None = None) -> None:
+        """`upstreams`: loopback ports of real applications per upstream name; stand-ins
+        answer for every upstream when it is not given."""
         self.binary = nginx_binary()
         self.work = Path(tempfile.mkdtemp(prefix="sos-nginx-"))
         # As root, nginx's workers run as nobody and must reach the cache and temp paths.
@@ -254,8 +257,10 @@ class Nginx:
         self.pki = pki or TestPki(self.work, domain)
         self.domain = domain
         # Stand-ins first: they hold their ports, so nginx's cannot collide with them.
-        self.stand_ins = {name: StandIn(name, stand_in_ms) for name in ("api", "frontend", "n8n", "grafana")}
-        taken = {s.port for s in self.stand_ins.values()}
+        self.stand_ins = {} if upstreams is not None else \
+            {name: StandIn(name, stand_in_ms) for name in ("api", "frontend", "n8n", "grafana")}
+        upstream_ports = upstreams if upstreams is not None else {k: v.port for k, v in self.stand_ins.items()}
+        taken = set(upstream_ports.values())
         self.ports = {}
         for port in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT):
             candidate = free_port()
@@ -265,7 +270,7 @@ class Nginx:
             self.ports[port] = candidate
         self.conf = self.work / "nginx.conf"
         self.conf.write_text(remap(conf_text, ports=self.ports,
-                                   upstreams={k: v.port for k, v in self.stand_ins.items()},
+                                   upstreams=upstream_ports,
                                    pki=self.pki, work=self.work, extra_real_ip=extra_real_ip))
         self.proc: subprocess.Popen | None = None
 

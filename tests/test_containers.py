@@ -232,6 +232,11 @@ def test_n8n_environment_and_data(plan):
     # The generated key itself (the mock's stand-in for that RandomPassword's result).
     assert env["N8N_ENCRYPTION_KEY"] == canned.mock_password("secrets-n8nEncryptionKey", 48, False)
     assert not [k for k in env if REMOVED_N8N_VARIABLES.match(k)]
+    # Workflows cannot read the database password or the encryption key from the environment.
+    assert env["N8N_BLOCK_ENV_ACCESS_IN_NODE"] == "true"
+    # Nothing in the editor calls api.n8n.io, so its CSP stays 'self' (tests/test_e2e.py).
+    assert env["N8N_DYNAMIC_BANNERS_ENABLED"] == env["N8N_TEMPLATES_ENABLED"] == "false"
+    assert env["N8N_VERSION_NOTIFICATIONS_ENABLED"] == "false"
     assert re.fullmatch(r"n8nio/n8n:\d+\.\d+\.\d+", plan.one("docker:index/remoteImage:RemoteImage", "n8n-svc-image").inputs["name"])
     volume = plan.one("docker:index/volume:Volume", "n8n-data")
     assert volume.protect is (plan.stack == "production")

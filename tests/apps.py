@@ -1,0 +1,145 @@
+"""The real applications on loopback: the Next.js site and Fastify API of tests/e2e/apps, and n8n
+at the version the program pins, each started with the environment the program gives its
+container. Only what ties a value to the container is changed: listen address and port, the
+database host and port, and n8n's data directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.conftest import IN_CI, ROOT
+from tests.servers import free_port, port_open, wait_for
+
+E2E = ROOT / "tests" / "e2e"
+APPS = E2E / "apps"
+N8N_PROJECT = E2E / "n8n"
+N8N_VERSION = json.loads((N8N_PROJECT / "package.json").read_text())["dependencies"]["n8n"]
+# n8n's install is about 1.6 GB: .ci/run keeps it outside the clone, keyed by the lock file, so
+# repeated runs on one machine install it once. A laptop may install it in place instead.
+N8N_CACHE = Path(os.environ.get("SOS_N8N_CACHE", "/var/cache/storiesofsoftware/n8n"))
+
+
+def _require(path: Path, what: str) -> Path:
+    import pytest
+
+    if path.exists():
+        return path
+    message = f"{what} is missing ({path}); .ci/run installs it"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def lock_digest(project: Path) -> str:
+    return hashlib.sha256((project / "package-lock.json").read_bytes()).hexdigest()[:16]
+
+
+def n8n_root() -> Path:
+    """The directory holding node_modules/n8n for the pinned lock file."""
+    for candidate in (N8N_CACHE / lock_digest(N8N_PROJECT), N8N_PROJECT):
+        if (candidate / "node_modules" / "n8n" / "bin" / "n8n").exists():
+            return candidate
+    return _require(N8N_CACHE / lock_digest(N8N_PROJECT) / "node_modules" / "n8n", "n8n (tests/e2e/n8n)")
+
+
+def _site_digest() -> str:
+    h = hashlib.sha256((APPS / "package-lock.json").read_bytes())
+    for path in sorted((APPS / "site").rglob("*")):
+        if path.is_file() and ".next" not in path.parts:
+            h.update(str(path.relative_to(APPS)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def build_site() -> None:
+    """`next build` once per source: a production build, as the image would carry."""
+    next_bin = _require(APPS / "node_modules" / "next" / "dist" / "bin" / "next", "next (tests/e2e/apps)")
+    stamp = APPS / "site" / ".next" / "sos-source"
+    digest = _site_digest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    result = subprocess.run(["node", str(next_bin), "build", "site"], cwd=APPS, capture_output=True, text=True,
+                            env={**os.environ, "NEXT_TELEMETRY_DISABLED": "1"}, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    stamp.write_text(digest)
+
+
+class Process:
+    """A server process with its output kept in a file, stopped with SIGTERM like Docker does."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, cwd: Path,
+                 ready_timeout: float = 60) -> None:
+        self.name = name
+        self.port = port
+        self.log_path = Path(tempfile.mkstemp(prefix=f"sos-{name}-", suffix=".log")[1])
+        self._log = self.log_path.open("wb")
+        base = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "SYSTEMROOT")}
+        self.proc = subprocess.Popen(argv, cwd=cwd, env={**base, **env}, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        if not wait_for(lambda: port_open(port) or self.proc.poll() is not None, ready_timeout) \
+                or self.proc.poll() is not None:
+            output = self.output()
+            self.stop()
+            raise AssertionError(f"{name} did not start on port {port}:\n{output[-6000:]}")
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+def start_api(env: dict[str, str]) -> Process:
+    port = free_port()
+    return Process("api", ["node", "api/server.js"], {**env, "PORT": str(port), "HOST": "127.0.0.1"},
+                   port, APPS)
+
+
+def start_site(env: dict[str, str]) -> Process:
+    build_site()
+    port = free_port()
+    next_bin = APPS / "node_modules" / "next" / "dist" / "bin" / "next"
+    return Process("site", ["node", str(next_bin), "start", "site", "-p", str(port), "-H", "127.0.0.1"],
+                   {**env, "PORT": str(port), "HOSTNAME": "127.0.0.1"}, port, APPS)
+
+
+def start_n8n(env: dict[str, str], db_port: int) -> tuple[Process, Path]:
+    """n8n with the container's environment; its data directory stands in for the volume."""
+    root = n8n_root()
+    home = Path(tempfile.mkdtemp(prefix="sos-n8n-home-"))
+    port = free_port()
+    started = time.monotonic()
+    process = Process("n8n", ["node", str(root / "node_modules" / "n8n" / "bin" / "n8n"), "start"], {
+        **env,
+        "N8N_PORT": str(port),
+        "N8N_LISTEN_ADDRESS": "127.0.0.1",
+        "DB_POSTGRESDB_HOST": "127.0.0.1",
+        "DB_POSTGRESDB_PORT": str(db_port),
+        "HOME": str(home),
+        "N8N_USER_FOLDER": str(home),
+    }, port, root, ready_timeout=240)
+    process.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    return process, home
+
+
+def cleanup(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
