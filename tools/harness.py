@@ -102,6 +102,8 @@ class Plan:
     duplicates: list[str]
     secret_values: set[str] = field(default_factory=set)
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # What each resource would hold after `up` in this plan: URN -> (id, outputs), from the mocks.
+    states: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -428,7 +430,8 @@ def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path =
     secret_values |= {config[k] for k in secret_keys if k in config}
     plan = Plan(stack=stack, project=project, resources=monitor.registrations, outputs=outputs,
                 duplicates=monitor.duplicates, secret_values=secret_values,
-                invokes=monitor.invokes)
+                invokes=monitor.invokes,
+                states={urn: (r.id, dict(r.state)) for urn, r in monitor.resources.items()})
     if error is not None:
         error.plan = plan  # type: ignore[attr-defined]
         raise error
