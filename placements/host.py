@@ -1,0 +1,119 @@
+"""staging and production: one EC2 Docker host in its own network, S3, Cloudflare in front
+with an Origin CA certificate and Authenticated Origin Pulls, backups to the S3 backups bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_cloudflare as cloudflare
+
+from components.backups import OffsiteTarget
+from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
+from components.container_networks import ContainerNetworks
+from components.container_service import Placement
+from components.docker_host import DockerHost, DockerHostArgs
+from components.host_network import HostNetwork, HostNetworkArgs
+from components.object_storage import ObjectStorage, ObjectStorageArgs
+from components.platform_secrets import PlatformSecrets
+from components.postgres import ArchiveArgs
+from configs import backup as backup_config
+from placements.base import TlsMaterial
+from settings import Settings
+
+
+class HostPlacement:
+    needs_egress = True
+    runs_minio = False
+    # Two years: what hstspreload.org asks of a domain submitted for preloading.
+    hsts_max_age = 63072000
+    # Only Cloudflare reaches 80/443 (the security group), so the ports are open on every address.
+    bind_address = "0.0.0.0"
+
+    def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
+        self.cfg = cfg
+        self.secrets = secrets
+        aws_provider = aws.Provider("aws", region=cfg.aws_region,
+                                    default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.labels))
+        on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+        # The API token comes from CLOUDFLARE_API_TOKEN in the environment, never from state.
+        cloudflare_provider = cloudflare.Provider("cloudflare")
+        cloudflare_ranges = ip_ranges(cloudflare_provider)
+        self.real_ip_from = cloudflare_ranges.all
+        network = HostNetwork("network", HostNetworkArgs(
+            name_prefix=cfg.name_prefix,
+            # Only Cloudflare reaches 80/443; everything else is dropped at the security group.
+            web_ingress_cidrs=cloudflare_ranges.all,
+            admin_cidrs=cfg.admin_cidrs,
+        ), opts=on_aws)
+        self.host = DockerHost("host", DockerHostArgs(
+            stack=cfg.stack,
+            name_prefix=cfg.name_prefix,
+            instance_type=cfg.instance_type,
+            root_volume_gb=cfg.root_volume_gb,
+            data_volume_gb=cfg.data_volume_gb,
+            snapshot_retention_days=cfg.snapshot_retention_days,
+            protect_data=cfg.is_production,
+            subnet_id=network.subnet.id,
+            security_group_id=network.security_group.id,
+            availability_zone=network.availability_zone,
+            registry=cfg.registry,
+        ), opts=on_aws)
+        self.provider = self.host.provider
+        self.services = Placement(cfg.name_prefix, cfg.labels, self.host.commands)
+        self.storage = ObjectStorage("storage", ObjectStorageArgs(
+            name_prefix=cfg.name_prefix,
+            region=cfg.aws_region,
+            site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
+            noncurrent_days=cfg.backup_retention_days,
+            protect=cfg.is_production,
+            backup_retention_days=cfg.backup_retention_days,
+            lock_backups=cfg.is_production,
+        ), opts=on_aws)
+        self.edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
+            zone=cfg.cloudflare_zone,
+            domain=cfg.domain,
+            hostnames=list(hostnames),
+            origin_ip=self.host.public_ip,
+            manage_zone=cfg.manages_zone,
+        ), opts=pulumi.ResourceOptions(providers={"cloudflare": cloudflare_provider}))
+        # One Origin CA certificate covers every edge host name.
+        self.tls = TlsMaterial(
+            cert_pem=self.edge_dns.origin_cert_pem, key_pem=self.edge_dns.origin_key_pem,
+            client_ca_pem=self.edge_dns.client_ca_pem,
+            expiries=self.edge_dns.origin_cert_expires.apply(lambda at: {name: at for name in hostnames}))
+
+    def object_storage(self, networks: ContainerNetworks) -> ObjectStorage:
+        return self.storage
+
+    def stores_ready(self) -> list[pulumi.Resource]:
+        return []
+
+    def archive(self, networks: ContainerNetworks) -> ArchiveArgs:
+        # WAL and full backups: straight to the backups bucket, encrypted before they leave.
+        region = self.cfg.aws_region
+        return ArchiveArgs(
+            repository=self.storage.buckets["backups"].apply(lambda bucket: backup_config.Repository(
+                bucket=bucket, region=region, endpoint=f"s3.{region}.amazonaws.com", path="/pgbackrest")),
+            cipher_pass=self.secrets.values["backupCipher"],
+            s3_access_key_id=self.storage.backup_access_key_id,
+            s3_secret_access_key=self.storage.backup_secret_access_key,
+            egress_network=networks.egress.name if networks.egress else None,
+        )
+
+    def offsite(self) -> OffsiteTarget:
+        region = self.cfg.aws_region
+        return OffsiteTarget(
+            url=self.storage.buckets["backups"].apply(lambda bucket: f"https://{bucket}.s3.{region}.amazonaws.com"),
+            region=region,
+            access_key_id=self.storage.backup_access_key_id,
+            secret_access_key=self.storage.backup_secret_access_key,
+        )
+
+    def backup_extra_volume(self) -> pulumi.Input[str] | None:
+        return None
+
+    def export(self) -> None:
+        pulumi.export("hostPublicIp", self.host.public_ip)
+        pulumi.export("cloudflareZoneId", self.edge_dns.zone_id)

@@ -1,0 +1,82 @@
+"""dev: everything on the local Docker engine, MinIO for object storage, a self-signed
+certificate, backups to a repository volume and MinIO."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+
+from components.backups import OffsiteTarget
+from components.container_networks import ContainerNetworks
+from components.container_service import Placement
+from components.local_docker_host import LocalDockerHost, LocalDockerHostArgs
+from components.local_object_storage import LocalObjectStorage, LocalObjectStorageArgs
+from components.platform_secrets import PlatformSecrets
+from components.postgres import POSIX_REPO_DIR, ArchiveArgs
+from components.self_signed_tls import SelfSignedTls, SelfSignedTlsArgs
+from configs import backup as backup_config
+from placements.base import TlsMaterial
+from settings import Settings
+
+
+class LocalPlacement:
+    needs_egress = False
+    runs_minio = True
+    # One year: browsers ignore HSTS for localhost, so dev sends the real header at the
+    # lowest max-age hstspreload.org and gixy accept.
+    hsts_max_age = 31536000
+    real_ip_from: Sequence[str] = ()
+    # Only this machine reaches the published ports.
+    bind_address = "127.0.0.1"
+
+    def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
+        self.cfg = cfg
+        self.secrets = secrets
+        host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.registry))
+        self.provider = host.provider
+        self.services = Placement(cfg.name_prefix, cfg.labels, host.commands)
+        dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))
+        self.tls = TlsMaterial(
+            cert_pem=dev_tls.cert_pem, key_pem=dev_tls.key_pem, client_ca_pem=None,
+            expiries=dev_tls.cert_expires.apply(lambda at: {name: at for name in hostnames}))
+        self._storage: LocalObjectStorage | None = None
+
+    def object_storage(self, networks: ContainerNetworks) -> LocalObjectStorage:
+        if self._storage is None:
+            cfg = self.cfg
+            self._storage = LocalObjectStorage("storage", LocalObjectStorageArgs(
+                placement=self.services,
+                image=cfg.images["minio"],
+                client_image=cfg.images["minioClient"],
+                limits=cfg.limits["minio"],
+                client_limits=cfg.limits["minioClient"],
+                data_network=networks.data.name,
+                edge_network=networks.edge.name,
+                root_password=self.secrets.values["minioRoot"],
+            ), opts=pulumi.ResourceOptions(providers={"docker": self.provider}))
+        return self._storage
+
+    def _created_storage(self) -> LocalObjectStorage:
+        assert self._storage is not None, "object_storage() comes first"
+        return self._storage
+
+    def stores_ready(self) -> list[pulumi.Resource]:
+        return [self._created_storage().setup.run]
+
+    def archive(self, networks: ContainerNetworks) -> ArchiveArgs:
+        # dev's MinIO speaks plain HTTP, which pgBackRest's S3 client refuses: a volume instead.
+        return ArchiveArgs(repository=backup_config.Repository.posix(POSIX_REPO_DIR),
+                           cipher_pass=self.secrets.values["backupCipher"])
+
+    def offsite(self) -> OffsiteTarget:
+        storage = self._created_storage()
+        return OffsiteTarget(url=f"{storage.endpoint}/{storage.buckets['backups']}", region=storage.region,
+                             access_key_id=storage.access_key_id, secret_access_key=storage.secret_access_key)
+
+    def backup_extra_volume(self) -> pulumi.Input[str] | None:
+        return self._created_storage().volume.name
+
+    def export(self) -> None:
+        # The contract's cloud-only outputs, named so a consumer can tell "absent" from "renamed".
+        pulumi.export("absentOutputs", ["hostPublicIp", "cloudflareZoneId"])
