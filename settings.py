@@ -461,7 +461,6 @@ KEYS: tuple[Key, ...] = (
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )
 KEYS_BY_NAME = {k.name: k for k in KEYS}
-SECRET_KEYS = EXTERNAL_SECRETS
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,9 +534,9 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
             problem(key.name, str(exc), value)
 
     for name, given in raw.items():
-        if name in KEYS_BY_NAME or name in SECRET_KEYS:
+        if name in KEYS_BY_NAME or name in EXTERNAL_SECRETS:
             continue
-        close = [k for k in (*KEYS_BY_NAME, *SECRET_KEYS) if _similar(k, name)]
+        close = [k for k in (*KEYS_BY_NAME, *EXTERNAL_SECRETS) if _similar(k, name)]
         hint = f" (did you mean {PROJECT}:{close[0]}?)" if close else ""
         problems.append(
             f"{PROJECT}:{name} on stack {stack}: unknown key{hint}; given {_describe(given)}"
@@ -545,7 +544,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
 
     secrets: dict[str, pulumi.Output[str] | None] = {}
     cfg = pulumi.Config(PROJECT)
-    for name in SECRET_KEYS:
+    for name in EXTERNAL_SECRETS:
         if name not in raw:
             secrets[name] = None
             continue
@@ -664,7 +663,7 @@ def config_table() -> str:
     for key in KEYS:
         cells = [show(key, key.defaults[s]) for s in STACKS]
         rows.append(f"| `{PROJECT}:{key.name}` | " + " | ".join(cells) + f" | {key.doc} |")
-    for name in SECRET_KEYS:
+    for name in EXTERNAL_SECRETS:
         rows.append(f"| `{PROJECT}:{name}` (secret) | optional | optional | optional | "
                     "External credential; set with `pulumi config set --secret`. |")
     rows += ["", "Images (every stack):", "", "| service | image |", "|---|---|"]

@@ -10,9 +10,9 @@ import pulumi
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    Healthcheck,
     NetworkAttachment,
     Placement,
+    node_http_check,
 )
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs.postgres import migration_sql
@@ -22,9 +22,6 @@ SERVICE = "api"
 PORT = 3001
 # The image's non-root user (the seed's Dockerfile: adduser --uid 1001 api, group nodejs 1001).
 USER = "1001:1001"
-# node:*-alpine has no curl; node itself is always there.
-HEALTH = ("require('http').get('http://127.0.0.1:3001/health',r=>process.exit(r.statusCode===200?0:1))"
-          ".on('error',()=>process.exit(1)).setTimeout(4000,function(){this.destroy()})")
 # Optional external credentials: config key -> variable the API reads.
 EXTERNAL_ENV = {
     "sendgridApiKey": "SENDGRID_API_KEY",
@@ -64,6 +61,9 @@ class ApiArgs:
 class Api(pulumi.ComponentResource):
     service: ContainerService
     migration: OneShotTask
+    # What dependents wait for (every replica healthy) and reach (`api-<i>:3001` per replica).
+    ready: list[pulumi.Resource]
+    upstreams: list[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Api", name, None, opts)
@@ -133,8 +133,10 @@ class Api(pulumi.ComponentResource):
             env=env,
             secret_env=secret_env,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
-            healthcheck=Healthcheck(["CMD", "node", "-e", HEALTH], start_period="60s"),
+            healthcheck=node_http_check(PORT, "/health", start_period="60s"),
             replicas=args.replicas,
             depends_on=[self.indexes.run],
         ), opts=child)
+        self.ready = list(self.service.containers)
+        self.upstreams = [f"{alias}:{PORT}" for alias in self.service.aliases]
         self.register_outputs({"names": self.service.names})

@@ -41,6 +41,7 @@ class EdgeProxyArgs:
 
 class EdgeProxy(pulumi.ComponentResource):
     service: ContainerService
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: EdgeProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:EdgeProxy", name, None, opts)
@@ -75,4 +76,5 @@ class EdgeProxy(pulumi.ComponentResource):
             opt_outs=frozenset({"publishes-port"}),
             depends_on=list(args.depends_on),
         ), opts=pulumi.ResourceOptions(parent=self))
+        self.ready = list(self.service.containers)
         self.register_outputs({})

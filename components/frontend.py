@@ -7,20 +7,20 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.api import PORT as API_PORT
+from components.api import SERVICE as API_SERVICE
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    Healthcheck,
     NetworkAttachment,
     Placement,
+    node_http_check,
 )
 from settings import Limits
 
 SERVICE = "frontend"
 PORT = 3000
 USER = "1001:1001"  # the seed's Dockerfile: adduser --uid 1001 nextjs
-HEALTH = ("require('http').get('http://127.0.0.1:3000/api/health',r=>process.exit(r.statusCode===200?0:1))"
-          ".on('error',()=>process.exit(1)).setTimeout(4000,function(){this.destroy()})")
 
 
 @dataclass
@@ -40,6 +40,8 @@ class Frontend(pulumi.ComponentResource):
     them here would change nothing in the browser. Only server-side values are runtime."""
 
     service: ContainerService
+    ready: list[pulumi.Resource]
+    upstreams: list[str]
 
     def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Frontend", name, None, opts)
@@ -60,13 +62,15 @@ class Frontend(pulumi.ComponentResource):
                 "SITE_URL": args.site_url,
                 "API_URL": args.api_url,
                 # Server-side rendering talks to the API inside Docker, not through the edge.
-                "API_INTERNAL_URL": "http://api:3001",
+                "API_INTERNAL_URL": f"http://{API_SERVICE}:{API_PORT}",
             },
             # The image optimiser and ISR write their cache here.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777",
                    "/app/.next/cache": "rw,noexec,nosuid,size=256m,mode=1777"},
-            healthcheck=Healthcheck(["CMD", "node", "-e", HEALTH], start_period="30s"),
+            healthcheck=node_http_check(PORT, "/api/health", start_period="30s"),
             replicas=args.replicas,
             depends_on=list(args.depends_on),
         ), opts=pulumi.ResourceOptions(parent=self))
+        self.ready = list(self.service.containers)
+        self.upstreams = [f"{alias}:{PORT}" for alias in self.service.aliases]
         self.register_outputs({"names": self.service.names})

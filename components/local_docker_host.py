@@ -20,7 +20,6 @@ class LocalDockerHostArgs:
 class LocalDockerHost(pulumi.ComponentResource):
     provider: docker.Provider
     commands: LocalCommands
-    public_address: str
 
     def __init__(self, name: str, args: LocalDockerHostArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -33,5 +32,4 @@ class LocalDockerHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.commands = LocalCommands(args.docker_host)
-        self.public_address = "127.0.0.1"
         self.register_outputs({})

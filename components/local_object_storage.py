@@ -17,10 +17,11 @@ from components.container_service import (
     named_volume,
 )
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
+from configs.storage import BUCKETS
 from settings import Limits
 
 SERVICE = "minio"
-BUCKETS = ("content", "images", "backups")
+MINIO_PORT = 9000
 ROOT_USER = "sos-admin"
 CONSOLE_PORT = 9001
 
@@ -38,7 +39,7 @@ class LocalObjectStorageArgs:
 
 
 class LocalObjectStorage(pulumi.ComponentResource):
-    endpoint: str = f"http://{SERVICE}:9000"
+    endpoint: str = f"http://{SERVICE}:{MINIO_PORT}"
     region: str = "us-east-1"
     force_path_style: bool = True
     buckets: dict[str, str]
@@ -71,7 +72,7 @@ class LocalObjectStorage(pulumi.ComponentResource):
         self.buckets = {b: b for b in BUCKETS}
         # mc reads the whole alias, credentials included, from MC_HOST_<alias>.
         host_url = args.root_password.apply(
-            lambda p: f"http://{ROOT_USER}:{_url_quote(p)}@{SERVICE}:9000")
+            lambda p: f"http://{ROOT_USER}:{_url_quote(p)}@{SERVICE}:{MINIO_PORT}")
         self.setup = OneShotTask(f"{name}-buckets", OneShotTaskArgs(
             task="minio-buckets",
             image=args.client_image,

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_docker as docker
 
 from components.container_service import (
     ConfigFile,
@@ -27,10 +26,11 @@ from components.container_service import (
 from configs import backup
 from configs import monitoring as mon
 from configs import postgres as pg
+from configs import redis as redis_config
+from configs.paths import SECRETS_DIR
 from settings import Limits
 
 NOBODY = "65534:65534"
-SECRETS_DIR = "/etc/sos/secrets"
 TMP = {"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"}
 
 
@@ -71,13 +71,15 @@ class Monitoring(pulumi.ComponentResource):
         edge, data = NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)
         self.services = {}
 
-        def service(key: str, svc: str, **kw: object) -> ContainerService:
-            self.services[svc] = ContainerService(f"{name}-{svc}", ContainerServiceArgs(
-                service=svc, placement=args.placement, image=args.images[key], limits=args.limits[key],
-                **kw), opts=child)  # type: ignore[arg-type]
-            return self.services[svc]
+        def add(spec: ContainerServiceArgs) -> ContainerService:
+            self.services[spec.service] = ContainerService(f"{name}-{spec.service}", spec, opts=child)
+            return self.services[spec.service]
 
-        service("nodeExporter", "node-exporter",
+        def head(key: str, svc: str) -> tuple[str, Placement, str, Limits]:
+            """The first four arguments of every service here: name, placement, image, limits."""
+            return svc, args.placement, args.images[key], args.limits[key]
+
+        add(ContainerServiceArgs(*head("nodeExporter", "node-exporter"),
                 networks=[data], user=NOBODY,
                 command=["--path.rootfs=/host", "--path.procfs=/host/proc", "--path.sysfs=/host/sys",
                          f"--web.listen-address=:{mon.EXPORTER_PORTS['node']}",
@@ -89,8 +91,8 @@ class Monitoring(pulumi.ComponentResource):
                 volumes=[VolumeMount("/", "/host", read_only=True, kind="bind"),
                          VolumeMount(args.backup_metrics_volume, backup.METRICS_DIR, read_only=True)],
                 healthcheck=_http_check(mon.EXPORTER_PORTS["node"], "/"),
-                opt_outs=frozenset({"reads-host"}))
-        service("postgresExporter", "postgres-exporter",
+                opt_outs=frozenset({"reads-host"})))
+        add(ContainerServiceArgs(*head("postgresExporter", "postgres-exporter"),
                 networks=[data], user=NOBODY,
                 env={"DATA_SOURCE_URI": f"postgres:{pg.PORT}/{pg.APP_DATABASE}?sslmode=disable",
                      "DATA_SOURCE_USER": pg.MONITORING_ROLE,
@@ -100,27 +102,27 @@ class Monitoring(pulumi.ComponentResource):
                                   secret=True)],
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.EXPORTER_PORTS["postgres"], "/"),
-                depends_on=args.depends_on)
-        service("redisExporter", "redis-exporter",
+                depends_on=args.depends_on))
+        add(ContainerServiceArgs(*head("redisExporter", "redis-exporter"),
                 networks=[data], user="59000:59000",
-                env={"REDIS_ADDR": "redis://redis:6379",
+                env={"REDIS_ADDR": f"redis://redis:{redis_config.PORT}",
                      "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f":{mon.EXPORTER_PORTS['redis']}"},
                 secret_env={"REDIS_PASSWORD": args.redis_password},
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.EXPORTER_PORTS["redis"], "/"),
-                depends_on=args.depends_on)
-        service("nginxExporter", "nginx-exporter",
+                depends_on=args.depends_on))
+        add(ContainerServiceArgs(*head("nginxExporter", "nginx-exporter"),
                 networks=[edge], user=NOBODY,
                 command=[f"--nginx.scrape-uri={args.nginx_status_url}",
                          f"--web.listen-address=:{mon.EXPORTER_PORTS['nginx']}"],
                 # The image is built FROM scratch: no shell, no wget, nothing to probe with.
                 opt_outs=frozenset({"no-healthcheck"}),
-                depends_on=args.depends_on)
+                depends_on=args.depends_on))
 
         prometheus_data = named_volume(f"{name}-prometheus-data", f"{prefix}-prometheus-data", labels, self)
         limits = args.limits["prometheus"]
         rules = pulumi.Output.from_input(args.certificate_expiries).apply(mon.certificate_rules)
-        service("prometheus", "prometheus",
+        add(ContainerServiceArgs(*head("prometheus", "prometheus"),
                 networks=[edge, data], user=NOBODY,
                 command=[f"--config.file={mon.PROMETHEUS_DIR}/prometheus.yml",
                          "--storage.tsdb.path=/prometheus",
@@ -137,10 +139,10 @@ class Monitoring(pulumi.ComponentResource):
                 volumes=[VolumeMount(prometheus_data.name, "/prometheus")],
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.PROMETHEUS_PORT, "/-/healthy"),
-                stop_timeout=60)
+                stop_timeout=60))
 
         grafana_data = named_volume(f"{name}-grafana-data", f"{prefix}-grafana-data", labels, self)
-        service("grafana", "grafana",
+        add(ContainerServiceArgs(*head("grafana", "grafana"),
                 networks=[edge], user="472:0",
                 env={"GF_SECURITY_ADMIN_USER": "admin",
                      "GF_SECURITY_ADMIN_PASSWORD__FILE": f"{SECRETS_DIR}/grafana-admin-password",
@@ -168,6 +170,5 @@ class Monitoring(pulumi.ComponentResource):
                 volumes=[VolumeMount(grafana_data.name, "/var/lib/grafana")],
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.GRAFANA_PORT, "/api/health"),
-                depends_on=self.services["prometheus"].containers)
-        self.prometheus_volume: docker.Volume = prometheus_data
+                depends_on=self.services["prometheus"].containers))
         self.register_outputs({})

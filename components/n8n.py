@@ -6,24 +6,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    Healthcheck,
     NetworkAttachment,
     Placement,
     VolumeMount,
     named_volume,
+    node_http_check,
 )
 from configs.postgres import N8N_DATABASE, N8N_ROLE
+from configs.postgres import PORT as PG_PORT
 from settings import Limits
 
 SERVICE = "n8n"
 PORT = 5678
 USER = "1000:1000"  # the image's `node` user
-HEALTH = ("require('http').get('http://127.0.0.1:5678/healthz',r=>process.exit(r.statusCode===200?0:1))"
-          ".on('error',()=>process.exit(1)).setTimeout(4000,function(){this.destroy()})")
 
 
 @dataclass
@@ -57,7 +57,7 @@ def n8n_env(host: str, postgres_host: str) -> dict[str, str]:
         "TZ": "UTC",
         "DB_TYPE": "postgresdb",
         "DB_POSTGRESDB_HOST": postgres_host,
-        "DB_POSTGRESDB_PORT": "5432",
+        "DB_POSTGRESDB_PORT": str(PG_PORT),
         "DB_POSTGRESDB_DATABASE": N8N_DATABASE,
         "DB_POSTGRESDB_USER": N8N_ROLE,
         "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
@@ -78,6 +78,9 @@ def n8n_env(host: str, postgres_host: str) -> dict[str, str]:
 
 class N8n(pulumi.ComponentResource):
     service: ContainerService
+    volume: docker.Volume
+    ready: list[pulumi.Resource]
+    upstream: str
 
     def __init__(self, name: str, args: N8nArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:N8n", name, None, opts)
@@ -100,8 +103,10 @@ class N8n(pulumi.ComponentResource):
             },
             volumes=[VolumeMount(volume.name, "/home/node/.n8n")],
             tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777"},
-            healthcheck=Healthcheck(["CMD", "node", "-e", HEALTH], start_period="120s"),
+            healthcheck=node_http_check(PORT, "/healthz", start_period="120s"),
             depends_on=list(args.depends_on),
         ), opts=pulumi.ResourceOptions(parent=self))
         self.volume = volume
+        self.ready = list(self.service.containers)
+        self.upstream = f"{SERVICE}:{PORT}"
         self.register_outputs({"volume": volume.name})

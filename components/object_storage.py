@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-BUCKETS = ("content", "images", "backups")
+from configs.storage import BUCKETS
 
 
 @dataclass

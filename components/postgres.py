@@ -75,6 +75,8 @@ class Postgres(pulumi.ComponentResource):
 
     host: str = SERVICE
     service: ContainerService
+    # Dependents wait for these: the server is up and passes its health check.
+    ready: list[pulumi.Resource]
     volume: docker.Volume
     socket_volume: docker.Volume
     repo_volume: docker.Volume | None
@@ -157,5 +159,5 @@ class Postgres(pulumi.ComponentResource):
         ), opts=pulumi.ResourceOptions(parent=self))
         self.app_database_url = pulumi.Output.secret(args.app_password.apply(
             lambda p: pg.database_url(p, SERVICE)))
-        self.n8n_password = args.n8n_password
+        self.ready = list(self.service.containers)
         self.register_outputs({"volume": self.volume.name})

@@ -37,6 +37,8 @@ class RedisArgs:
 class Redis(pulumi.ComponentResource):
     host: str = SERVICE
     service: ContainerService
+    # Dependents wait for these: the server is up and passes its health check.
+    ready: list[pulumi.Resource]
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -63,4 +65,5 @@ class Redis(pulumi.ComponentResource):
             stop_timeout=60,
         ), opts=pulumi.ResourceOptions(parent=self))
         self.url = pulumi.Output.secret(args.password.apply(lambda p: rc.redis_url(p, SERVICE)))
+        self.ready = list(self.service.containers)
         self.register_outputs({"volume": self.volume.name})

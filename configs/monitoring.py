@@ -20,11 +20,10 @@ PROMETHEUS_DIR = "/etc/sos/prometheus"
 RULES_DIR = f"{PROMETHEUS_DIR}/rules"
 PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
+GRAFANA_UPSTREAM = f"grafana:{GRAFANA_PORT}"  # its service name on the edge network
 GRAFANA_PROVISIONING = "/etc/sos/grafana/provisioning"
 GRAFANA_DASHBOARDS = "/etc/sos/grafana/dashboards"
 DATASOURCE_UID = "prometheus"
-NGINX_STATUS_PORT = 8082
-NGINX_STATUS_PATH = "/stub_status"
 
 EXPORTER_PORTS = {"node": 9100, "postgres": 9187, "redis": 9121, "nginx": 9113}
 # Host names of the exporters on the Docker networks (their service names).

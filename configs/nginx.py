@@ -12,7 +12,7 @@ time through Docker's DNS so nginx starts and keeps serving while a container is
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import crossplane
@@ -46,6 +46,17 @@ N8N_PUBLIC = r"^/(webhook|webhook-test|webhook-waiting|form|form-test|form-waiti
 # auth routes by the application contract (README: /auth/... or /v1/auth/...).
 N8N_LOGIN = r"^/rest/(login|forgot-password|change-password|resolve-password-token)$"
 API_LOGIN = r"^/(v[0-9]+/)?auth/"
+
+
+def edge_hosts(domain: str, *, n8n: bool, grafana: bool) -> dict[str, str]:
+    """Every host name the edge serves, by kind: the one place they are derived (the
+    certificates, DNS records and server blocks all follow it)."""
+    hosts = {"site": domain, "www": f"www.{domain}", "api": f"api.{domain}"}
+    if n8n:
+        hosts["n8n"] = f"n8n.{domain}"
+    if grafana:
+        hosts["grafana"] = f"grafana.{domain}"
+    return hosts
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,6 @@ class EdgeConfig:
     login_limit: RateLimit = RateLimit("login", "10r/m", 5, key="$login_attempt")
     webhook_limit: RateLimit = RateLimit("webhooks", "10r/s", 20)
     max_body: str = "10m"
-    extra_listen: Sequence[str] = field(default_factory=tuple)
 
     @property
     def limits(self) -> tuple[RateLimit, ...]:
@@ -91,12 +101,7 @@ class EdgeConfig:
 
     @property
     def hosts(self) -> dict[str, str]:
-        hosts = {"site": self.domain, "www": f"www.{self.domain}", "api": f"api.{self.domain}"}
-        if self.n8n_server:
-            hosts["n8n"] = f"n8n.{self.domain}"
-        if self.grafana_server:
-            hosts["grafana"] = f"grafana.{self.domain}"
-        return hosts
+        return edge_hosts(self.domain, n8n=bool(self.n8n_server), grafana=bool(self.grafana_server))
 
 
 Block = list[dict[str, Any]]

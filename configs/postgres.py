@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from configs.paths import SECRETS_DIR
+
 APP_DATABASE = "storiesofsoftware"
 N8N_DATABASE = "n8n"
 SUPERUSER = "postgres"
@@ -15,7 +17,6 @@ MONITORING_ROLE = "sos_monitoring"
 PORT = 5432
 
 CONFIG_DIR = "/etc/sos"
-SECRETS_DIR = "/etc/sos/secrets"
 INIT_DIR = "/docker-entrypoint-initdb.d"
 DATA_DIR = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_DIR}/pgdata"

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import quote
 
+from configs.paths import SECRETS_DIR
+
 PORT = 6379
 CONFIG_DIR = "/etc/sos"
-SECRETS_DIR = "/etc/sos/secrets"
 ACL_FILE = f"{SECRETS_DIR}/users.acl"
 PASSWORD_FILE = f"{SECRETS_DIR}/redis-password"
 DATA_DIR = "/data"

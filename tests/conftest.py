@@ -12,11 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from settings import CLOUD_STACKS, STACKS  # noqa: E402 - one home, re-exported for the tests
 from tools import harness  # noqa: E402
 from tools.plan import write_files  # noqa: E402
 
-STACKS = ("dev", "staging", "production")
-CLOUD_STACKS = ("staging", "production")
 IN_CI = os.environ.get("CI") == "true"
 
 

@@ -20,7 +20,7 @@ def test_every_key_is_documented():
     text = (ROOT / "README.md").read_text()
     for key in settings.KEYS:
         assert f"`storiesofsoftware:{key.name}`" in text
-    for name in settings.SECRET_KEYS:
+    for name in settings.EXTERNAL_SECRETS:
         assert f"`storiesofsoftware:{name}` (secret)" in text
 
 

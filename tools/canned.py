@@ -6,8 +6,6 @@ documented here (and in the README) because reviewers read plans made from it:
 Invokes
   aws:ec2/getAmi               -> ami-0abcdef1234567890, an Ubuntu 24.04 LTS amd64 image
   aws:index/getAvailabilityZones -> <region>a, <region>b, <region>c
-  aws:index/getCallerIdentity  -> account 123456789012
-  aws:index/getPartition       -> aws
   cloudflare:index/getZone     -> zone id 023e105f4ecef8ad9ca31a8372d0c353 for the looked-up name
   cloudflare:index/getIpRanges -> a fixed snapshot of Cloudflare's published ranges (CF_IPV4/6)
   command:local:run            -> empty stdout (nothing is run)
@@ -81,11 +79,6 @@ class CannedMocks(Mocks):
             names = [f"{self.region}{z}" for z in "abc"]
             return {"id": self.region, "names": names,
                     "zoneIds": [f"use1-az{i}" for i in range(1, 4)]}, []
-        if token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"id": ACCOUNT_ID, "accountId": ACCOUNT_ID, "userId": "AIDAMOCK",
-                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/mock"}, []
-        if token == "aws:index/getPartition:getPartition":
-            return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}, []
         if token == "cloudflare:index/getZone:getZone":
             name = (args.args.get("filter") or {}).get("name", "example.com")
             return {"id": ZONE_ID, "zoneId": ZONE_ID, "name": name,
