@@ -114,6 +114,7 @@ class Settings:
     admin_cidrs: tuple[str, ...]
     backup_retention_days: int
     snapshot_retention_days: int
+    noncurrent_version_days: int
     metrics_retention_days: int
     features: Features
     docker_host: str
@@ -445,6 +446,9 @@ KEYS: tuple[Key, ...] = (
         "Required on staging and production; 0.0.0.0/0 is refused."),
     Key("backupRetentionDays", int_between(1, 3650), _per_stack(7, 14, 35),
         "How long backups are kept."),
+    Key("noncurrentVersionDays", int_between(1, 3650), _per_stack(None, 14, 35),
+        "How long an overwritten or deleted object in the content and images buckets stays "
+        "recoverable (S3 versioning); the backups bucket follows backupRetentionDays."),
     Key("snapshotRetentionDays", int_between(1, 1000), _per_stack(None, 7, 14),
         "How many daily EBS snapshots of the data volume are kept."),
     Key("metricsRetentionDays", int_between(1, 3650), _per_stack(7, 15, 30),
@@ -581,6 +585,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         admin_cidrs=values["adminCidrs"],
         backup_retention_days=values["backupRetentionDays"],
         snapshot_retention_days=values.get("snapshotRetentionDays", 0),
+        noncurrent_version_days=values.get("noncurrentVersionDays", 0),
         metrics_retention_days=values["metricsRetentionDays"],
         features=values["features"],
         docker_host=values.get("dockerHost", ""),

@@ -79,7 +79,7 @@ class CloudflareEdge(pulumi.ComponentResource):
                 comment="storiesofsoftware: proxied to the origin", opts=child)
 
         # The origin's certificate: a key that never leaves the stack, certified by Cloudflare's
-        # Origin CA for exactly this stack's hostnames.
+        # Origin CA for the stack's domain and every name one label below it (*.<domain>).
         origin_key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         csr = tls.CertRequest(
             f"{name}-origin-csr", private_key_pem=origin_key.private_key_pem,

@@ -303,6 +303,8 @@ class ContainerService(pulumi.ComponentResource):
             must_run=True,
             # Dependents are created only once this container reports healthy.
             wait=healthcheck is not None,
+            # Five minutes: the slowest first start here (n8n's migrations, start period 120 s)
+            # with its retries, before `pulumi up` gives up on a container.
             wait_timeout=300,
             stop_timeout=args.stop_timeout,
             destroy_grace_seconds=args.stop_timeout,

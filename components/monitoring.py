@@ -61,6 +61,11 @@ class MonitoringArgs:
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
+# Prometheus's memory limit bounds how many series it holds; 8 GB of disk per GB of memory keeps
+# weeks of those series (about 1-2 bytes a sample) and stays far below staging's 50 GB volume.
+DISK_GB_PER_MEMORY_GB = 8
+
+
 class Monitoring(pulumi.ComponentResource):
     services: dict[str, ContainerService]
 
@@ -104,6 +109,7 @@ class Monitoring(pulumi.ComponentResource):
                 healthcheck=_http_check(mon.EXPORTER_PORTS["postgres"], "/"),
                 depends_on=args.depends_on))
         add(ContainerServiceArgs(*head("redisExporter", "redis-exporter"),
+                # The image's own user (oliver006/redis_exporter's Dockerfile: USER 59000:59000).
                 networks=[data], user="59000:59000",
                 env={"REDIS_ADDR": f"redis://redis:{redis_config.PORT}",
                      "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f":{mon.EXPORTER_PORTS['redis']}"},
@@ -127,8 +133,9 @@ class Monitoring(pulumi.ComponentResource):
                 command=[f"--config.file={mon.PROMETHEUS_DIR}/prometheus.yml",
                          "--storage.tsdb.path=/prometheus",
                          f"--storage.tsdb.retention.time={args.retention_days}d",
-                         # Retention by size too, so a burst of series cannot fill the volume.
-                         f"--storage.tsdb.retention.size={max(1, limits.memory_mb * 8 // 1024)}GB",
+                         # Retention by size too, so a burst of series cannot fill the host's data
+                         # volume: a cap, not a forecast (time is the rule), of DISK_GB_PER_MEMORY_GB.
+                         f"--storage.tsdb.retention.size={max(1, limits.memory_mb * DISK_GB_PER_MEMORY_GB // 1024)}GB",
                          f"--web.listen-address=:{mon.PROMETHEUS_PORT}"],
                 # The Go runtime collects before the container limit is hit.
                 env={"GOMEMLIMIT": f"{limits.memory_mb * 9 // 10}MiB"},

@@ -17,6 +17,7 @@ class ObjectStorageArgs:
     name_prefix: str
     region: str
     site_origins: Sequence[str]
+    # content and images: how long an overwritten or deleted version stays recoverable.
     noncurrent_days: int
     protect: bool
     backup_retention_days: int = 35
@@ -163,7 +164,8 @@ class ObjectStorage(pulumi.ComponentResource):
                 id="expire-noncurrent-versions", status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=args.noncurrent_days)),
+                    # backups: a superseded version lives as long as any backup does.
+                    noncurrent_days=args.backup_retention_days if kind == "backups" else args.noncurrent_days)),
         ]
         if kind == "backups":
             retention = args.backup_retention_days

@@ -66,7 +66,7 @@ class HostPlacement:
             name_prefix=cfg.name_prefix,
             region=cfg.aws_region,
             site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
-            noncurrent_days=cfg.backup_retention_days,
+            noncurrent_days=cfg.noncurrent_version_days,
             protect=cfg.is_production,
             backup_retention_days=cfg.backup_retention_days,
             lock_backups=cfg.is_production,

@@ -188,6 +188,17 @@ def test_every_bucket_is_private_encrypted_versioned_and_tls_only(cloud_plan, ki
         assert bucket.urn in reg.all_dependencies
 
 
+def test_noncurrent_versions_follow_their_own_setting_and_backups_their_retention():
+    from tools import harness
+
+    plan = harness.run("staging", overrides={"noncurrentVersionDays": 3, "backupRetentionDays": 20})
+    days = {kind: {r["id"]: r for r in _for_bucket(
+        plan, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", kind).inputs["rules"]}
+        ["expire-noncurrent-versions"]["noncurrentVersionExpiration"]["noncurrentDays"]
+        for kind in ("content", "images", "backups")}
+    assert days == {"content": 3, "images": 3, "backups": 20}
+
+
 def test_only_the_images_bucket_has_cors_for_the_site(cloud_plan):
     (cors,) = cloud_plan.of_type("aws:s3/bucketCorsConfiguration:BucketCorsConfiguration")
     images = cloud_plan.one("aws:s3/bucket:Bucket", "storage-images")
