@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ROOT, missing
 from tests.servers import free_port, port_open, wait_for
 
 E2E = ROOT / "tests" / "e2e"
@@ -29,14 +29,9 @@ N8N_CACHE = Path(os.environ.get("SOS_N8N_CACHE", "/var/cache/storiesofsoftware/n
 
 
 def _require(path: Path, what: str) -> Path:
-    import pytest
-
     if path.exists():
         return path
-    message = f"{what} is missing ({path}); .ci/run installs it"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(what, str(path))
 
 
 def lock_digest(project: Path) -> str:

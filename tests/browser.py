@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import IN_CI
+from tests.conftest import missing
 
 CHROMIUM = "/usr/bin/chromium"
 # As the machine notes say: without these, Chromium keeps trying the closed network.
@@ -36,20 +36,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 def chromium_path() -> str:
-    import pytest
-
     try:
         import playwright  # noqa: F401
     except ImportError:
-        if IN_CI:
-            pytest.fail("playwright is not installed; bin/setup dev installs it")
-        pytest.skip("playwright is not installed (bin/setup dev)")
+        missing("playwright", "bin/setup dev")
     path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
     if path:
         return path
-    if IN_CI:
-        pytest.fail("Debian's chromium is not installed; .ci/run installs it")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    missing("chromium", "Debian's package")
 
 
 def spki_hash(cert: Path) -> str:

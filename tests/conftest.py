@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -27,10 +28,40 @@ def require_tool(name: str) -> str:
         or shutil.which(name, path=str(ROOT / ".ci" / "checkov-venv" / "bin"))
     if path:
         return path
-    message = f"{name} is not installed (.ci/run installs it)"
+    missing(name)
+
+
+MISSING = "missing tool: "
+
+
+def missing(what: str, detail: str = "") -> NoReturn:
+    """A real tool the test needs is not on this machine: a skip on a laptop, named so the run
+    ends with one line listing every missing tool; a failure in CI, which must not skip."""
+    message = f"{MISSING}{what}" + (f" ({detail})" if detail else "") + "; .ci/run installs it"
     if IN_CI:
         pytest.fail(message + "; CI must not skip this test")
     pytest.skip(message)
+
+
+_MISSING_TOOLS: dict[str, int] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if MISSING in reason:
+            tool = reason.split(MISSING, 1)[1].split(" (", 1)[0].split(";", 1)[0]
+            _MISSING_TOOLS[tool] = _MISSING_TOOLS.get(tool, 0) + 1
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A newcomer's first run ends with one line: what is missing, and what installs it (after
+    pytest's own summary, so it is the last thing on the screen). In CI nothing is skipped."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if _MISSING_TOOLS and reporter is not None:
+        reporter.write_line(
+            f"{sum(_MISSING_TOOLS.values())} tests skipped for want of: {', '.join(sorted(_MISSING_TOOLS))}. "
+            "Install them all with: bash .ci/run (it asks sudo for apt-get)", yellow=True, bold=True)
 
 
 def container_env(container: harness.Registration) -> dict[str, str]:

