@@ -169,7 +169,7 @@ class PageLog:
         n8n's session probe answering 401 before anyone signed in. Chromium logs every such
         answer as a console error too; that line is excused with it and nothing else is."""
         excused_urls = {url for status, url in expected}
-        return [*[text for text, url in self.console_errors
+        return [*[f"{text} [{url}]" if url else text for text, url in self.console_errors
                   if not (text.startswith("Failed to load resource") and url in excused_urls)],
                 *self.csp, *self.failed,
                 *[f"{status} {url}" for status, url in self.statuses

@@ -212,8 +212,10 @@ def test_isr_page_and_route_handler(platform):
         assert page.inner_text("#isr").startswith("Generated at ")
         # Next.js's own caching header for a static page passes through the edge untouched.
         assert "s-maxage=60" in response.headers["cache-control"]
-        health = page.goto(platform.url("site", "/api/health"))
+        health = page.goto(platform.url("site", "/api/health"), wait_until="networkidle")
         assert health.status == 200 and json.loads(health.text()) == {"ok": True}
+        # A JSON document has no <link rel=icon>: the browser asks for /favicon.ico itself.
+        page.wait_for_timeout(500)
         _assert_clean(page, log, "site /isr")
 
 
