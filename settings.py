@@ -474,9 +474,9 @@ KEYS_BY_NAME = {k.name: k for k in KEYS}
 
 def _raw_config() -> dict[str, Any]:
     """Every `storiesofsoftware:*` key the engine passed, parsed from its JSON form."""
-    from pulumi.runtime import config as runtime_config
+    import sdk_internals
 
-    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    merged = sdk_internals.engine_config()
     out: dict[str, Any] = {}
     for full_key, value in merged.items():
         namespace, _, key = full_key.partition(":")
@@ -503,7 +503,7 @@ def _describe(value: Any) -> str:
 
 def load(stack: str | None = None, project: str | None = None) -> Settings:
     """Validate the whole stack config and return `Settings`, or raise one `ConfigError`."""
-    from pulumi.runtime import config as runtime_config
+    import sdk_internals
 
     stack = stack or pulumi.get_stack()
     project = project or pulumi.get_project()
@@ -552,7 +552,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         if name not in raw:
             secrets[name] = None
             continue
-        if not runtime_config.is_config_secret(f"{PROJECT}:{name}"):
+        if not sdk_internals.is_config_secret(f"{PROJECT}:{name}"):
             problems.append(
                 f"{PROJECT}:{name} on stack {stack}: expected a secret "
                 f"(pulumi config set --secret {name} ...); given a plain value"

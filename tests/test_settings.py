@@ -123,13 +123,13 @@ def test_overrides_merge_over_the_stack_defaults():
 
 
 def test_settings_are_immutable_and_typed():
-    from pulumi.runtime import config as runtime_config
+    import sdk_internals
 
-    runtime_config.set_all_config({"storiesofsoftware:apiReplicas": "2"}, [])
+    sdk_internals.set_all_config({"storiesofsoftware:apiReplicas": "2"}, [])
     try:
         cfg = settings.load(stack="dev", project="storiesofsoftware")
     finally:
-        runtime_config.set_all_config({}, [])
+        sdk_internals.set_all_config({}, [])
     assert cfg.api_replicas == 2 and isinstance(cfg.api_replicas, int)
     assert cfg.limits["postgres"].memory_mb == 1024
     assert cfg.images["redis"] == settings.DEFAULT_IMAGES["redis"]

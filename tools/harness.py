@@ -19,22 +19,21 @@ import json
 import os
 import runpy
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import yaml
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import rpc
-from pulumi.runtime import settings as sdk_settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
-from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+import sdk_internals as sdk
 from tools.canned import CannedMocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,16 +145,16 @@ class Plan:
 
 def decode(value: Any) -> Any:
     if isinstance(value, dict):
-        sig = value.get(rpc._special_sig_key)
-        if sig == rpc._special_secret_sig:
+        sig = value.get(sdk.SIG_KEY)
+        if sig == sdk.SECRET_SIG:
             return Secret(decode(value.get("value")))
-        if sig == rpc._special_resource_sig:
+        if sig == sdk.RESOURCE_SIG:
             return ResourceRef(value.get("urn", ""), value.get("id", ""))
-        if sig == rpc._special_asset_sig:
+        if sig == sdk.ASSET_SIG:
             return {"asset": value.get("path") or value.get("text") or value.get("uri")}
-        if sig == rpc._special_archive_sig:
+        if sig == sdk.ARCHIVE_SIG:
             return {"archive": value.get("path") or value.get("uri") or "assets"}
-        if sig == rpc._special_output_value_sig:
+        if sig == sdk.OUTPUT_VALUE_SIG:
             inner = decode(value.get("value", UNKNOWN_SIG))
             return Secret(inner) if value.get("secret") else inner
         return {k: decode(v) for k, v in value.items()}
@@ -246,7 +245,7 @@ def _wrap_secret(obj: struct_pb2.Struct, key: str) -> None:
     inner = struct_pb2.Value()
     inner.CopyFrom(obj.fields[key])
     wrapper = struct_pb2.Struct()
-    wrapper.fields[rpc._special_sig_key].string_value = rpc._special_secret_sig
+    wrapper.fields[sdk.SIG_KEY].string_value = sdk.SECRET_SIG
     wrapper.fields["value"].CopyFrom(inner)
     obj.fields[key].struct_value.CopyFrom(wrapper)
 
@@ -261,7 +260,7 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
         self.invokes: list[tuple[str, dict[str, Any]]] = []
 
     def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        _ensure_event_loop()
+        sdk.ensure_event_loop()
         self.invokes.append((request.tok, decode_struct(request.args)))
         return super().Invoke(request)
 
@@ -269,7 +268,7 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        _ensure_event_loop()
+        sdk.ensure_event_loop()
         if any(r.urn == urn for r in self.registrations):
             self.duplicates.append(urn)
         decoded = decode_struct(request.object)
@@ -303,7 +302,7 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
             custom=request.custom or False,
         )
         id_, state = self.mocks.new_resource(args)
-        obj = _sync_await(rpc.serialize_properties(state, {}))
+        obj = sdk.serialize(state)
         secret_keys = set(request.additionalSecretOutputs)
         secret_keys |= {k for k, v in decoded.items() if contains_secret(v)}
         for key in secret_keys:
@@ -406,21 +405,21 @@ def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path =
     project = project_name(program_dir)
     config, secret_keys = stack_config(stack, program_dir, overrides)
 
+    if (outside := sdk.check_version()) is not None:
+        warnings.warn(outside, stacklevel=2)
     mocks = CannedMocks(stack=stack)
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run: set_mocks only creates one when none exists.
-    sdk_settings.ROOT.set(None)
-    pulumi.runtime.set_all_config(config, secret_keys)
+    sdk.reset_root_stack()
+    sdk.set_all_config(config, secret_keys)
     sdk_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
-    sdk_settings.ROOT.set(None)
-    sdk_settings.SETTINGS.rpc_manager.clear()
-    sdk_settings.SETTINGS.outputs.clear()
+    sdk.clear_run_state()
 
     main = program_dir / "__main__.py"
     error: BaseException | None = None
     with _program_context(program_dir):
         try:
-            _sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
+            sdk.sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
         except BaseException as exc:
             error = exc
 
