@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.common import median, table
 from configs import postgres as pg
 from settings import CLOUD_LIMITS, parse_limits
-from tests.servers import PgCluster, debian_pg_bin, pg_bin
+from testsupport.servers import PgCluster, debian_pg_bin, pg_bin
 
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 

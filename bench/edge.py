@@ -23,8 +23,8 @@ import crossplane
 
 from bench.common import median, table
 from configs import nginx as ng
-from tests.edge import TestPki, nginx_binary, remap
-from tests.servers import free_port, port_open, wait_for
+from testsupport.edge import TestPki, nginx_binary, remap
+from testsupport.servers import free_port, port_open, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # The seed's nginx.conf as shipped (../shared/baselines/seed_nginx.conf), kept here so a clone

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tests.edge import stand_in_body
+from testsupport.edge import stand_in_body
 
 
 async def serve(name: str, work_ms: float) -> None:

@@ -19,8 +19,8 @@ import pytest
 
 from configs import backup
 from configs import postgres as pg
-from tests.conftest import require_tool
-from tests.servers import PgCluster, debian_pg_bin, free_port, port_open, wait_for
+from testsupport.servers import PgCluster, debian_pg_bin, free_port, port_open, wait_for
+from testsupport.tools import require_tool
 
 CIPHER_PASS = "drill-cipher-pass:with/specials&"
 
@@ -32,7 +32,7 @@ class S3Endpoint:
     pgBackRest rightly treats as a truncated response.)"""
 
     def __init__(self, moto_port: int, work: Path) -> None:
-        from tests.edge import nginx_binary
+        from testsupport.edge import nginx_binary
 
         self.binary = nginx_binary()
         self.port = free_port()

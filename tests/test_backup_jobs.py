@@ -19,10 +19,10 @@ import pytest
 from components.object_storage import backup_writer_policy
 from configs import backup
 from configs import redis as rc
-from tests.conftest import require_tool
-from tests.servers import free_port, port_open, wait_for
 from tests.test_redis_server import PASSWORD as REDIS_PASSWORD
 from tests.test_redis_server import RedisServer, plan_conf
+from testsupport.servers import free_port, port_open, wait_for
+from testsupport.tools import require_tool
 
 BUCKET = "sos-test-backups"
 REGION = "eu-west-1"

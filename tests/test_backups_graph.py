@@ -14,7 +14,8 @@ from components.postgres import IMAGE_CONTEXT, POSIX_REPO_DIR, SOCKET_DIR
 from configs import backup
 from configs import postgres as pg
 from settings import DEFAULT_IMAGES
-from tests.conftest import STACKS, container_env, plan_for, require_tool
+from testsupport.plans import STACKS, container_env, plan_for
+from testsupport.tools import require_tool
 from tools.harness import Secret
 
 CONTAINER = "docker:index/container:Container"

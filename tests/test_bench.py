@@ -8,8 +8,8 @@ import subprocess
 import crossplane
 
 from bench import edge
-from tests.edge import TestPki, nginx_binary
-from tests.servers import free_port
+from testsupport.edge import TestPki, nginx_binary
+from testsupport.servers import free_port
 
 
 def _directives(tree: list[dict]) -> list[tuple[str, tuple[str, ...]]]:

@@ -10,7 +10,8 @@ import pytest
 
 from components.one_shot_task import OneShotTaskArgs, docker_run_script, env_file
 from settings import Limits
-from tests.conftest import CLOUD_STACKS, container_env, plan_for, require_tool
+from testsupport.plans import CLOUD_STACKS, container_env, plan_for
+from testsupport.tools import require_tool
 from tools.harness import Secret, unwrap
 
 CONTAINER = "docker:index/container:Container"

@@ -25,11 +25,11 @@ import pytest
 
 from configs import nginx as ng
 from configs import postgres as pg
-from tests import apps
-from tests.browser import Browser, EdgeGateway
-from tests.conftest import STACKS, container_env, plan_for
-from tests.edge import Nginx, TestPki
-from tests.servers import PgCluster, free_port, official_first_boot, wait_for
+from testsupport import apps
+from testsupport.browser import Browser, EdgeGateway
+from testsupport.edge import Nginx, TestPki
+from testsupport.plans import STACKS, container_env, plan_for
+from testsupport.servers import PgCluster, free_port, official_first_boot, wait_for
 from tools import harness
 from tools.plan import write_files
 

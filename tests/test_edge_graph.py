@@ -8,7 +8,7 @@ import json
 import pytest
 
 from components.cloudflare_edge import STATIC_CACHE_EXPRESSION, zone_settings
-from tests.conftest import plan_for
+from testsupport.plans import plan_for
 from tools import canned, harness
 from tools.harness import Secret, unwrap
 

@@ -15,8 +15,9 @@ import crossplane
 import pytest
 
 from configs import nginx as ng
-from tests.conftest import CLOUD_STACKS, STACKS, plan_for, require_tool
-from tests.edge import Nginx, nginx_binary, remap
+from testsupport.edge import Nginx, nginx_binary, remap
+from testsupport.plans import CLOUD_STACKS, STACKS, plan_for
+from testsupport.tools import require_tool
 
 DOMAINS = {"dev": "localhost", "staging": "staging.storiesofsoftware.com",
            "production": "storiesofsoftware.com"}
@@ -400,7 +401,7 @@ def test_plan_registers_the_edge_with_its_files(plan):
 def test_remap_keeps_everything_but_container_ties(plan_files, tmp_path):
     """The live tests run the generated file: the remap touches listen, upstream servers and
     paths only, and leaves every other directive as generated."""
-    from tests.edge import TestPki
+    from testsupport.edge import TestPki
 
     pki = TestPki(tmp_path, DOMAINS["production"])
     original = conf_text(plan_files, "production")

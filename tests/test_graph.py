@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import STACKS
+from testsupport.plans import STACKS
 from tools import canned, harness
 from tools.harness import Secret, iter_plain_strings, unwrap
 

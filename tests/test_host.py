@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from configs import cloud_init
-from tests.conftest import plan_for, require_tool
+from testsupport.plans import plan_for
+from testsupport.tools import require_tool
 from tools import canned, harness
 from tools.harness import Secret, unwrap
 

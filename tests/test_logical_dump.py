@@ -13,8 +13,8 @@ import pytest
 
 from configs import backup
 from configs import postgres as pg
-from tests.conftest import require_tool
-from tests.servers import PgCluster, debian_pg_bin, run_init
+from testsupport.servers import PgCluster, debian_pg_bin, run_init
+from testsupport.tools import require_tool
 
 PASSWORDS = {"superuser": "su-pass:1", "app": "app:p@ss/1%", "n8n": "n8n:p@ss/2#", "monitoring": "mon:3&"}
 

@@ -22,8 +22,9 @@ from configs import backup
 from configs import monitoring as mon
 from configs import nginx as ng
 from configs import postgres as pg
-from tests.conftest import STACKS, container_env, plan_for, require_tool
-from tests.servers import PgCluster, free_port, port_open, run_init, wait_for
+from testsupport.plans import STACKS, container_env, plan_for
+from testsupport.servers import PgCluster, free_port, port_open, run_init, wait_for
+from testsupport.tools import require_tool
 
 CONTAINER = "docker:index/container:Container"
 

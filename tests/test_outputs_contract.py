@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from tests.conftest import ROOT, STACKS, plan_for
+from testsupport.plans import STACKS, plan_for
+from testsupport.tools import ROOT
 from tools.harness import Secret
 
 # name -> (type, secret, on dev). Written from the delivery issue's list, not from the program.

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, STACKS, plan_for
+from testsupport.plans import STACKS, plan_for
+from testsupport.tools import ROOT
 
 FORMATS = ("table", "json", "mermaid")
 

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, STACKS, plan_for
+from testsupport.plans import STACKS, plan_for
+from testsupport.tools import ROOT
 from tools import policy as offline
 
 sys.path.insert(0, str(ROOT / "policy"))

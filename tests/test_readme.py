@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import ROOT
+from testsupport.tools import ROOT
 from tools import docs
 
 
@@ -55,7 +55,7 @@ def test_runbook_names_containers_and_volumes_that_production_has():
     """The restore runbook is typed under pressure: every `$P-…` name in it must exist."""
     import re
 
-    from tests.conftest import plan_for
+    from testsupport.plans import plan_for
 
     text = (ROOT / "README.md").read_text()
     runbook = text[text.index("### Runbook"):text.index("### Proof")]

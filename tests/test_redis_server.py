@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from configs import redis as rc
-from tests.conftest import plan_for, require_tool
-from tests.servers import free_port, node_module, wait_for
+from testsupport.plans import plan_for
+from testsupport.servers import free_port, node_module, wait_for
+from testsupport.tools import require_tool
 
 # URL- and shell-hostile: every character a URL or a shell would mangle.
 PASSWORD = "p@ss:w/rd?#%&=+$!()[]{}<>^~*-_;'\"` \\end"

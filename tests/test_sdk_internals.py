@@ -6,7 +6,7 @@ import re
 import subprocess
 
 import sdk_internals
-from tests.conftest import ROOT
+from testsupport.tools import ROOT
 
 
 def test_the_pinned_sdk_is_inside_the_range_the_private_calls_were_written_for():

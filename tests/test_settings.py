@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import settings
-from tests.conftest import STACKS
+from testsupport.plans import STACKS
 from tools import harness
 
 # (stack, overrides, key named in the message, words the message must contain)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLOUD_STACKS, IN_CI, plan_for, require_tool
-from tests.servers import free_port, port_open, wait_for
+from testsupport.plans import CLOUD_STACKS, plan_for
+from testsupport.servers import free_port, port_open, wait_for
+from testsupport.tools import IN_CI, require_tool
 from tools import canned
 from tools import terraform as tf
 

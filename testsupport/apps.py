@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, missing
-from tests.servers import free_port, port_open, wait_for
+from testsupport.servers import free_port, port_open, wait_for
+from testsupport.tools import ROOT, missing
 
 E2E = ROOT / "tests" / "e2e"
 APPS = E2E / "apps"

@@ -22,11 +22,15 @@ import ssl
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tests.conftest import missing
+from testsupport.tools import missing
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page
 
 CHROMIUM = "/usr/bin/chromium"
 # As the machine notes say: without these, Chromium keeps trying the closed network.
@@ -87,7 +91,7 @@ class EdgeGateway:
         self.thread.start()
         assert started.wait(10), "the gateway did not start"
 
-    def _run(self, serve) -> None:  # type: ignore[no-untyped-def]
+    def _run(self, serve: Callable[[], Awaitable[None]]) -> None:
         asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(serve())
         self.loop.run_forever()
@@ -198,11 +202,11 @@ class Browser:
         self.context.add_init_script(CSP_LISTENER)
 
     @contextlib.contextmanager
-    def page(self) -> Iterator[tuple[object, PageLog]]:
+    def page(self) -> Iterator[tuple[Page, PageLog]]:
         page = self.context.new_page()
         log = PageLog()
 
-        def on_console(message) -> None:  # type: ignore[no-untyped-def]
+        def on_console(message: ConsoleMessage) -> None:
             if message.type == "error":
                 text = message.text
                 if "Content Security Policy" in text:
@@ -221,7 +225,7 @@ class Browser:
             page.close()
 
     @staticmethod
-    def csp_violations(page) -> list[dict]:  # type: ignore[no-untyped-def]
+    def csp_violations(page: Page) -> list[dict]:
         return page.evaluate("window.__cspViolations || []")
 
     def close(self) -> None:

@@ -26,8 +26,8 @@ from pathlib import Path
 import crossplane
 
 from configs import nginx as ng
-from tests.conftest import missing
-from tests.servers import free_port, wait_for
+from testsupport.servers import free_port, wait_for
+from testsupport.tools import missing
 
 MIME_TYPES = """types {
     text/html html;
