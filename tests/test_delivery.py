@@ -133,7 +133,8 @@ def test_checkov_finds_no_secret_in_the_repository():
 
 def test_checkov_scan_is_not_vacuous(tmp_path):
     """The same scan over a copy of part of the repository with one leaked token planted."""
-    for name in ("settings.py", "Pulumi.production.yaml", "__main__.py"):
+    for name in ("settings/defaults.py", "Pulumi.production.yaml", "__main__.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "leak.yml").write_text("token: ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n")
     summary = _checkov(tmp_path)

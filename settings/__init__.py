@@ -19,30 +19,17 @@ from typing import Any
 
 import pulumi
 
+from settings.defaults import (
+    CLOUD_LIMITS,
+    DEFAULT_IMAGES,
+    DEV_LIMITS,
+    LIMITED_SERVICES,
+    SERVICES,
+)
+
 PROJECT = "storiesofsoftware"
 STACKS = ("dev", "staging", "production")
 CLOUD_STACKS = ("staging", "production")
-
-# Every container the platform runs. Image and limit maps are keyed by these names, so a typo
-# in a stack file (`images.postgress`) is an error rather than a silently ignored key.
-SERVICES = (
-    "api",
-    "frontend",
-    "n8n",
-    "postgres",
-    "redis",
-    "minio",
-    "minioClient",
-    "nginx",
-    "prometheus",
-    "grafana",
-    "nodeExporter",
-    "postgresExporter",
-    "redisExporter",
-    "nginxExporter",
-)
-# Containers that run another service's image still get limits of their own.
-LIMITED_SERVICES = (*SERVICES, "backup")
 
 # External credentials: optional, and only ever read as config secrets.
 EXTERNAL_SECRETS = (
@@ -359,56 +346,6 @@ class Key:
     doc: str
 
 
-DEFAULT_IMAGES = {
-    "api": "ghcr.io/storiesofsoftware/api:1.0.0",
-    "frontend": "ghcr.io/storiesofsoftware/frontend:1.0.0",
-    "n8n": "n8nio/n8n:1.123.5",
-    "postgres": "postgres:16.10-alpine",
-    "redis": "redis:7.4.5-alpine",
-    "minio": "minio/minio:RELEASE.2025-04-22T22-12-26Z",
-    "minioClient": "minio/mc:RELEASE.2025-04-16T18-13-26Z",
-    "nginx": "nginx:1.28.0-alpine",
-    "prometheus": "prom/prometheus:v3.5.0",
-    "grafana": "grafana/grafana:12.1.1",
-    "nodeExporter": "prom/node-exporter:v1.9.1",
-    "postgresExporter": "prometheuscommunity/postgres-exporter:v0.17.1",
-    # The -alpine variant: the plain image is FROM scratch and has nothing to healthcheck with.
-    "redisExporter": "oliver006/redis_exporter:v1.74.0-alpine",
-    "nginxExporter": "nginx/nginx-prometheus-exporter:1.4.2",
-}
-
-
-def _limits(memory: str, cpus: float, pids: int = 256) -> dict[str, Any]:
-    return {"memory": memory, "cpus": cpus, "pids": pids}
-
-
-DEV_LIMITS = {
-    "api": _limits("512m", 1.0),
-    "frontend": _limits("512m", 1.0),
-    "n8n": _limits("512m", 1.0, 512),
-    "postgres": _limits("1g", 1.0, 512),
-    "redis": _limits("256m", 0.5, 64),
-    "minio": _limits("512m", 0.5),
-    "minioClient": _limits("128m", 0.25, 64),
-    "nginx": _limits("256m", 0.5),
-    "prometheus": _limits("512m", 0.5),
-    "grafana": _limits("256m", 0.5),
-    "nodeExporter": _limits("64m", 0.1, 64),
-    "postgresExporter": _limits("64m", 0.1, 64),
-    "redisExporter": _limits("64m", 0.1, 64),
-    "nginxExporter": _limits("64m", 0.1, 64),
-    # pgBackRest (process-max=2, zstd) and pg_dump; uploads stream from disk.
-    "backup": _limits("512m", 1.0, 128),
-}
-CLOUD_LIMITS = {
-    **DEV_LIMITS,
-    "api": _limits("768m", 1.0),
-    "postgres": _limits("2g", 1.5, 512),
-    "redis": _limits("512m", 0.5, 64),
-    "prometheus": _limits("1g", 0.5),
-}
-
-
 def _per_stack(dev: Any, staging: Any, production: Any) -> Mapping[str, Any]:
     return MappingProxyType({"dev": dev, "staging": staging, "production": production})
 
@@ -655,28 +592,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def config_table() -> str:
-    """The README's table of keys, generated so docs and code cannot drift apart."""
-    rows = ["| key | dev | staging | production | meaning |", "|---|---|---|---|---|"]
+    """The README's table of keys (settings/docs.py)."""
+    from settings.docs import config_table as render
 
-    def show(key: Key, value: Any) -> str:
-        if value is None:
-            return "—"
-        if key.name in ("images", "limits"):
-            return "per service, see below"
-        return "`" + json.dumps(dict(value) if isinstance(value, Mapping) else value) + "`"
-
-    for key in KEYS:
-        cells = [show(key, key.defaults[s]) for s in STACKS]
-        rows.append(f"| `{PROJECT}:{key.name}` | " + " | ".join(cells) + f" | {key.doc} |")
-    for name in EXTERNAL_SECRETS:
-        rows.append(f"| `{PROJECT}:{name}` (secret) | optional | optional | optional | "
-                    "External credential; set with `pulumi config set --secret`. |")
-    rows += ["", "Images (every stack):", "", "| service | image |", "|---|---|"]
-    rows += [f"| `{s}` | `{DEFAULT_IMAGES[s]}` |" for s in SERVICES]
-    rows += ["", "Limits (memory / CPUs / PIDs):", "", "| service | dev | staging, production |",
-             "|---|---|---|"]
-    for s in LIMITED_SERVICES:
-        d, c = DEV_LIMITS[s], CLOUD_LIMITS[s]
-        rows.append(f"| `{s}` | {d['memory']} / {d['cpus']} / {d['pids']} | "
-                    f"{c['memory']} / {c['cpus']} / {c['pids']} |")
-    return "\n".join(rows)
+    return render()
