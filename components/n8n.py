@@ -69,7 +69,7 @@ def n8n_env(host: str, postgres_host: str) -> dict[str, str]:
         "N8N_BLOCK_ENV_ACCESS_IN_NODE": "true",
         "N8N_GIT_NODE_DISABLE_BARE_REPOS": "true",
         # The editor would fetch banners and templates from api.n8n.io, a third party the edge's
-        # CSP does not admit; off, so the policy stays 'self' (README: how to turn them on).
+        # CSP does not admit; off, so the policy stays 'self' (docs/architecture.md: how to turn them on).
         "N8N_DYNAMIC_BANNERS_ENABLED": "false",
         "N8N_TEMPLATES_ENABLED": "false",
         "N8N_METRICS": "true",

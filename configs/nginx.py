@@ -43,7 +43,7 @@ GZIP_TYPES = ["text/plain", "text/css", "text/xml", "text/javascript", "applicat
 # n8n's public entry points: production and test webhooks, waiting webhooks and forms.
 N8N_PUBLIC = r"^/(webhook|webhook-test|webhook-waiting|form|form-test|form-waiting)/"
 # Where a password (or a reset token) is tried: n8n's sign-in and reset routes, and the API's
-# auth routes by the application contract (README: /auth/... or /v1/auth/...).
+# auth routes by the application contract (docs/architecture.md: /auth/... or /v1/auth/...).
 N8N_LOGIN = r"^/rest/(login|forgot-password|change-password|resolve-password-token)$"
 API_LOGIN = r"^/(v[0-9]+/)?auth/"
 

@@ -41,7 +41,7 @@ def test_outputs_match_the_contract(stack):
     outputs = dict(plan_for(stack).outputs)
     expected = {name for name, (_, _, on_dev) in CONTRACT.items() if stack != "dev" or on_dev}
     absent = set(outputs.pop("absentOutputs", []))
-    assert set(outputs) == expected, "an output was added, renamed or removed: update the contract and README"
+    assert set(outputs) == expected, "an output was added, renamed or removed: update the contract and docs/architecture.md"
     if stack == "dev":
         assert absent == set(CONTRACT) - expected, "dev names every contract output it does not export"
     else:
@@ -58,7 +58,7 @@ def test_outputs_match_the_contract(stack):
 
 
 def test_readme_documents_every_output_with_its_type():
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "architecture.md").read_text()
     section = text[text.index("## Stack outputs"):]
     for name, (kind, secret, on_dev) in CONTRACT.items():
         row = f"| `{name}` | {kind.__name__}{' (secret)' if secret else ''} | {'yes' if on_dev else 'no'} |"

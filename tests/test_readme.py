@@ -57,8 +57,8 @@ def test_runbook_names_containers_and_volumes_that_production_has():
 
     from testsupport.plans import plan_for
 
-    text = (ROOT / "README.md").read_text()
-    runbook = text[text.index("### Runbook"):text.index("### Proof")]
+    text = (ROOT / "docs" / "runbook.md").read_text()
+    runbook = text[text.index("## Runbook"):text.index("## Proof")]
     named = set(re.findall(r"\$P-([a-z0-9-]+)", runbook))
     plan = plan_for("production")
     existing = {r.inputs["name"] for r in plan.resources
@@ -67,3 +67,21 @@ def test_runbook_names_containers_and_volumes_that_production_has():
     assert len(named) >= 10
     assert {f"sos-production-{n}" for n in named} <= existing, sorted(
         {f"sos-production-{n}" for n in named} - existing)
+
+
+def test_the_readme_is_a_front_door_that_links_every_page_of_docs():
+    """What it is, the two commands, real use, configuration, tear-down and layout in the README;
+    the rest under docs/, each page linked from it and each link alive."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    for heading in ("## Two commands", "## Real use", "## Configuration", "## Tear-down", "## Layout"):
+        assert heading in text
+    linked = set(re.findall(r"\(docs/([a-z-]+\.md)\)", text))
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    assert linked == pages and {"architecture.md", "runbook.md", "benchmarks.md", "security.md"} <= pages
+    for page in pages:
+        for target in re.findall(r"\]\(([a-z./-]+\.md)", (ROOT / "docs" / page).read_text()):
+            assert (ROOT / "docs" / target).resolve().exists(), (page, target)
+    assert len(text) < 25_000, "the front door grew back into a manual"
+
