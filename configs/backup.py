@@ -8,7 +8,9 @@ files with real PostgreSQL 16, pgBackRest and an S3 server (moto) on loopback.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 STANZA = "main"
 CONF_PATH = "/etc/sos/pgbackrest/pgbackrest.conf"
@@ -113,150 +115,62 @@ def metric_lines(kind: str, finished_unix: float, size_bytes: int, ok: bool) -> 
     ])
 
 
-def _metric_shell(kind: str, metrics_dir: str) -> str:
-    """Shell functions shared by every backup script: `record_ok SIZE` and `record_failure`.
-    The file is replaced atomically (rename), so the collector never reads half of it, and a
-    failure keeps the time of the last success: the alert is on its age."""
-    return f"""metrics="${{SOS_METRICS_DIR:-{metrics_dir}}}"
-write_metric() {{
-  tmp="$metrics/.{kind}.prom.$$"
-  printf '%s\\n' "$1" > "$tmp" && mv "$tmp" "$metrics/{kind}.prom"
-}}
-record_ok() {{
-  write_metric "$(printf '{_metric_template(kind)}' "$(date +%s)" "$1" 1)"
-}}
-record_failure() {{
-  previous=$(sed -n 's/^sos_backup_last_success_timestamp_seconds{{kind="{kind}"}} //p' \\
-    "$metrics/{kind}.prom" 2>/dev/null || true)
-  write_metric "$(printf '{_metric_template(kind)}' "${{previous:-0}}" 0 0)"
-}}
-"""
+# The scripts are shell files in configs/backup_scripts/ (linted there by shellcheck as files).
+# Each shipped script is a header of variables rendered from the constants here, then the
+# library parts it uses, then its body: one file in the container, no sourcing at run time.
+SCRIPT_SOURCES = Path(__file__).resolve().parent / "backup_scripts"
+DUMPED_DATABASES = ("storiesofsoftware", "n8n")
+# Complete sets kept on the host's own volume; older ones live only in the bucket.
+LOCAL_SETS_KEPT = 2
+_SETS = ("lib-metrics.sh", "lib-sets.sh", "lib-publish.sh")
+
+
+def _script(parts: Sequence[str], overridable: Mapping[str, str] | None = None,
+            fixed: Mapping[str, str] | None = None, extra: str = "") -> str:
+    """`overridable`: defaults the environment may replace (paths the tests point elsewhere);
+    `fixed`: values the script always uses; `extra`: shell rendered from data (the job list)."""
+    header = ["#!/bin/sh", f"# Rendered by configs/backup.py from configs/backup_scripts/{{{','.join(parts)}}}."]
+    header += [f'{name}="${{{name}:-{value}}}"' for name, value in (overridable or {}).items()]
+    header += [f"{name}={shlex.quote(value)}" for name, value in (fixed or {}).items()]
+    if extra:
+        header.append(extra.rstrip())
+    bodies = []
+    for part in parts:
+        lines = (SCRIPT_SOURCES / part).read_text().splitlines()
+        bodies.append("\n".join(line for line in lines if not line.startswith("# shellcheck ")))
+    return "\n".join(header) + "\n" + "\n".join(bodies) + "\n"
 
 
 def full_backup_script(conf_path: str = CONF_PATH, metrics_dir: str = METRICS_DIR) -> str:
     """A full pgBackRest backup. Fails loudly (non-zero, metric ok=0) and never claims a
     partial backup: pgBackRest records a backup in backup.info only once it is complete."""
-    return f"""#!/bin/sh
-# Full backup of the PostgreSQL cluster with pgBackRest; updates the backup metric file.
-set -u
-conf="${{SOS_PGBACKREST_CONF:-{conf_path}}}"
-{_metric_shell("pgbackrest", metrics_dir)}
-# Creates the stanza on the first run; a no-op (or a clear error below) afterwards.
-pgbackrest --config="$conf" --stanza={STANZA} stanza-create >/dev/null 2>&1 || true
-pgbackrest --config="$conf" --stanza={STANZA} --type=full backup
-status=$?
-if [ "$status" -eq 0 ]; then
-  size=$(pgbackrest --config="$conf" --stanza={STANZA} --output=json info \\
-    | sed -n 's/.*"repository":{{"delta":\\([0-9]*\\),.*/\\1/p' | tail -n 1)
-  record_ok "${{size:-0}}"
-  exit 0
-fi
-record_failure
-echo "backup failed with status $status" >&2
-exit "$status"
-"""
+    return _script(["lib-metrics.sh", "full-backup.sh"],
+                   {"SOS_PGBACKREST_CONF": conf_path, "SOS_METRICS_DIR": metrics_dir},
+                   {"SOS_KIND": "pgbackrest", "SOS_STANZA": STANZA})
 
 
-def _metric_template(kind: str) -> str:
-    """metric_lines() as a printf format (timestamp, size, ok), so the shell scripts and the
-    Python renderer cannot drift apart."""
-    text = metric_lines(kind, 0, 0, True)
-    text = text.replace(f'{{kind="{kind}"}} 0\n', f'{{kind="{kind}"}} %s\n', 2)
-    text = text.replace(f'sos_backup_last_run_ok{{kind="{kind}"}} 1\n', f'sos_backup_last_run_ok{{kind="{kind}"}} %s\n')
-    return text.replace("\n", "\\n")
-
-
-DUMPED_DATABASES = ("storiesofsoftware", "n8n")
-# Complete sets kept on the host's own volume; older ones live only in the bucket.
-LOCAL_SETS_KEPT = 2
-
-
-SET_GLOB = "[0-9]" * 8 + "T" + "[0-9]" * 6 + "Z"
-# Published sets are directories named by their UTC stamp; anything else is left alone.
-SETS_IN_SHELL = f"""sets_in() {{
-  for d in "$1"/{SET_GLOB}; do
-    if [ -d "$d" ]; then basename "$d"; fi
-  done
-}}"""
-
-
-def _publish_shell(kind: str) -> str:
-    """`fail MSG` and `publish`: a set is built in a hidden directory and appears under its
-    final name (one rename) only once SHA256SUMS covers every file in it."""
-    return f"""stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-work="$out/.partial-$stamp"
-fail() {{
-  rm -rf "$work"
-  record_failure
-  echo "{kind} backup failed: $1" >&2
-  exit 1
-}}
-{SETS_IN_SHELL}
-publish() {{
-  (cd "$work" && find . -type f | sed 's|^\\./||' | sort | xargs sha256sum > "../.sums-$stamp") \\
-    || fail "checksums"
-  mv "$out/.sums-$stamp" "$work/SHA256SUMS" || fail "checksums"
-  mv "$work" "$out/$stamp" || fail "publish"
-  size=$(du -sk "$out/$stamp" | cut -f1)
-  record_ok "$((size * 1024))"
-  # Older complete sets beyond the newest {LOCAL_SETS_KEPT} leave this volume (the bucket keeps them).
-  sets_in "$out" | sort -r | tail -n +{LOCAL_SETS_KEPT + 1} | while read -r old; do rm -rf "${{out:?}}/$old"; done
-  echo "$out/$stamp"
-}}
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work"
-"""
+def _set_script(kind: str, body: str, metrics_dir: str, overridable: Mapping[str, str] | None = None,
+                fixed: Mapping[str, str] | None = None) -> str:
+    return _script([*_SETS, body], {"SOS_METRICS_DIR": metrics_dir, **(overridable or {})},
+                   {"SOS_KIND": kind, "SOS_LOCAL_SETS_KEPT": str(LOCAL_SETS_KEPT), **(fixed or {})})
 
 
 def logical_dump_script(databases: tuple[str, ...] = DUMPED_DATABASES, metrics_dir: str = METRICS_DIR) -> str:
     """The second line of defence: roles and each database in pg_dump's custom format, checked
     with pg_restore --list and summed. The dump directory appears (by rename) only once all of
     it is complete; a failure leaves nothing behind but the metric at ok=0."""
-    dumps = " ".join(databases)
-    return f"""#!/bin/sh
-# usage: logical-dump OUT_DIR   (connection from PGHOST, PGPORT, PGUSER)
-set -eu
-out="$1"
-{_metric_shell("logical", metrics_dir)}
-{_publish_shell("logical")}
-pg_dumpall --roles-only --file="$work/roles.sql" || fail "roles"
-for db in {dumps}; do
-  pg_dump --format=custom --file="$work/$db.dump" --dbname="$db" || fail "$db"
-  pg_restore --list "$work/$db.dump" >/dev/null || fail "$db is not a readable archive"
-done
-publish
-"""
+    return _set_script("logical", "logical-dump.sh", metrics_dir, fixed={"SOS_DATABASES": " ".join(databases)})
 
 
 def redis_snapshot_script(source_dir: str = "/sources/redis", metrics_dir: str = METRICS_DIR) -> str:
     """Redis writes dump.rdb by renaming a finished temporary file, so a copy of it is a
     consistent snapshot (at most one save interval old; the AOF is not needed for it)."""
-    return f"""#!/bin/sh
-# usage: redis-snapshot OUT_DIR
-set -eu
-out="$1"
-src="${{SOS_REDIS_DIR:-{source_dir}}}"
-{_metric_shell("redis", metrics_dir)}
-{_publish_shell("redis")}
-cp "$src/dump.rdb" "$work/dump.rdb" 2>/dev/null || fail "no dump.rdb in $src"
-[ "$(head -c 5 "$work/dump.rdb")" = REDIS ] || fail "dump.rdb is not an RDB file"
-publish
-"""
+    return _set_script("redis", "redis-snapshot.sh", metrics_dir, overridable={"SOS_REDIS_DIR": source_dir})
 
 
 def directory_snapshot_script(kind: str, source_dir: str, metrics_dir: str = METRICS_DIR) -> str:
     """A tar of a whole data directory (dev's MinIO), verified by listing it back."""
-    return f"""#!/bin/sh
-# usage: {kind}-snapshot OUT_DIR
-set -eu
-out="$1"
-src="{source_dir}"
-{_metric_shell(kind, metrics_dir)}
-{_publish_shell(kind)}
-tar -C "$src" -cf "$work/{kind}.tar" . || fail "tar"
-tar -tf "$work/{kind}.tar" >/dev/null || fail "the archive does not read back"
-publish
-"""
+    return _set_script(kind, "directory-snapshot.sh", metrics_dir, fixed={"SOS_SOURCE_DIR": source_dir})
 
 
 def offsite_script(kinds: tuple[str, ...], metrics_dir: str = METRICS_DIR) -> str:
@@ -267,45 +181,8 @@ def offsite_script(kinds: tuple[str, ...], metrics_dir: str = METRICS_DIR) -> st
 
     Environment: SOS_S3_URL (bucket URL, e.g. https://b.s3.eu-west-1.amazonaws.com), SOS_S3_REGION,
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; SOS_S3_PREFIX (default `sets`)."""
-    return f"""#!/bin/sh
-# usage: offsite BACKUP_DIR
-set -u
-root="$1"
-prefix="${{SOS_S3_PREFIX:-sets}}"
-{_metric_shell("offsite", metrics_dir)}
-s3_put() {{
-  md5=$(openssl dgst -md5 -binary "$1" | base64)
-  # Signed into the request, so S3 refuses a body that is not this file.
-  sha=$(sha256sum "$1" | cut -c1-64)
-  # The key pair goes on stdin as curl configuration, never on a command line.
-  printf 'user = "%s:%s"\\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" \\
-    | curl --config - --fail --silent --show-error --retry 3 --max-time 900 \\
-        --aws-sigv4 "aws:amz:$SOS_S3_REGION:s3" \\
-        -H "Content-MD5: $md5" -H "x-amz-content-sha256: $sha" \\
-        --upload-file "$1" "$SOS_S3_URL/$2" >/dev/null
-}}
-{SETS_IN_SHELL}
-shipped=0
-bytes=0
-for kind in {" ".join(kinds)}; do
-  [ -d "$root/$kind" ] || continue
-  for set in $(sets_in "$root/$kind" | sort); do
-    dir="$root/$kind/$set"
-    [ -e "$dir/.shipped" ] && continue
-    (cd "$dir" && sha256sum -c SHA256SUMS >/dev/null) || {{
-      record_failure; echo "offsite: $dir does not match its SHA256SUMS" >&2; exit 1; }}
-    for file in $(cut -c67- "$dir/SHA256SUMS") SHA256SUMS; do
-      s3_put "$dir/$file" "$prefix/$kind/$set/$file" || {{
-        record_failure; echo "offsite: upload of $kind/$set/$file failed" >&2; exit 1; }}
-      bytes=$((bytes + $(wc -c < "$dir/$file")))
-    done
-    : > "$dir/.shipped"
-    shipped=$((shipped + 1))
-  done
-done
-record_ok "$bytes"
-echo "offsite: $shipped set(s), $bytes bytes"
-"""
+    return _script(["lib-metrics.sh", "lib-sets.sh", "offsite.sh"], {"SOS_METRICS_DIR": metrics_dir},
+                   {"SOS_KIND": "offsite", "SOS_OFFSITE_KINDS": " ".join(kinds)})
 
 
 @dataclass(frozen=True)
@@ -317,43 +194,11 @@ class Job:
 
 
 def scheduler_script(jobs: tuple[Job, ...]) -> str:
-    """The backup container's main process: every tick, runs each job that is due, in order. A
-    job is due `every_s` after its last success; a failed one is retried after `retry_s`.
-    State lives on the backups volume, so a restart neither repeats nor skips a job."""
+    """The backup container's main process (configs/backup_scripts/scheduler.sh), with its job
+    list rendered as `run_jobs`."""
     lines = [f"  run_if_due {j.name} {j.every_s} {j.retry_s} {shlex.join(j.command)}" for j in jobs]
-    body = "\n".join(lines)
-    return f"""#!/bin/sh
-set -u
-state="${{SOS_STATE_DIR:-{STATE_DIR}}}"
-tick="${{SOS_TICK_SECONDS:-60}}"
-mkdir -p "$state"
-trap 'exit 0' TERM INT
-run_if_due() {{
-  name=$1 every=$2 retry=$3
-  shift 3
-  now=$(date +%s)
-  last=$(cat "$state/$name.ok" 2>/dev/null || echo 0)
-  tried=$(cat "$state/$name.tried" 2>/dev/null || echo 0)
-  [ $((now - last)) -ge "$every" ] || return 0
-  [ $((now - tried)) -ge "$retry" ] || return 0
-  echo "$now" > "$state/$name.tried"
-  echo "$now" > "$state/heartbeat"
-  echo "job $name: started"
-  if "$@"; then
-    date +%s > "$state/$name.ok"
-    echo "job $name: ok"
-  else
-    echo "job $name: FAILED with status $?" >&2
-  fi
-}}
-while :; do
-  # The healthcheck reads this: a stuck scheduler turns the container unhealthy.
-  date +%s > "$state/heartbeat"
-{body}
-  sleep "$tick" &
-  wait $!
-done
-"""
+    run_jobs = "run_jobs() {\n" + "\n".join(lines) + "\n}"
+    return _script(["scheduler.sh"], {"SOS_STATE_DIR": STATE_DIR}, extra=run_jobs)
 
 
 def restore_redis_script() -> str:
@@ -361,72 +206,14 @@ def restore_redis_script() -> str:
     the Redis container is stopped: `restore-redis SET_DIR DATA_DIR`. With `appendonly yes`
     and no AOF yet, Redis 7 starts empty and ignores dump.rdb, so a private server (socket
     only, no network) loads the RDB without AOF, writes the AOF from it, and stops."""
-    return """#!/bin/sh
-set -eu
-set_dir="$1"
-data="$2"
-(cd "$set_dir" && sha256sum -c SHA256SUMS >/dev/null) || { echo "$set_dir fails its SHA256SUMS" >&2; exit 1; }
-# The previous data stays on the volume (Redis ignores the directory), never deleted.
-if [ -n "$(find "$data" -mindepth 1 -maxdepth 1 ! -name 'before-restore-*')" ]; then
-  aside="$data/before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
-  mkdir -p "$aside"
-  find "$data" -mindepth 1 -maxdepth 1 ! -name 'before-restore-*' -exec mv {} "$aside"/ \\;
-  echo "kept the previous data as $aside"
-fi
-cp "$set_dir/dump.rdb" "$data/dump.rdb"
-sock="${TMPDIR:-/tmp}/restore-redis.$$.sock"
-redis-server --port 0 --unixsocket "$sock" --dir "$data" --dbfilename dump.rdb \\
-  --appendonly no --save "" --daemonize no &
-server=$!
-trap 'kill "$server" 2>/dev/null || true' EXIT
-i=0
-until [ "$(redis-cli -s "$sock" ping 2>/dev/null)" = PONG ]; do
-  i=$((i + 1)); [ "$i" -lt 300 ] || { echo "redis did not start" >&2; exit 1; }; sleep 0.2
-done
-keys=$(redis-cli -s "$sock" dbsize)
-redis-cli -s "$sock" config set appendonly yes >/dev/null
-until redis-cli -s "$sock" info persistence | grep -q '^aof_rewrite_in_progress:0' \\
-  && redis-cli -s "$sock" info persistence | grep -q '^aof_rewrite_scheduled:0' \\
-  && redis-cli -s "$sock" info persistence | grep -q '^aof_enabled:1'; do
-  sleep 0.2
-done
-redis-cli -s "$sock" shutdown >/dev/null 2>&1 || true
-wait "$server" || true
-trap - EXIT
-# Run as root to read the backups volume: the files go to the data directory's owner.
-if [ "$(id -u)" = 0 ]; then chown -R "$(stat -c %u:%g "$data")" "$data"; fi
-echo "restored $keys keys into $data"
-"""
+    return _script(["restore-redis.sh"])
 
 
 def restore_postgres_script(conf_path: str = CONF_PATH) -> str:
     """Point-in-time restore onto the data volume, run while PostgreSQL is stopped:
     `restore-postgres TARGET_TIME` (e.g. "2026-11-27 20:15:00+00") or `latest`. The current
     data directory is kept aside, never deleted, so a wrong target can be undone."""
-    return f"""#!/bin/sh
-set -eu
-target="$1"
-pgdata="${{PGDATA:?}}"
-conf="${{SOS_PGBACKREST_CONF:-{conf_path}}}"
-if [ -f "$pgdata/postmaster.pid" ] && pg_ctl status -D "$pgdata" >/dev/null 2>&1; then
-  echo "PostgreSQL is running on $pgdata; stop its container first" >&2
-  exit 1
-fi
-if [ -d "$pgdata" ] && [ -n "$(ls -A "$pgdata")" ]; then
-  aside="$pgdata.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
-  mv "$pgdata" "$aside"
-  echo "kept the previous data directory as $aside"
-fi
-mkdir -p "$pgdata"
-chmod 700 "$pgdata"
-if [ "$target" = latest ]; then
-  pgbackrest --config="$conf" --stanza={STANZA} --pg1-path="$pgdata" restore
-else
-  pgbackrest --config="$conf" --stanza={STANZA} --pg1-path="$pgdata" \\
-    --type=time --target="$target" --target-action=promote restore
-fi
-echo "restored into $pgdata; start PostgreSQL and it replays WAL up to the target, then promotes"
-"""
+    return _script(["restore-postgres.sh"], {"SOS_PGBACKREST_CONF": conf_path}, {"SOS_STANZA": STANZA})
 
 
 SCRIPTS_DIR = "/etc/sos/backup"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from configs import redis as rc
 from tests.test_redis_server import PASSWORD as REDIS_PASSWORD
 from tests.test_redis_server import RedisServer, plan_conf
 from testsupport.servers import free_port, port_open, wait_for
-from testsupport.tools import require_tool
+from testsupport.tools import ROOT, require_tool
 
 BUCKET = "sos-test-backups"
 REGION = "eu-west-1"
@@ -383,6 +384,30 @@ def test_script_passes_shellcheck(name, tmp_path):
     path.write_text(SCRIPTS[name])
     result = subprocess.run([tool, "-s", "sh", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("source", sorted(p.name for p in backup.SCRIPT_SOURCES.glob("*.sh")))
+def test_script_source_file_passes_shellcheck(source):
+    """Each part as the file it is in the repository (its own shellcheck directives apply)."""
+    tool = require_tool("shellcheck")
+    result = subprocess.run([tool, str(backup.SCRIPT_SOURCES / source)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_every_script_source_is_shipped_and_no_shell_lives_in_python():
+    used = {part for text in SCRIPTS.values() for part in re.findall(r"backup_scripts/\{([^}]*)\}", text)[0].split(",")}
+    assert used == {p.name for p in backup.SCRIPT_SOURCES.glob("*.sh")}
+    python = (ROOT / "configs" / "backup.py").read_text()
+    # No shell program text left in Python: no line that closes a shell block.
+    assert not re.search(r"^\s*(fi|done|esac)\s*$", python, re.M)
+
+
+def test_the_shell_metric_text_is_the_python_one(alpine_path, tmp_path):
+    """lib-metrics.sh's metric_text and metric_lines() (the monitoring tests' fixture) agree."""
+    script = f". {backup.SCRIPT_SOURCES / 'lib-metrics.sh'}\nSOS_KIND=logical\nmetric_text 1700000000 2048 1\n"
+    result = run_script(alpine_path, script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == backup.metric_lines("logical", 1700000000, 2048, True)
 
 
 def test_redis_conf_keeps_writing_the_rdb_the_snapshot_copies():
