@@ -60,6 +60,7 @@ class ApiArgs:
 
 class Api(pulumi.ComponentResource):
     service: ContainerService
+    indexes: OneShotTask
     migration: OneShotTask
     # What dependents wait for (every replica healthy) and reach (`api-<i>:3001` per replica).
     ready: list[pulumi.Resource]
@@ -139,4 +140,4 @@ class Api(pulumi.ComponentResource):
         ), opts=child)
         self.ready = list(self.service.containers)
         self.upstreams = [f"{alias}:{PORT}" for alias in self.service.aliases]
-        self.register_outputs({"names": self.service.names})
+        self.register_outputs({})

@@ -115,4 +115,4 @@ class Backups(pulumi.ComponentResource):
             stop_timeout=120,
             depends_on=[*pgs.service.containers, *args.depends_on],
         ), opts=pulumi.ResourceOptions(parent=self))
-        self.register_outputs({"sets": self.sets_volume.name, "metrics": self.metrics_volume.name})
+        self.register_outputs({})

@@ -142,4 +142,4 @@ class CloudflareEdge(pulumi.ComponentResource):
                         browser_ttl=cloudflare.RulesetRuleActionParametersBrowserTtlArgs(
                             mode="respect_origin")),
                 )], opts=child)
-        self.register_outputs({"zoneId": self.zone_id})
+        self.register_outputs({})

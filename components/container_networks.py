@@ -63,4 +63,4 @@ class ContainerNetworks(pulumi.ComponentResource):
                 # No traffic between the containers on it: each only talks out.
                 options={"com.docker.network.bridge.enable_icc": "false"}, opts=child,
             )
-        self.register_outputs({"edge": self.edge.name, "data": self.data.name})
+        self.register_outputs({})

@@ -217,6 +217,7 @@ class ContainerService(pulumi.ComponentResource):
     container first (delete-before-replace) instead of failing on the name or a published port.
     """
 
+    service: str
     containers: list[docker.Container]
     names: list[str]
     aliases: list[str]
@@ -237,7 +238,7 @@ class ContainerService(pulumi.ComponentResource):
             container_name = f"{args.placement.name_prefix}-{args.service}{suffix}"
             self.names.append(container_name)
             self.containers.append(self._container(name + suffix, container_name, index, args, uid, gid))
-        self.register_outputs({"names": self.names})
+        self.register_outputs({})
 
     def _container(self, name: str, container_name: str, index: int, args: ContainerServiceArgs,
                    uid: int, gid: int) -> docker.Container:

@@ -218,8 +218,7 @@ class DockerHost(pulumi.ComponentResource):
             registry_auth=registry_auth(args.registry),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
         )
-        self.register_outputs({"publicIp": self.public_ip, "instanceId": self.instance.id,
-                               "dataVolumeId": self.data_volume.id})
+        self.register_outputs({})
 
     def _snapshots(self, name: str, prefix: str, retention: int) -> None:
         child = pulumi.ResourceOptions(parent=self)

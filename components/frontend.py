@@ -73,4 +73,4 @@ class Frontend(pulumi.ComponentResource):
         ), opts=pulumi.ResourceOptions(parent=self))
         self.ready = list(self.service.containers)
         self.upstreams = [f"{alias}:{PORT}" for alias in self.service.aliases]
-        self.register_outputs({"names": self.service.names})
+        self.register_outputs({})

@@ -71,8 +71,7 @@ class HostNetwork(pulumi.ComponentResource):
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-egress-v4", security_group_id=self.security_group.id, ip_protocol="-1",
             cidr_ipv4="0.0.0.0/0", description="image pulls, package updates, S3, APIs", opts=child)
-        self.register_outputs({"vpcId": self.vpc.id, "subnetId": self.subnet.id,
-                               "securityGroupId": self.security_group.id})
+        self.register_outputs({})
 
     def _ingress(self, name: str, port: int, cidr: str, description: str) -> None:
         family = {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
 from components.container_service import (
     ContainerService,
@@ -45,6 +46,10 @@ class LocalObjectStorage(pulumi.ComponentResource):
     buckets: dict[str, str]
     access_key_id: pulumi.Output[str]
     secret_access_key: pulumi.Output[str]
+    volume: docker.Volume
+    service: ContainerService
+    # Creates the buckets once MinIO is healthy; the applications wait for it.
+    setup: OneShotTask
 
     def __init__(self, name: str, args: LocalObjectStorageArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -91,7 +96,7 @@ class LocalObjectStorage(pulumi.ComponentResource):
         ), opts=child)
         self.access_key_id = pulumi.Output.from_input(ROOT_USER)
         self.secret_access_key = pulumi.Output.secret(args.root_password)
-        self.register_outputs({"endpoint": self.endpoint})
+        self.register_outputs({})
 
 
 def _url_quote(value: str) -> str:

@@ -109,4 +109,4 @@ class N8n(pulumi.ComponentResource):
         self.volume = volume
         self.ready = list(self.service.containers)
         self.upstream = f"{SERVICE}:{PORT}"
-        self.register_outputs({"volume": volume.name})
+        self.register_outputs({})

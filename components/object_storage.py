@@ -82,6 +82,10 @@ class ObjectStorage(pulumi.ComponentResource):
     buckets: dict[str, pulumi.Output[str]]
     access_key_id: pulumi.Output[str]
     secret_access_key: pulumi.Output[str]
+    # The write-only identity of the backup container (and pgBackRest's archive-push).
+    backup_access_key_id: pulumi.Output[str]
+    backup_secret_access_key: pulumi.Output[str]
+    bucket_resources: dict[str, aws.s3.Bucket]
 
     def __init__(self, name: str, args: ObjectStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:ObjectStorage", name, None, opts)
@@ -123,7 +127,7 @@ class ObjectStorage(pulumi.ComponentResource):
         writer_key = aws.iam.AccessKey(f"{name}-backup-writer-key", user=writer.name, opts=child)
         self.backup_access_key_id = writer_key.id
         self.backup_secret_access_key = pulumi.Output.secret(writer_key.secret)
-        self.register_outputs({kind: b for kind, b in self.buckets.items()})
+        self.register_outputs({})
 
     def _bucket(self, name: str, kind: str, args: ObjectStorageArgs) -> aws.s3.Bucket:
         child = pulumi.ResourceOptions(parent=self)

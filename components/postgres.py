@@ -160,4 +160,4 @@ class Postgres(pulumi.ComponentResource):
         self.app_database_url = pulumi.Output.secret(args.app_password.apply(
             lambda p: pg.database_url(p, SERVICE)))
         self.ready = list(self.service.containers)
-        self.register_outputs({"volume": self.volume.name})
+        self.register_outputs({})

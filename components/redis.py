@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
 
 from components.container_service import (
     ConfigFile,
@@ -37,6 +38,7 @@ class RedisArgs:
 class Redis(pulumi.ComponentResource):
     host: str = SERVICE
     service: ContainerService
+    volume: docker.Volume
     # Dependents wait for these: the server is up and passes its health check.
     ready: list[pulumi.Resource]
     url: pulumi.Output[str]
@@ -66,4 +68,4 @@ class Redis(pulumi.ComponentResource):
         ), opts=pulumi.ResourceOptions(parent=self))
         self.url = pulumi.Output.secret(args.password.apply(lambda p: rc.redis_url(p, SERVICE)))
         self.ready = list(self.service.containers)
-        self.register_outputs({"volume": self.volume.name})
+        self.register_outputs({})
