@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pulumi
 
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    NetworkAttachment,
     Placement,
     node_http_check,
 )
@@ -124,13 +123,8 @@ class Api(pulumi.ComponentResource):
             value = args.external_secrets.get(key)
             if value is not None:
                 secret_env[variable] = value
-        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
-            service=SERVICE,
-            placement=args.placement,
-            image=args.image,
-            limits=args.limits,
-            networks=[NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)],
-            user=USER,
+        self.service = ContainerService(f"{name}-svc", replace(
+            ContainerServiceArgs.of(SERVICE, args, [args.edge_network, args.data_network], USER),
             env=env,
             secret_env=secret_env,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import pulumi
 import pulumi_docker as docker
@@ -134,6 +135,14 @@ def image(resource_name: str, ref: str, parent: pulumi.Resource, build: ImageBui
         opts=pulumi.ResourceOptions(parent=parent))
 
 
+class RunsImage(Protocol):
+    """What every service component's arguments say about what it runs and where."""
+
+    placement: Placement
+    image: str
+    limits: Limits
+
+
 @dataclass
 class ContainerServiceArgs:
     service: str
@@ -157,6 +166,14 @@ class ContainerServiceArgs:
     stop_timeout: int = 30
     depends_on: Sequence[pulumi.Resource] = ()
     opt_outs: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, service: str, runs: RunsImage, networks: Sequence[pulumi.Input[str]],
+           user: str) -> ContainerServiceArgs:
+        """What every service states first (name, image and limits, networks, user); the rest is
+        added with `dataclasses.replace`, which is checked against the fields like the constructor."""
+        return cls(service=service, placement=runs.placement, image=runs.image, limits=runs.limits,
+                   networks=[NetworkAttachment(n) for n in networks], user=user)
     build: ImageBuild | None = None
     # Another service's image (same `image` reference), used instead of pulling it again.
     shared_image: docker.RemoteImage | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
@@ -12,7 +12,6 @@ from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
     Healthcheck,
-    NetworkAttachment,
     Placement,
     PublishedPort,
     VolumeMount,
@@ -55,13 +54,8 @@ class EdgeProxy(pulumi.ComponentResource):
         ]
         if args.client_ca_pem is not None:
             files.append(ConfigFile(f"{nginx.TLS_DIR}/origin-pull-ca.crt", args.client_ca_pem))
-        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
-            service=SERVICE,
-            placement=args.placement,
-            image=args.image,
-            limits=args.limits,
-            networks=[NetworkAttachment(args.edge_network)],
-            user=USER,
+        self.service = ContainerService(f"{name}-svc", replace(
+            ContainerServiceArgs.of(SERVICE, args, [args.edge_network], USER),
             command=["nginx", "-c", nginx.CONF_PATH, "-g", "daemon off;"],
             env={"NGINX_ENTRYPOINT_QUIET_LOGS": "1"},
             files=files,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
@@ -12,7 +12,6 @@ from components.api import SERVICE as API_SERVICE
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    NetworkAttachment,
     Placement,
     node_http_check,
 )
@@ -45,13 +44,8 @@ class Frontend(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Frontend", name, None, opts)
-        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
-            service=SERVICE,
-            placement=args.placement,
-            image=args.image,
-            limits=args.limits,
-            networks=[NetworkAttachment(args.edge_network)],
-            user=USER,
+        self.service = ContainerService(f"{name}-svc", replace(
+            ContainerServiceArgs.of(SERVICE, args, [args.edge_network], USER),
             env={
                 "NODE_ENV": "production",
                 "PORT": str(PORT),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_docker as docker
@@ -11,7 +11,6 @@ import pulumi_docker as docker
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    NetworkAttachment,
     Placement,
     VolumeMount,
     named_volume,
@@ -86,14 +85,9 @@ class N8n(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:N8n", name, None, opts)
         volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-n8n-data", args.placement.labels, self,
                               keep=args.protect_data)
-        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
-            service=SERVICE,
-            placement=args.placement,
-            image=args.image,
-            limits=args.limits,
+        self.service = ContainerService(f"{name}-svc", replace(
             # edge: the proxy reaches the editor and webhooks, and workflows reach the internet.
-            networks=[NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)],
-            user=USER,
+            ContainerServiceArgs.of(SERVICE, args, [args.edge_network, args.data_network], USER),
             env=n8n_env(args.host, args.postgres_host),
             secret_env={
                 "DB_POSTGRESDB_PASSWORD": args.db_password,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_docker as docker
@@ -12,7 +12,6 @@ from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
     Healthcheck,
-    NetworkAttachment,
     Placement,
     VolumeMount,
     named_volume,
@@ -47,13 +46,8 @@ class Redis(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:Redis", name, None, opts)
         self.volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-redis-data", args.placement.labels,
                                    self, keep=args.protect_data)
-        self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
-            service=SERVICE,
-            placement=args.placement,
-            image=args.image,
-            limits=args.limits,
-            networks=[NetworkAttachment(args.data_network)],
-            user=USER,
+        self.service = ContainerService(f"{name}-svc", replace(
+            ContainerServiceArgs.of(SERVICE, args, [args.data_network], USER),
             command=["redis-server", f"{rc.CONFIG_DIR}/redis.conf"],
             files=[
                 ConfigFile(f"{rc.CONFIG_DIR}/redis.conf", rc.redis_conf(args.limits.memory_mb)),
