@@ -36,7 +36,7 @@ def _load(path: Path) -> dict:
 
 
 def test_workflows_exist():
-    assert {p.name for p in WORKFLOWS} == {"pull-request.yml", "deploy.yml"}
+    assert {p.name for p in WORKFLOWS} == {"pull-request.yml", "deploy.yml", "drift.yml"}
 
 
 def test_actionlint_finds_nothing():
@@ -82,7 +82,9 @@ def test_pulumi_steps_use_the_pinned_cli_the_policy_pack_and_oidc(path):
                    for u, s in _uses({"jobs": {name: job}}))
         assert job["concurrency"]["cancel-in-progress"] is False
         assert job["concurrency"]["group"].startswith("pulumi-")
-        assert "test" in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"]) or job["needs"] == "staging"
+        if path.name != "drift.yml":  # a scheduled read-only check of the deployed stacks
+            assert "test" in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"]) \
+                or job["needs"] == "staging"
 
 
 def test_pull_requests_preview_both_cloud_stacks_and_comment():
@@ -106,6 +108,20 @@ def test_main_deploys_staging_then_production_behind_an_approval():
     for stack in ("staging", "production"):
         (step,) = [s for u, s in _uses({"jobs": {stack: jobs[stack]}}) if u.startswith("pulumi/actions@")]
         assert step["with"]["command"] == "up" and step["with"]["stack-name"].endswith(f"/{stack}")
+
+
+def test_drift_is_checked_daily_per_cloud_stack_and_reported():
+    doc = _load(ROOT / ".github" / "workflows" / "drift.yml")
+    assert "schedule" in doc["on"] and "workflow_dispatch" in doc["on"]
+    job = doc["jobs"]["drift"]
+    assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
+    (step,) = [s for u, s in _uses({"jobs": {"d": job}}) if u.startswith("pulumi/actions@")]
+    assert step["with"]["command"] == "preview"
+    assert step["with"]["refresh"] is True and step["with"]["expect-no-changes"] is True
+    # Reading only: the preview role, and nothing that writes but the issue.
+    assert "PREVIEW_ROLE" in str(job["steps"]) and job["permissions"]["issues"] == "write"
+    report = job["steps"][-1]
+    assert "failure()" in report["if"] and "gh issue" in report["run"]
 
 
 def test_cli_version_matches_the_sdk_pin():
