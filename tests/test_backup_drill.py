@@ -19,7 +19,7 @@ import pytest
 
 from configs import backup
 from configs import postgres as pg
-from testsupport.servers import PgCluster, debian_pg_bin, free_port, port_open, wait_for
+from testsupport.servers import PgCluster, debian_pg_bin, free_port, moto_server, port_open, wait_for
 from testsupport.tools import require_tool
 
 CIPHER_PASS = "drill-cipher-pass:with/specials&"
@@ -87,13 +87,7 @@ http {{
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    moto = require_tool("moto_server")
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-    assert wait_for(lambda: port_open(port), 20), log.read_text()
+    proc, port = moto_server(require_tool("moto_server"), tmp_path_factory.mktemp("moto") / "moto.log")
     import boto3
 
     client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",

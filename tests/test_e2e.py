@@ -13,8 +13,6 @@ import contextlib
 import http.client
 import json
 import re
-import socket
-import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,17 +220,8 @@ def test_isr_page_and_route_handler(platform):
 def _raw(platform: Platform, kind: str, path: str, method: str = "GET", body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
     """One request straight to nginx (with the origin-pull certificate), all headers kept."""
-    ctx = platform.nginx.tls_context()
-    host = platform.host(kind)
-    port = platform.nginx.ports[ng.HTTPS_PORT]
-    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=host)
-    conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=10)
-    conn.sock = sock
-    conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    return response.status, response.getheaders(), data
+    response = platform.nginx.https(platform.host(kind), path, headers, method, body=body)
+    return response.status, response.getheaders(), response.body
 
 
 def _count(headers: list[tuple[str, str]], name: str) -> list[str]:
@@ -380,12 +369,7 @@ def test_gateway_played_the_right_part(platform):
     """On the cloud stacks every browser connection went through a Cloudflare stand-in that
     presented the origin-pull certificate; nginx refuses a connection without it there."""
     assert any(t.startswith(f"{platform.domain}:443") for t in platform.gateway.connects)
-    ctx = ssl.create_default_context(cafile=str(platform.nginx.pki.server_cert))
-    port = platform.nginx.ports[ng.HTTPS_PORT]
-    conn = http.client.HTTPSConnection(platform.domain, port, context=ctx, timeout=10)
-    conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname=platform.domain)
-    conn.request("GET", "/", headers={"Host": platform.domain})
-    status = conn.getresponse().status
+    status = platform.nginx.https(platform.domain, "/", client_cert=False).status
     assert (status == 400) is (platform.stack != "dev"), status
 
 
@@ -393,25 +377,7 @@ def test_gateway_played_the_right_part(platform):
 
 def _burst(platform: Platform, kind: str, path: str, count: int, method: str = "GET",
            body: bytes | None = None, headers: dict[str, str] | None = None) -> list[int]:
-    """`count` requests back to back on one keep-alive connection."""
-    ctx = platform.nginx.tls_context()
-    host = platform.host(kind)
-    port = platform.nginx.ports[ng.HTTPS_PORT]
-    conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=10)
-    conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=host)
-    statuses = []
-    for _ in range(count):
-        conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
-        response = conn.getresponse()
-        response.read()
-        statuses.append(response.status)
-        if response.getheader("Connection", "").lower() == "close":
-            conn.close()
-            conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=10)
-            conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
-                                        server_hostname=host)
-    conn.close()
-    return statuses
+    return platform.nginx.https_burst(platform.host(kind), count, headers, path, method, body)
 
 
 def test_bursts_against_the_api_and_logins_are_still_stopped(platform):

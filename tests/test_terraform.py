@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from testsupport.plans import CLOUD_STACKS, plan_for
-from testsupport.servers import free_port, port_open, wait_for
+from testsupport.servers import moto_server
 from testsupport.tools import IN_CI, require_tool
 from tools import canned
 from tools import terraform as tf
@@ -59,23 +58,14 @@ def tfrc(workdir) -> Path:
 
 
 def _init(directory: Path, tfrc: Path) -> None:
-    """`terraform init` once per directory, sharing one provider download (or mirror link)."""
-    result = tf.terraform(["init", "-input=false", "-no-color"], directory, tfrc,
-                          env={"TF_PLUGIN_CACHE_DIR": str(directory.parent / "plugin-cache")})
+    """`terraform init` once per directory (the provider is linked from the mirror, not copied)."""
+    result = tf.terraform(["init", "-input=false", "-no-color"], directory, tfrc)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope="session")
 def schema(workdir, tfrc) -> dict:
-    directory = workdir / "schema"
-    directory.mkdir()
-    (workdir / "plugin-cache").mkdir(exist_ok=True)
-    (directory / "main.tf.json").write_text(json.dumps({"terraform": {"required_providers": {
-        "aws": {"source": "hashicorp/aws", "version": tf.PROVIDER_VERSION}}}}))
-    _init(directory, tfrc)
-    result = tf.terraform(["providers", "schema", "-json"], directory, tfrc)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return tf.provider_schema(workdir / "schema", tfrc)
 
 
 def _validate(config: dict, directory: Path, tfrc: Path) -> list[dict]:
@@ -170,12 +160,8 @@ def _moto(workdir: Path) -> tuple[subprocess.Popen, int]:
         "root_device_name": "/dev/sda1", "description": "Ubuntu 24.04", "image_type": "machine",
         "architecture": "x86_64", "name": canned.AMI_NAME, "virtualization_type": "hvm",
         "hypervisor": "xen", "sriov": "simple"}]))
-    port = free_port()
-    log = (workdir / f"moto-{port}.log").open("w")
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "MOTO_AMIS_PATH": str(amis),
-                                 "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
-    assert wait_for(lambda: port_open(port), 30), "moto did not start"
+    proc, port = moto_server(binary, workdir / "moto.log", env={
+        "MOTO_AMIS_PATH": str(amis), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
     return proc, port
 
 

@@ -306,8 +306,9 @@ class Nginx:
             ctx.load_cert_chain(str(self.pki.client_cert), str(self.pki.client_key))
         return ctx
 
-    def https(self, host: str, path: str = "/", headers: dict[str, str] | None = None,
-              method: str = "GET", sni: str | None = None, client_cert: bool = True) -> http.client.HTTPResponse:
+    def connection(self, host: str, sni: str | None = None, client_cert: bool = True) -> http.client.HTTPSConnection:
+        """An HTTPS connection to this nginx for `host` (SNI `sni` or `host`); it reconnects by
+        itself after an answer that closes the connection."""
         ctx = self.tls_context(client_cert)
         port = self.ports[ng.HTTPS_PORT]
 
@@ -316,28 +317,27 @@ class Nginx:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 self.sock = ctx.wrap_socket(sock, server_hostname=sni or host)
 
-        conn = Conn(host, port, context=ctx, timeout=10)
-        conn.request(method, path, headers={"Host": host, **(headers or {})})
+        return Conn(host, port, context=ctx, timeout=10)
+
+    def https(self, host: str, path: str = "/", headers: dict[str, str] | None = None,
+              method: str = "GET", sni: str | None = None, client_cert: bool = True,
+              body: bytes | None = None) -> http.client.HTTPResponse:
+        conn = self.connection(host, sni, client_cert)
+        conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()
         response.body = response.read()  # type: ignore[attr-defined]
         conn.close()
         return response
 
-    def https_burst(self, host: str, count: int, headers: dict[str, str] | None = None) -> list[int]:
+    def https_burst(self, host: str, count: int, headers: dict[str, str] | None = None,
+                    path: str | None = None, method: str = "GET", body: bytes | None = None) -> list[int]:
         """`count` requests back to back on one keep-alive connection: a burst no slower than
-        the client's handshake, so rate limits show whatever the machine's speed."""
-        ctx = self.tls_context()
-        port = self.ports[ng.HTTPS_PORT]
-
-        class Conn(http.client.HTTPSConnection):
-            def connect(self) -> None:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                self.sock = ctx.wrap_socket(sock, server_hostname=host)
-
-        conn = Conn(host, port, context=ctx, timeout=10)
+        the client's handshake, so rate limits show whatever the machine's speed. Without
+        `path`, each request asks for a path of its own (`/burst/<i>`)."""
+        conn = self.connection(host)
         statuses = []
         for i in range(count):
-            conn.request("GET", f"/burst/{i}", headers={"Host": host, **(headers or {})})
+            conn.request(method, path or f"/burst/{i}", body=body, headers={"Host": host, **(headers or {})})
             response = conn.getresponse()
             response.read()
             statuses.append(response.status)

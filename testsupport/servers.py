@@ -172,3 +172,14 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def moto_server(binary: str, log: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
+    """moto's S3/EC2/IAM server on a free loopback port, its output in `log`."""
+    port = free_port()
+    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    if not wait_for(lambda: port_open(port), 30):
+        proc.terminate()
+        raise AssertionError(f"moto did not start:\n{log.read_text()}")
+    return proc, port

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -101,15 +102,15 @@ class _Ref:
     value: str
 
 
-def _references(plan: Plan, registration: Registration, key: str, addresses: dict[str, str],
-                states: dict[str, tuple[str, dict]]) -> list[_Ref]:
+def _references(registrations: dict[str, Registration], registration: Registration, key: str,
+                addresses: dict[str, str], states: dict[str, tuple[str, dict]]) -> list[_Ref]:
     """What another planned AWS resource gave this input: its identity values, longest first."""
     refs = []
     for urn in registration.property_dependencies.get(key, []):
         if urn not in addresses or urn not in states:
             continue
         rid, state = states[urn]
-        dep = plan.by_urn()[urn]
+        dep = registrations[urn]
         candidates = {"id": rid}
         for attr in IDENTITY_ATTRIBUTES[1:]:
             if isinstance(state.get(attr), str):
@@ -257,19 +258,20 @@ def translate(plan: Plan, schema: dict[str, Any], *, isolated: bool = False) -> 
     aws = [r for r in plan.resources if r.custom and r.type.startswith("aws:")]
     addresses = {r.urn: f"{tf_type(r.type, schemas)}.{tf_name(r)}" for r in aws}
     translation = Translation(plan.stack, {}, addresses)
+    registrations = plan.by_urn()
     resources: dict[str, dict[str, Any]] = {}
     for r in aws:
         address = addresses[r.urn]
         kind, name = address.split(".", 1)
         body: dict[str, Any] = {}
         for key, value in r.inputs.items():
-            converter = _Converter(address, _references(plan, r, key, addresses, plan.states), isolated,
+            converter = _Converter(address, _references(registrations, r, key, addresses, plan.states), isolated,
                                    translation)
             body.update(converter.block({key: value}, schemas[kind]["block"], ""))
         _autoname(r, address, body, schemas[kind]["block"], translation)
         for key, legacy in LEGACY_EQUIVALENTS.get(r.type, {}).items():
             if key in r.inputs:
-                converter = _Converter(address, _references(plan, r, key, addresses, plan.states), isolated,
+                converter = _Converter(address, _references(registrations, r, key, addresses, plan.states), isolated,
                                        translation)
                 translation.dropped = [d for d in translation.dropped if d[:2] != (address, key)]
                 translation.reshaped.append((address, key, " ".join((legacy.__doc__ or "").split())))
@@ -327,8 +329,6 @@ def cli_config(directory: Path, mirror_root: Path | None) -> Path:
 
 def terraform(args: list[str], cwd: Path, tfrc: Path, env: dict[str, str] | None = None,
               timeout: float = 900) -> subprocess.CompletedProcess:
-    import os
-
     full_env = {**os.environ, "TF_CLI_CONFIG_FILE": str(tfrc), "TF_IN_AUTOMATION": "1",
                 "CHECKPOINT_DISABLE": "1", **(env or {})}
     return subprocess.run(["terraform", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
