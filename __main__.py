@@ -44,6 +44,7 @@ postgres = Postgres("postgres", PostgresArgs(
     n8n_password=secrets.values["postgresN8n"],
     monitoring_password=secrets.values["postgresMonitoring"],
     protect_data=cfg.is_production,
+    protect_container=cfg.is_production and not cfg.allow_data_replacement,
     archive=where.archive(networks),
 ), opts=on_docker)
 
@@ -54,6 +55,7 @@ redis = Redis("redis", RedisArgs(
     data_network=networks.data.name,
     password=secrets.values["redis"],
     protect_data=cfg.is_production,
+    protect_container=cfg.is_production and not cfg.allow_data_replacement,
 ), opts=on_docker)
 
 backups = Backups("backups", BackupsArgs(
@@ -93,6 +95,8 @@ api = Api("api", ApiArgs(
     s3_access_key_id=storage.access_key_id,
     s3_secret_access_key=storage.secret_access_key,
     external_secrets=cfg.external_secrets,
+    rollout_batch=cfg.rollout_batch,
+    drain_seconds=cfg.drain_seconds,
     depends_on=stores_ready,
 ), opts=on_docker)
 
@@ -104,6 +108,8 @@ frontend = Frontend("frontend", FrontendArgs(
     edge_network=networks.edge.name,
     site_url=site_url,
     api_url=api_url,
+    rollout_batch=cfg.rollout_batch,
+    drain_seconds=cfg.drain_seconds,
     depends_on=api.ready,
 ), opts=on_docker)
 
@@ -131,8 +137,6 @@ edge = EdgeProxy("edge", EdgeProxyArgs(
     edge_network=networks.edge.name,
     config=nginx_config.EdgeConfig(
         domain=cfg.domain,
-        api_servers=api.upstreams,
-        frontend_servers=frontend.upstreams,
         n8n_server=n8n_upstream,
         grafana_server=monitoring_config.GRAFANA_UPSTREAM if cfg.features.monitoring else None,
         # dev: the developer's browser arrives from the edge network's gateway (the port is
@@ -142,6 +146,8 @@ edge = EdgeProxy("edge", EdgeProxyArgs(
         client_ca=where.tls.client_ca_pem is not None,
         hsts_max_age=where.hsts_max_age,
     ),
+    api_servers=api.upstreams,
+    frontend_servers=frontend.upstreams,
     bind_address=where.bind_address,
     cert_pem=where.tls.cert_pem,
     key_pem=where.tls.key_pem,
@@ -152,8 +158,8 @@ if cfg.features.monitoring:
     from components.monitoring import Monitoring, MonitoringArgs
 
     app_targets = monitoring_config.ScrapeTargets(
-        api=api.upstreams if cfg.features.app_metrics else (),
-        frontend=frontend.upstreams if cfg.features.app_metrics else (),
+        api=api.scrape_targets if cfg.features.app_metrics else (),
+        frontend=frontend.scrape_targets if cfg.features.app_metrics else (),
         grafana=monitoring_config.GRAFANA_UPSTREAM)
     monitoring = Monitoring("monitoring", MonitoringArgs(
         placement=placement,

@@ -1,27 +1,35 @@
-"""All three benchmarks, one after the other: `venv/bin/python -m bench` (or `bin/bench`).
+"""The benchmarks, one after the other: `venv/bin/python -m bench` (or `bin/bench`); one of
+them by name: `python -m bench deploy`.
 
-Prints each table with its summary line, then one last line with the three summaries."""
+Prints each table with its summary line, then one last line with the summaries."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import db, edge, plan
+from bench import db, deploy, edge, plan
 from testsupport.tools import MissingToolError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs (a smoke test)")
+    parser.add_argument("only", nargs="*", metavar="NAME", help="run only these: plan, edge, database, deploy")
     args = parser.parse_args(argv)
+    unknown = set(args.only) - {"plan", "edge", "database", "deploy"}
+    if unknown:
+        parser.error(f"unknown benchmark {sorted(unknown)}")
     runs = 1 if args.quick else None
     summaries = []
     for title, go in (
-        ("offline plan", lambda: plan.run(runs or 5)),
+        ("plan", lambda: plan.run(runs or 5)),
         ("edge", lambda: edge.run(runs or 3, 2 if args.quick else 8, 32)),
         ("database", lambda: db.run(runs or 3, 5 if args.quick else 20, 5 if args.quick else 50, 16)),
+        ("deploy", deploy.run),
     ):
+        if args.only and title not in args.only:
+            continue
         print(f"== {title}")
         try:
             text, summary = go()

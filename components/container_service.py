@@ -166,6 +166,12 @@ class ContainerServiceArgs:
     stop_timeout: int = 30
     depends_on: Sequence[pulumi.Resource] = ()
     opt_outs: frozenset[str] = frozenset()
+    # Stateless replicas that a deploy replaces start-first: see `ContainerService`.
+    rolling: bool = False
+    # With `rolling`: how many new replicas start at a time.
+    rollout_batch: int = 1
+    # Protected: a change that would replace (or delete) the container fails `pulumi up`.
+    protect: bool = False
 
     @classmethod
     def of(cls, service: str, runs: RunsImage, networks: Sequence[pulumi.Input[str]],
@@ -195,6 +201,9 @@ def _check(args: ContainerServiceArgs) -> None:
     unknown = args.opt_outs - set(OPT_OUTS)
     if unknown:
         raise ValueError(f"{args.service}: unknown opt-outs {sorted(unknown)}")
+    if args.rolling and (args.healthcheck is None or args.ports):
+        # Start-first needs a health check to wait for and no host port to collide on.
+        raise ValueError(f"{args.service}: a rolling service needs a health check and no published port")
     needs = {
         "runs-as-root": args.user is None or args.user.split(":")[0] in ("0", "root"),
         "no-healthcheck": args.healthcheck is None,
@@ -229,14 +238,23 @@ def _slug(path: str) -> str:
 class ContainerService(pulumi.ComponentResource):
     """`replicas` identical containers of one service, sharing one pulled image.
 
-    Each container is named `<prefix>-<service>[-<i>]` and is reachable on its networks as the
-    service name and as `<service>-<i>`. Names are fixed, so a replacement deletes the old
-    container first (delete-before-replace) instead of failing on the name or a published port.
+    Each container is reachable on its networks as the service name and as `<service>-<i>`.
+
+    A service with one fixed name (`<prefix>-<service>[-<i>]`: data, n8n, the edge with its
+    published ports) is replaced delete-first, since Docker refuses a second container of that
+    name or port. A `rolling` service is replaced start-first, like Swarm's `order: start-first`:
+    its containers are named by Pulumi (`<prefix>-<service>-<i>-<random>`, a new name on every
+    replacement), so the new container starts and passes its health check while the old one
+    still serves; the edge proxy, which routes to the exact container names in `names`, switches
+    once every new replica is healthy, and the old ones are stopped (SIGTERM, `stop_timeout` to
+    drain) only at the end of the deployment. A new container that never becomes healthy fails
+    `pulumi up` before the edge switches, so the old ones keep serving.
     """
 
     service: str
     containers: list[docker.Container]
-    names: list[str]
+    # The container names, as the edge proxy routes to them (known only after create when rolling).
+    names: list[pulumi.Output[str]]
     aliases: list[str]
     image: docker.RemoteImage
 
@@ -253,12 +271,17 @@ class ContainerService(pulumi.ComponentResource):
         for index in range(args.replicas):
             suffix = f"-{index}" if args.replicas > 1 else ""
             container_name = f"{args.placement.name_prefix}-{args.service}{suffix}"
-            self.names.append(container_name)
-            self.containers.append(self._container(name + suffix, container_name, index, args, uid, gid))
+            if args.rolling:
+                container_name = f"{args.placement.name_prefix}-{args.service}-{index}"
+            # Batches: replica i starts once replica i-batch of this deployment is healthy.
+            previous = self.containers[index - args.rollout_batch] if args.rolling and index >= args.rollout_batch else None
+            container = self._container(name + suffix, container_name, index, args, uid, gid, previous)
+            self.containers.append(container)
+            self.names.append(container.name)
         self.register_outputs({})
 
     def _container(self, name: str, container_name: str, index: int, args: ContainerServiceArgs,
-                   uid: int, gid: int) -> docker.Container:
+                   uid: int, gid: int, previous: docker.Container | None) -> docker.Container:
         child = pulumi.ResourceOptions(parent=self)
         labels = {**args.placement.labels, "service": args.service, "replica": str(index),
                   OPT_OUT_LABEL: ",".join(sorted(args.opt_outs)),
@@ -296,8 +319,9 @@ class ContainerService(pulumi.ComponentResource):
                 tests=list(h.test), interval=h.interval, timeout=h.timeout, retries=h.retries,
                 start_period=h.start_period, start_interval=h.start_interval)
         container = docker.Container(
-            name,
-            name=container_name,
+            container_name if args.rolling else name,
+            # Rolling: Pulumi names it `<prefix>-<service>-<i>-<random>`, anew on each replacement.
+            name=None if args.rolling else container_name,
             hostname=container_name,
             image=self.image.image_id,  # the pulled digest, not a moving tag
             user=args.user,
@@ -331,8 +355,14 @@ class ContainerService(pulumi.ComponentResource):
             ports=[docker.ContainerPortArgs(internal=p.internal, external=p.external, ip=p.ip)
                    for p in args.ports] or None,
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in sorted(labels.items())],
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
-                                        depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # A fixed name or published port cannot exist twice: the old one goes first.
+                delete_before_replace=not args.rolling,
+                protect=args.protect,
+                depends_on=[*args.depends_on, *([previous] if previous is not None else [])],
+                # Rolling replicas were registered under the component-relative name before.
+                aliases=[pulumi.Alias(name=name)] if args.rolling else None),
         )
         # pulumi-docker 5.2 cannot set a cgroup PID limit; the CLI can, on every new container.
         args.placement.commands.run(

@@ -12,7 +12,7 @@ import pulumi_command as command
 import pulumi_docker as docker
 import pulumi_tls as tls
 
-from components.host_commands import RemoteCommands, registry_auth
+from components.host_commands import SHOWN, RemoteCommands, registry_auth
 from configs.cloud_init import ADMIN_USER, DOCKER_VOLUMES, render_cloud_init
 from settings import Registry
 
@@ -198,6 +198,8 @@ class DockerHost(pulumi.ComponentResource):
             connection=connection,
             create=READY_SCRIPT,
             triggers=[self.instance.id, attachment.id],
+            # cloud-init's status and the mount check: what an operator needs when it fails.
+            logging=SHOWN,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment, eip_assoc]),
         )
 

@@ -1,4 +1,10 @@
-"""Nginx at the edge: the only container with published ports."""
+"""Nginx at the edge: the only container with published ports.
+
+Its configuration and certificates are not container uploads (a change to an upload replaces the
+container, and the site is down until the new one is healthy). They travel as an edge release
+(configs/edge_release.py): checked by `nginx -t`, made current, and loaded with a reload in the
+running container. The container itself is replaced only for a new image, new limits or ports.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,25 @@ from dataclasses import dataclass, replace
 import pulumi
 
 from components.container_service import (
-    ConfigFile,
     ContainerService,
     ContainerServiceArgs,
     Healthcheck,
     Placement,
     PublishedPort,
     VolumeMount,
+    image,
     named_volume,
 )
+from components.host_commands import SHOWN
+from components.one_shot_task import OneShotTask, OneShotTaskArgs
+from configs import edge_release as release
 from configs import nginx
 from settings import Limits
 
 SERVICE = "nginx"
 USER = "101:101"  # the image's nginx user
+# The owner-setting task is tiny; it needs no share of the edge's own limits.
+OWNER_TASK_LIMITS = Limits(memory_mb=32, cpus=0.25, pids=16)
 
 
 @dataclass
@@ -30,7 +41,9 @@ class EdgeProxyArgs:
     image: str
     limits: Limits
     edge_network: pulumi.Input[str]
-    config: nginx.EdgeConfig
+    config: nginx.EdgeConfig  # its api_servers/frontend_servers are filled from the two below
+    api_servers: Sequence[pulumi.Input[str]]
+    frontend_servers: Sequence[pulumi.Input[str]]
     bind_address: str  # 127.0.0.1 on dev; 0.0.0.0 on EC2, where the security group narrows it
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Output[str]
@@ -38,37 +51,87 @@ class EdgeProxyArgs:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
+def release_files(conf: str, cert: str, key: str, client_ca: str | None) -> list[release.ReleaseFile]:
+    files = [
+        release.ReleaseFile(release.CONF_FILE, conf),
+        release.ReleaseFile(release.CERT_FILE, cert),
+        # Readable by the nginx user only (the installer and nginx run as that user).
+        release.ReleaseFile(release.KEY_FILE, key, mode=0o400),
+    ]
+    if client_ca is not None:
+        files.append(release.ReleaseFile(release.CLIENT_CA_FILE, client_ca))
+    return files
+
+
 class EdgeProxy(pulumi.ComponentResource):
     service: ContainerService
+    # The command that checks, installs and loads each configuration (see the module docstring).
+    release: pulumi.CustomResource
     ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: EdgeProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:EdgeProxy", name, None, opts)
         if args.config.client_ca != (args.client_ca_pem is not None):
             raise ValueError("client_ca in the nginx config and client_ca_pem must go together")
-        cache = named_volume(f"{name}-cache", f"{args.placement.name_prefix}-nginx-cache", args.placement.labels, self)
-        files = [
-            ConfigFile(nginx.CONF_PATH, nginx.render(args.config)),
-            ConfigFile(f"{nginx.TLS_DIR}/origin.crt", args.cert_pem),
-            ConfigFile(f"{nginx.TLS_DIR}/origin.key", args.key_pem, mode="0400", secret=True),
-        ]
-        if args.client_ca_pem is not None:
-            files.append(ConfigFile(f"{nginx.TLS_DIR}/origin-pull-ca.crt", args.client_ca_pem))
+        prefix, labels = args.placement.name_prefix, args.placement.labels
+        container_name = f"{prefix}-{SERVICE}"
+        pulled = image(f"{name}-image", args.image, self)
+        cache = named_volume(f"{name}-cache", f"{prefix}-nginx-cache", labels, self)
+        releases = named_volume(f"{name}-releases", f"{prefix}-nginx-releases", labels, self)
+        # A new volume's root belongs to root, and the image has no directory of the nginx
+        # user's to copy the owner from: without this, nginx cannot create its cache
+        # (`mkdir() "/var/cache/nginx/static" failed (13: Permission denied)`) and never starts.
+        owner = OneShotTask(f"{name}-volume-owner", OneShotTaskArgs(
+            task="nginx-volume-owner",
+            image=args.image,
+            limits=OWNER_TASK_LIMITS,
+            network="none",
+            user="0:0",
+            cap_add=["CHOWN"],
+            entrypoint="chown",
+            steps=[[USER, "/cache", "/releases"]],
+            volumes=[(cache.name, "/cache"), (releases.name, "/releases")],
+            commands=args.placement.commands,
+            triggers=[cache.name, releases.name],
+        ), opts=pulumi.ResourceOptions(parent=self))
+
+        conf = pulumi.Output.all(list(args.api_servers), list(args.frontend_servers)).apply(
+            lambda servers: nginx.render(replace(args.config, api_servers=servers[0], frontend_servers=servers[1])))
+        bundle = pulumi.Output.secret(pulumi.Output.all(conf, args.cert_pem, args.key_pem, args.client_ca_pem).apply(
+            lambda v: release.bundle_text(release_files(v[0], v[1], v[2], v[3]))))
+        script = pulumi.Output.all(pulled.image_id, releases.name).apply(lambda v: release.apply_script({
+            "SOS_IMAGE": v[0],
+            "SOS_VOLUME": v[1],
+            "SOS_CONTAINER": container_name,
+            "SOS_INSTALL": release.install_script(),
+            "SOS_EDGE_DIR": release.EDGE_DIR,
+            "SOS_CACHE_DIR": nginx.CACHE_DIR,
+            "SOS_HEALTH_URL": f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}",
+            "SOS_USER": USER,
+        }))
+        # Runs before the container exists (it starts on this release) and again on every
+        # change of the configuration, a certificate, an upstream container or the image.
+        self.release = args.placement.commands.run(
+            # Its output is nginx's verdict and the release id: no secret (the key is on stdin).
+            f"{name}-release", create=script, stdin=bundle, logging=SHOWN,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[owner.run, *args.depends_on]))
+
         self.service = ContainerService(f"{name}-svc", replace(
             ContainerServiceArgs.of(SERVICE, args, [args.edge_network], USER),
+            shared_image=pulled,
             command=["nginx", "-c", nginx.CONF_PATH, "-g", "daemon off;"],
             env={"NGINX_ENTRYPOINT_QUIET_LOGS": "1"},
-            files=files,
-            # The image's /var/cache/nginx belongs to its nginx user; a new volume keeps that.
-            volumes=[VolumeMount(cache.name, nginx.CACHE_DIR)],
+            volumes=[VolumeMount(cache.name, nginx.CACHE_DIR),
+                     # Only the installer writes releases; nginx reads them.
+                     VolumeMount(releases.name, release.EDGE_DIR, read_only=True)],
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
             healthcheck=Healthcheck(
-                ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{nginx.HEALTH_PORT}/healthz"],
+                ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}"],
                 start_period="20s"),
             ports=[PublishedPort(nginx.HTTP_PORT, 80, args.bind_address),
                    PublishedPort(nginx.HTTPS_PORT, 443, args.bind_address)],
             opt_outs=frozenset({"publishes-port"}),
-            depends_on=list(args.depends_on),
+            depends_on=[self.release, *args.depends_on],
         ), opts=pulumi.ResourceOptions(parent=self))
         self.ready = list(self.service.containers)
         self.register_outputs({})

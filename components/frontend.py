@@ -31,6 +31,8 @@ class FrontendArgs:
     edge_network: pulumi.Input[str]
     site_url: str
     api_url: str
+    rollout_batch: int = 1
+    drain_seconds: int = 30
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -40,7 +42,10 @@ class Frontend(pulumi.ComponentResource):
 
     service: ContainerService
     ready: list[pulumi.Resource]
-    upstreams: list[str]
+    # The edge routes to the exact containers (`upstreams`, new names on each deploy); Prometheus
+    # scrapes the stable per-replica aliases, so its configuration does not change on a deploy.
+    upstreams: list[pulumi.Output[str]]
+    scrape_targets: list[str]
 
     def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Frontend", name, None, opts)
@@ -63,8 +68,13 @@ class Frontend(pulumi.ComponentResource):
                    "/app/.next/cache": "rw,noexec,nosuid,size=256m,mode=1777"},
             healthcheck=node_http_check(PORT, "/api/health", start_period="30s"),
             replicas=args.replicas,
+            # Start-first deploys; an old replica gets SIGTERM and this long to drain.
+            rolling=True,
+            rollout_batch=args.rollout_batch,
+            stop_timeout=args.drain_seconds,
             depends_on=list(args.depends_on),
         ), opts=pulumi.ResourceOptions(parent=self))
         self.ready = list(self.service.containers)
-        self.upstreams = [f"{alias}:{PORT}" for alias in self.service.aliases]
+        self.upstreams = [name.apply(lambda n: f"{n}:{PORT}") for name in self.service.names]
+        self.scrape_targets = [f"{alias}:{PORT}" for alias in self.service.aliases]
         self.register_outputs({})

@@ -25,9 +25,16 @@ def registry_auth(registry: Registry | None) -> list[docker.ProviderRegistryAuth
                                             password=registry.token)]
 
 
+# A command's output is kept out of the update's log unless it says it prints no secret: a task's
+# log may echo what it was given.
+QUIET = "none"
+# For a command whose messages are the point (nginx's own error for a refused configuration).
+SHOWN = "stdoutAndStderr"
+
+
 class CommandRunner(Protocol):
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
-            triggers: Sequence[pulumi.Input[object]] | None = None,
+            triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
             opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource: ...
 
 
@@ -38,13 +45,12 @@ class LocalCommands:
         self.environment: Mapping[str, str] = {"DOCKER_HOST": docker_host} if docker_host else {}
 
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
-            triggers: Sequence[pulumi.Input[object]] | None = None,
+            triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
             opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
         return command.local.Command(
             name, create=create, stdin=stdin, triggers=list(triggers or []),
             environment=dict(self.environment) or None, interpreter=["/bin/sh", "-c"],
-            # Output is kept out of state: a task's log may echo what it was given.
-            logging="none", opts=opts)
+            logging=logging, opts=opts)
 
 
 class RemoteCommands:
@@ -54,8 +60,8 @@ class RemoteCommands:
         self.connection = connection
 
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
-            triggers: Sequence[pulumi.Input[object]] | None = None,
+            triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
             opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
         return command.remote.Command(
             name, connection=self.connection, create=create, stdin=stdin,
-            triggers=list(triggers or []), logging="none", opts=opts)
+            triggers=list(triggers or []), logging=logging, opts=opts)

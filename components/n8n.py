@@ -22,6 +22,7 @@ from settings import Limits
 
 SERVICE = "n8n"
 PORT = 5678
+GRACEFUL_SHUTDOWN_SECONDS = 30
 USER = "1000:1000"  # the image's `node` user
 
 
@@ -72,6 +73,8 @@ def n8n_env(host: str, postgres_host: str) -> dict[str, str]:
         "N8N_DYNAMIC_BANNERS_ENABLED": "false",
         "N8N_TEMPLATES_ENABLED": "false",
         "N8N_METRICS": "true",
+        # A deploy stops the one main process: running executions get this long to finish.
+        "N8N_GRACEFUL_SHUTDOWN_TIMEOUT": str(GRACEFUL_SHUTDOWN_SECONDS),
     }
 
 
@@ -98,6 +101,8 @@ class N8n(pulumi.ComponentResource):
             volumes=[VolumeMount(volume.name, "/home/node/.n8n")],
             tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777"},
             healthcheck=node_http_check(PORT, "/healthz", start_period="120s"),
+            # n8n's own shutdown ends first; Docker's SIGKILL is the backstop.
+            stop_timeout=GRACEFUL_SHUTDOWN_SECONDS + 15,
             depends_on=list(args.depends_on),
         ), opts=pulumi.ResourceOptions(parent=self))
         self.volume = volume

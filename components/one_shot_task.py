@@ -31,20 +31,28 @@ class OneShotTaskArgs:
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     entrypoint: str | None = None
+    # Named volumes (name, mount point) the task works on.
+    volumes: Sequence[tuple[pulumi.Input[str], str]] = ()
+    # Capabilities the task needs back after all are dropped (a volume's owner needs CHOWN).
+    cap_add: Sequence[str] = ()
     triggers: Sequence[pulumi.Input[object]] = ()
     depends_on: Sequence[pulumi.Resource] = ()
 
 
-def docker_run_script(image_id: str, args: OneShotTaskArgs, network: str) -> str:
+def docker_run_script(image_id: str, args: OneShotTaskArgs, network: str,
+                      volume_names: Sequence[str] = ()) -> str:
     """The shell script the host runs; plain values only (secrets come on stdin)."""
     base = [
         "docker", "run", "--rm", "--network", network, "--user", args.user,
         "--read-only", "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+        "--cap-drop", "ALL", *[a for cap in args.cap_add for a in ("--cap-add", cap)],
+        "--security-opt", "no-new-privileges:true",
         "--memory", f"{args.limits.memory_mb}m", "--memory-swap", f"{args.limits.memory_mb}m",
         "--cpus", f"{args.limits.cpus:g}", "--pids-limit", str(args.limits.pids),
         "--log-driver", "json-file", "--env-file", "__ENVFILE__",
     ]
+    for name, (_, target) in zip(volume_names, args.volumes, strict=True):
+        base += ["--mount", f"type=volume,src={name},dst={target}"]
     for key, value in sorted(args.env.items()):
         base += ["--env", f"{key}={value}"]
     if args.entrypoint:
@@ -74,8 +82,8 @@ class OneShotTask(pulumi.ComponentResource):
     def __init__(self, name: str, args: OneShotTaskArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:OneShotTask", name, None, opts)
         image = pulled_image(f"{name}-image", args.image, self)
-        script = pulumi.Output.all(image.image_id, args.network).apply(
-            lambda v: docker_run_script(v[0], args, v[1]))
+        script = pulumi.Output.all(image.image_id, args.network, *[v for v, _ in args.volumes]).apply(
+            lambda v: docker_run_script(v[0], args, v[1], v[2:]))
         names = sorted(args.secret_env)
         stdin = pulumi.Output.secret(pulumi.Output.all(*[args.secret_env[k] for k in names]).apply(
             lambda vs: env_file(dict(zip(names, vs, strict=True)))))

@@ -62,6 +62,8 @@ class PostgresArgs:
     monitoring_password: pulumi.Output[str]
     protect_data: bool
     archive: ArchiveArgs
+    # The container too (production, unless allowDataReplacement): a replacement stops the server.
+    protect_container: bool = False
 
 
 class Postgres(pulumi.ComponentResource):
@@ -156,6 +158,7 @@ class Postgres(pulumi.ComponentResource):
             healthcheck=Healthcheck(pg.healthcheck(), start_period="120s"),
             # A killed postgres replays WAL at the next start; give it time to stop cleanly.
             stop_timeout=120,
+            protect=args.protect_container,
         ), opts=pulumi.ResourceOptions(parent=self))
         self.app_database_url = pulumi.Output.secret(args.app_password.apply(
             lambda p: pg.database_url(p, SERVICE)))

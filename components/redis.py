@@ -32,6 +32,8 @@ class RedisArgs:
     data_network: pulumi.Input[str]
     password: pulumi.Output[str]
     protect_data: bool
+    # The container too (production, unless allowDataReplacement): a replacement stops the server.
+    protect_container: bool = False
 
 
 class Redis(pulumi.ComponentResource):
@@ -59,6 +61,7 @@ class Redis(pulumi.ComponentResource):
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"},
             healthcheck=Healthcheck(rc.healthcheck(), start_period="30s"),
             stop_timeout=60,
+            protect=args.protect_container,
         ), opts=pulumi.ResourceOptions(parent=self))
         self.url = pulumi.Output.secret(args.password.apply(lambda p: rc.redis_url(p, SERVICE)))
         self.ready = list(self.service.containers)

@@ -17,16 +17,20 @@ from typing import Any
 
 import crossplane
 
+from configs import edge_release as release
+
 HTTP_PORT = 8080   # unprivileged inside the container; Docker publishes 80 -> 8080
 HTTPS_PORT = 8443  # and 443 -> 8443, so nginx needs no capability at all
 HEALTH_PORT = 8081
+HEALTH_PATH = "/healthz"
 # stub_status for the nginx exporter: not published, so only containers on the edge network
 # reach it, and the allow list keeps it to Docker's private address ranges besides.
 STATUS_PORT = 8082
 STATUS_PATH = "/stub_status"
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.1/32")
-CONF_PATH = "/etc/sos/nginx/nginx.conf"
-TLS_DIR = "/etc/sos/tls"
+# nginx runs the current release (configs/edge_release.py); the files it names are relative to
+# the configuration's own directory, so a release is checked and loaded as one set.
+CONF_PATH = f"{release.CURRENT}/{release.CONF_FILE}"
 CACHE_DIR = "/var/cache/nginx"
 DOCKER_DNS = "127.0.0.11"
 
@@ -71,13 +75,15 @@ class RateLimit:
 @dataclass(frozen=True)
 class EdgeConfig:
     domain: str
-    api_servers: Sequence[str]          # host:port of each API replica
-    frontend_servers: Sequence[str]     # host:port of each frontend replica
     n8n_server: str | None
     grafana_server: str | None
     admin_cidrs: Sequence[str]
     real_ip_from: Sequence[str]         # Cloudflare's ranges; empty where nothing is in front
     client_ca: bool                     # verify Cloudflare's origin-pull client certificate
+    # host:port of each API and frontend container: the exact containers of the current
+    # deployment (their names change on each deploy; see ContainerService).
+    api_servers: Sequence[str] = ()
+    frontend_servers: Sequence[str] = ()
     hsts_max_age: int = 63072000
     resolver: str = DOCKER_DNS
     # Per route, per client address. Pages and REST calls get what a person clicking produces;
@@ -220,6 +226,8 @@ def build(cfg: EdgeConfig) -> Block:
     hosts = cfg.hosts
     http: Block = [
         d("include", "/etc/nginx/mime.types"),
+        # Written by the release installer: the release's id as $sos_release.
+        d("include", release.RELEASE_FILE),
         d("default_type", "application/octet-stream"),
         d("server_tokens", "off"),
         d("charset", "utf-8"),
@@ -274,13 +282,13 @@ def build(cfg: EdgeConfig) -> Block:
         d("ssl_session_cache", "shared:TLS:10m"),
         d("ssl_session_timeout", "1d"),
         d("ssl_session_tickets", "off"),
-        d("ssl_certificate", f"{TLS_DIR}/origin.crt"),
-        d("ssl_certificate_key", f"{TLS_DIR}/origin.key"),
+        d("ssl_certificate", release.CERT_FILE),
+        d("ssl_certificate_key", release.KEY_FILE),
     ]
     if cfg.client_ca:
         # Authenticated Origin Pulls: only a client certificate from this stack's own CA,
         # which Cloudflare presents for this stack's hostnames, completes a handshake.
-        http += [d("ssl_client_certificate", f"{TLS_DIR}/origin-pull-ca.crt"),
+        http += [d("ssl_client_certificate", release.CLIENT_CA_FILE),
                  d("ssl_verify_client", "on")]
     http += [
         upstream("api", cfg.api_servers, 32),
@@ -300,9 +308,12 @@ def build(cfg: EdgeConfig) -> Block:
                            d("return", "421")]),
         d("server", block=[d("listen", HTTP_PORT), d("server_name", *hosts.values()),
                            d("location", "/", block=[d("return", "301", "https://$host$request_uri")])]),
-        # Liveness for the container's healthcheck, on loopback only.
+        # Liveness for the container's healthcheck, on loopback only. It answers with the id of
+        # the release nginx runs, which is how a deployment sees that a reload took effect.
         d("server", block=[d("listen", f"127.0.0.1:{HEALTH_PORT}"), d("access_log", "off"),
-                           d("location", "=", "/healthz", block=[d("return", "200", "ok")])]),
+                           d("location", "=", HEALTH_PATH, block=[
+                               d("default_type", "text/plain"),
+                               d("return", "200", release.RELEASE_VARIABLE)])]),
         d("server", block=[
             d("listen", STATUS_PORT), d("access_log", "off"),
             d("location", "=", STATUS_PATH, block=[

@@ -25,6 +25,9 @@ CREDENTIAL_ASSIGNMENT = re.compile(r"\b[A-Z0-9_]*(PASSWORD|SECRET|TOKEN|_PASS)[A
 # What holds the platform's data or the keys to it: protected in production.
 STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n)-data$")
 STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword"}
+# Replacing one of these stops the database or the cache: never by accident in production.
+DATA_SERVICES = {"postgres", "redis"}
+ALLOW_DATA_REPLACEMENT = "policy/allow-data-replacement.json"
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,14 @@ def protected_in_production(r: Resource, report: Report) -> None:
         report("stateful resource must be protected in production")
 
 
+def data_containers_protected(r: Resource, report: Report) -> None:
+    service = _labels(r.props).get("service")
+    if r.stack == "production" and service in DATA_SERVICES and not r.protect:
+        report(f"the {service} container must be protected in production, so that no change replaces it "
+               "unnoticed; a deploy that means to replace it sets storiesofsoftware:allowDataReplacement "
+               f"to true and runs with --policy-pack-config {ALLOW_DATA_REPLACEMENT}")
+
+
 def no_plain_credentials(r: Resource, report: Report) -> None:
     if r.type == "docker:index/container:Container":
         declared = _csv(_labels(r.props).get("sos.secret-env"))
@@ -236,6 +247,9 @@ RULES: tuple[Rule, ...] = (
          frozenset({"docker:index/container:Container"}), no_published_ports),
     Rule("stateful-protected-in-production", "Buckets, data volumes and generated secrets are protected in "
          "production.", frozenset(STATEFUL_TYPES | {"docker:index/volume:Volume"}), protected_in_production),
+    Rule("data-containers-protected-in-production", "PostgreSQL and Redis containers are protected in "
+         "production: a change that would replace one fails unless the operator allowed it.",
+         frozenset({"docker:index/container:Container"}), data_containers_protected),
     Rule("no-plain-credentials", "Credentials reach containers and commands only as secrets, files or stdin.",
          frozenset({"docker:index/container:Container", "command:local:Command", "command:remote:Command"}),
          no_plain_credentials),

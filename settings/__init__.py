@@ -106,6 +106,9 @@ class Settings:
     features: Features
     docker_host: str
     edge_subnet: str
+    rollout_batch: int
+    drain_seconds: int
+    allow_data_replacement: bool
     registry: Registry | None
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
@@ -398,6 +401,15 @@ KEYS: tuple[Key, ...] = (
         "dev only: subnet of the edge network. A browser on the host reaches the published port "
         "through Docker's proxy and arrives from this network's gateway, which dev's n8n and "
         "Grafana admit; pick another block if it clashes with a local network."),
+    Key("rolloutBatch", int_between(1, 20), _all(1),
+        "New API or frontend replicas a deploy starts at a time; the edge switches to the new "
+        "replicas once all are healthy, then the old ones drain. The host needs room for both."),
+    Key("drainSeconds", int_between(1, 600), _all(30),
+        "How long an old API or frontend replica has after SIGTERM to finish its requests "
+        "before it is killed (see Deploying a new version in the README)."),
+    Key("allowDataReplacement", parse_bool, _all(False),
+        "production: PostgreSQL and Redis containers are protected, so a change that would "
+        "replace one fails `pulumi up`; set true for the one deploy that means to."),
     Key("registry", parse_registry, _all({}),
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )
@@ -527,6 +539,9 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         features=values["features"],
         docker_host=values.get("dockerHost", ""),
         edge_subnet=values.get("edgeSubnet", ""),
+        rollout_batch=values["rolloutBatch"],
+        drain_seconds=values["drainSeconds"],
+        allow_data_replacement=values["allowDataReplacement"],
         registry=registry,
         external_secrets=MappingProxyType(secrets),
     )

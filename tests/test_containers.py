@@ -31,10 +31,14 @@ _COMMON = ["postgres-svc", "redis-svc", "edge-svc", "n8n-svc", "backups-svc", "m
            "monitoring-prometheus", "monitoring-postgres-exporter", "monitoring-redis-exporter",
            "monitoring-nginx-exporter", "monitoring-grafana"]
 CONTAINERS = {
-    "dev": [*_COMMON, "storage-svc", "api-svc", "frontend-svc"],
-    "staging": [*_COMMON, "api-svc-0", "api-svc-1", "frontend-svc-0", "frontend-svc-1"],
-    "production": [*_COMMON, "api-svc-0", "api-svc-1", "api-svc-2", "frontend-svc-0", "frontend-svc-1"],
+    "dev": [*_COMMON, "storage-svc", "sos-dev-api-0", "sos-dev-frontend-0"],
+    "staging": [*_COMMON, *[f"sos-staging-{s}-{i}" for s in ("api", "frontend") for i in (0, 1)]],
+    "production": [*_COMMON, *[f"sos-production-api-{i}" for i in (0, 1, 2)],
+                   *[f"sos-production-frontend-{i}" for i in (0, 1)]],
 }
+# Stateless services roll start-first under names Pulumi gives them; every other container has
+# one fixed name (or a published port) and is replaced delete-first (README: Deploying).
+ROLLING = {"api", "frontend"}
 
 
 def containers():
@@ -89,10 +93,9 @@ def test_container_meets_every_default_or_names_its_opt_out(stack, name):
     # Limits.
     assert i["memory"] > 0 and i["memorySwap"] == i["memory"]
     assert float(i["cpus"]) > 0
-    pids = plan.one("command:" + ("local" if stack == "dev" else "remote") + ":Command", f"{name}-pids")
-    assert re.fullmatch(r"docker update --pids-limit \d+ " + re.escape(c.name) + r"-id|docker update --pids-limit \d+ [0-9a-f]{64}",
-                        pids.inputs["create"])
-    assert c.urn in pids.all_dependencies
+    (pids,) = [cmd for cmd in plan.of_type("command:" + ("local" if stack == "dev" else "remote") + ":Command")
+               if cmd.name.endswith("-pids") and c.urn in cmd.all_dependencies]
+    assert re.fullmatch(r"docker update --pids-limit \d+ [0-9a-f]{64}", pids.inputs["create"])
 
     # Logs, restarts, labels.
     assert i["logDriver"] == "json-file" and i["logOpts"] == LOG_OPTS
@@ -116,9 +119,15 @@ def test_container_meets_every_default_or_names_its_opt_out(stack, name):
     else:
         assert not i.get("ports")
 
-    # Replacement deletes first: fixed names and ports never clash.
-    assert c.delete_before_replace
-    assert i["name"] == f"sos-{stack}-{service}" or re.fullmatch(rf"sos-{stack}-{service}-\d+", i["name"])
+    # Replacement: start-first under a name of Pulumi's for the rolling services, delete-first
+    # under the one fixed name for all others (Docker refuses a second of that name or port).
+    if service in ROLLING:
+        assert not c.delete_before_replace and "name" not in i
+        assert re.fullmatch(rf"sos-{stack}-{service}-\d+", c.name)
+        assert int(i["stopTimeout"]) == int(i["destroyGraceSeconds"]) == 30
+    else:
+        assert c.delete_before_replace
+        assert i["name"] == f"sos-{stack}-{service}" or re.fullmatch(rf"sos-{stack}-{service}-\d+", i["name"])
 
 
 def test_the_opt_out_list_is_complete_and_documented():

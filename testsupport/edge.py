@@ -25,6 +25,7 @@ from pathlib import Path
 
 import crossplane
 
+from configs import edge_release as release
 from configs import nginx as ng
 from testsupport.servers import free_port, wait_for
 from testsupport.tools import missing
@@ -180,9 +181,14 @@ class TestPki:
 
 # ------------------------------------------------------------------------------ nginx
 
-def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int], pki: TestPki,
-          work: Path, extra_real_ip: list[str] | None = None) -> str:
-    """The generated configuration, tied to this machine instead of the container."""
+def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int] | None, pki: TestPki | None,
+          work: Path, extra_real_ip: list[str] | None = None, resolver: str | None = None) -> str:
+    """The generated configuration, tied to this machine instead of the container.
+
+    `upstreams`: loopback ports that replace each upstream's servers; None keeps the servers
+    (container names, resolved at run time) and `resolver` then names the DNS server to ask.
+    `pki`: certificate files that replace the release's own; None keeps the release-relative
+    paths (the file then runs from an installed release directory)."""
     src = work / "generated.conf"
     src.write_text(conf_text)
     payload = crossplane.parse(str(src), single=True, comments=False, check_ctx=False, check_args=False)
@@ -190,13 +196,19 @@ def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int], p
     tree = payload["config"][0]["parsed"]
 
     paths = {
-        f"{ng.TLS_DIR}/origin.crt": str(pki.server_cert),
-        f"{ng.TLS_DIR}/origin.key": str(pki.server_key),
-        f"{ng.TLS_DIR}/origin-pull-ca.crt": str(pki.client_ca),
         "/etc/nginx/mime.types": str(work / "mime.types"),
         "/tmp/nginx.pid": str(work / "nginx.pid"),
         "/dev/stdout": str(work / "access.log"),
     }
+    if pki is not None:
+        paths |= {
+            release.CERT_FILE: str(pki.server_cert),
+            release.KEY_FILE: str(pki.server_key),
+            release.CLIENT_CA_FILE: str(pki.client_ca),
+            release.RELEASE_FILE: str(work / release.RELEASE_FILE),
+        }
+        # What the release installer writes into each release: its id, which /healthz answers.
+        (work / release.RELEASE_FILE).write_text('geo $sos_release {\n    default "remapped";\n}\n')
     (work / "mime.types").write_text(MIME_TYPES)
 
     def walk(block: list[dict], upstream_name: str | None = None) -> None:
@@ -207,7 +219,9 @@ def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int], p
                 host, _, port = args[0].rpartition(":")
                 mapped = ports[int(port)]
                 args[0] = f"{host}:{mapped}" if host else f"127.0.0.1:{mapped}"
-            elif name == "server" and upstream_name is not None:
+            elif name == "resolver" and resolver is not None:
+                args[0] = resolver
+            elif name == "server" and upstream_name is not None and upstreams is not None:
                 # Stand-ins listen on loopback ports; the Docker names would not resolve here.
                 node["args"] = [f"127.0.0.1:{upstreams[upstream_name]}",
                                 *[a for a in args[1:] if a != "resolve"]]

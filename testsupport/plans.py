@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from configs import edge_release
 from settings import CLOUD_STACKS, STACKS
 from tools import harness
 
-__all__ = ["CLOUD_STACKS", "STACKS", "container_env", "plan_for"]
+__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "container_env", "edge_release_files", "plan_for"]
+
+# Where `--write-files` puts the edge's nginx.conf (tools/plan.py, from the release command).
+EDGE_CONF = "edge-release/nginx.conf"
 
 _PLANS: dict[str, harness.Plan] = {}
 
@@ -19,3 +23,9 @@ def plan_for(stack: str) -> harness.Plan:
 def container_env(container: harness.Registration) -> dict[str, str]:
     """A registered container's environment as a dict, secret or not."""
     return dict(item.split("=", 1) for item in harness.unwrap(container.inputs["envs"]))
+
+
+def edge_release_files(plan: harness.Plan) -> tuple[harness.Registration, dict[str, edge_release.ReleaseFile]]:
+    """The edge's release command and the files of the release it installs."""
+    command = next(r for r in plan.resources if r.type.startswith("command:") and r.name == "edge-release")
+    return command, edge_release.unbundle(harness.unwrap(command.inputs["stdin"]))

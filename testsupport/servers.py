@@ -150,6 +150,25 @@ def official_first_boot(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
     return result
 
 
+def pg_for_n8n(files: Path, n8n_password: str) -> PgCluster:
+    """PostgreSQL 16 initialised by the stack's own init SQL (from `--write-files` output), the
+    n8n role holding the password the stack gives n8n."""
+    from configs import postgres as pg
+
+    secrets = Path(files) / "pg-secrets"
+    secrets.mkdir()
+    for key, name in pg.PASSWORD_FILES.items():
+        (secrets / name).write_text(n8n_password if key == "n8n" else f"{key}-e2e-password")
+    cluster = PgCluster()
+    init_sql = Path(files) / "postgres-svc" / pg.INIT_DIR.lstrip("/") / "10-storiesofsoftware.sql"
+    first = official_first_boot(cluster, init_sql, secrets, "superuser-e2e-password")
+    if first.returncode != 0:
+        cluster.destroy()
+        raise AssertionError(first.stderr)
+    cluster.start()
+    return cluster
+
+
 def run_init(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
              database: str = "storiesofsoftware") -> subprocess.CompletedProcess:
     return cluster.psql("--no-password", "-f", str(init_sql), db=database,

@@ -146,6 +146,10 @@ class CannedMocks(Mocks):
             rid = _digest("net", name)[:24]
         elif t == "docker:index/container:Container":
             rid = _digest("ctr", name)
+            if not inputs.get("name"):
+                # The provider's autonaming: `<name>-<7 hex>`, anew whenever the container is
+                # replaced; here derived from what it runs, so a new image gives a new name.
+                out["name"] = f"{name}-{_digest('autoname', name, str(inputs.get('image')))[:7]}"
         elif t == "command:remote:Command" or t == "command:local:Command":
             out.update(stdout="", stderr="")
         if t.startswith("aws:") and "arn" not in out and not t.startswith("pulumi:providers"):

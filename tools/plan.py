@@ -21,8 +21,12 @@ from typing import Any
 
 import yaml
 
+from configs import edge_release
 from tools import harness
 from tools.harness import MASK, Plan, Secret, masked, unwrap
+
+# The edge's release command (components/edge_proxy.py): `<component>-release`.
+RELEASE_SUFFIX = "-release"
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -113,6 +117,11 @@ def machine_files(plan: Plan) -> dict[str, tuple[str, bool]]:
                     content = Secret(decoded) if isinstance(raw, Secret) else decoded
                 path = unwrap(upload.get("file", "file")).lstrip("/")
                 files[f"{r.name}/{path}"] = (unwrap(content) or "", isinstance(content, Secret))
+        elif r.type.startswith("command:") and r.name.endswith(RELEASE_SUFFIX) and r.inputs.get("stdin"):
+            # An edge release: its files as nginx reads them from the current release.
+            raw = r.inputs["stdin"]
+            for path, file in edge_release.unbundle(unwrap(raw)).items():
+                files[f"{r.name}/{path}"] = (file.content, path == edge_release.KEY_FILE)
         elif r.type == "aws:ec2/instance:Instance" and r.inputs.get("userData") is not None:
             data = r.inputs["userData"]
             files[f"{r.name}/user-data"] = (unwrap(data), isinstance(data, Secret))

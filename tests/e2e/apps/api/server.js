@@ -13,6 +13,11 @@ if (!siteUrl) {
 fastify.register(require('@fastify/cors'), { origin: siteUrl, credentials: true });
 fastify.register(require('@fastify/websocket'));
 
+// The rollout drill's image that never becomes healthy: it listens, but every answer is a 500.
+if (process.env.SOS_DRILL_BROKEN === '1') {
+  fastify.addHook('onRequest', async (request, reply) => reply.code(500).send({ error: 'broken build' }));
+}
+
 fastify.register(async (app) => {
   app.get('/health', async () => ({ ok: true }));
   app.get('/v1/hello', async () => ({ hello: 'world' }));

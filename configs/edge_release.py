@@ -1,0 +1,84 @@
+"""An edge release: the nginx configuration and its certificate files, shipped as one tar.
+
+The edge container is never replaced for a configuration or certificate change. A release is
+unpacked into `releases/<id>/` of the edge's configuration volume, checked with `nginx -t` in a
+throwaway container of the same image, made `current` by one rename, and loaded by SIGHUP
+(configs/edge_scripts/*.sh). nginx runs `-c current/nginx.conf`, and the configuration names its
+files relative to its own directory, so one release is self-contained and a reload reads the new
+files together.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shlex
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SCRIPTS = Path(__file__).parent / "edge_scripts"
+EDGE_DIR = "/etc/sos/edge"
+CURRENT = f"{EDGE_DIR}/current"
+CONF_FILE = "nginx.conf"
+CERT_FILE = "tls/origin.crt"
+KEY_FILE = "tls/origin.key"
+CLIENT_CA_FILE = "tls/origin-pull-ca.crt"
+# Written by install-release.sh into each release: `geo $sos_release { default "<id>"; }`.
+RELEASE_FILE = "release.conf"
+RELEASE_VARIABLE = "$sos_release"
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    path: str  # relative to the release directory
+    content: str
+    mode: int = 0o444
+
+
+def bundle(files: list[ReleaseFile]) -> bytes:
+    """A reproducible tar (fixed times and owner, sorted), so the same files give the same bytes
+    and an unchanged release does not show up as a change in `pulumi preview`."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for directory in sorted({str(Path(f.path).parent) for f in files} - {"."}):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+        for f in sorted(files, key=lambda f: f.path):
+            data = f.content.encode()
+            info = tarfile.TarInfo(f.path)
+            info.size, info.mode, info.mtime = len(data), f.mode, 0
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def bundle_text(files: list[ReleaseFile]) -> str:
+    """What the release command reads on stdin: the bundle, base64 (stdin is text)."""
+    return base64.b64encode(bundle(files)).decode() + "\n"
+
+
+def unbundle(text: str) -> dict[str, ReleaseFile]:
+    """The files of a bundle_text, for tests and `--write-files`."""
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(text)), mode="r") as tar:
+        return {m.name: ReleaseFile(m.name, tar.extractfile(m).read().decode(), m.mode)  # type: ignore[union-attr]
+                for m in tar.getmembers() if m.isfile()}
+
+
+def install_script() -> str:
+    return (SCRIPTS / "install-release.sh").read_text()
+
+
+def apply_script(settings: Mapping[str, str]) -> str:
+    """The host-side script with its settings bound; plain values only (the bundle, which holds
+    the private key, comes on stdin)."""
+    header = ["#!/bin/sh", "# Rendered by configs/edge_release.py from configs/edge_scripts/apply-release.sh."]
+    for name, value in sorted(settings.items()):
+        if "\n" in value:
+            # A script for another shell (the container's), quoted whole: its $ stay as they are.
+            header.append("# shellcheck disable=SC2016")
+        header.append(f"{name}={shlex.quote(value)}")
+    body = [line for line in (SCRIPTS / "apply-release.sh").read_text().splitlines()
+            if not line.startswith("#!")]
+    return "\n".join(header + body) + "\n"

@@ -1,0 +1,302 @@
+"""Deploys without downtime: the engine's steps for a planned change, replayed under constant load
+against real nginx with the generated configuration, a loopback DNS server in place of Docker's,
+and the real Fastify and Next.js apps honouring SIGTERM (testsupport/rollout.py).
+
+The same drill on the order of the design before (every container replaced delete-first, the
+edge's files as container uploads) shows the failures this design removes, so the drill can fail.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from configs import edge_release
+from testsupport import rollout
+from testsupport.plans import plan_for
+from testsupport.tools import require_tool
+from tools import harness
+
+
+def _steps(before, after, legacy=False) -> list[str]:
+    return [str(step) for wave in rollout.plan_steps(before, after, legacy) for chain in wave for step in chain]
+
+
+API_IMAGE = {"images": {"api": "ghcr.io/storiesofsoftware/api:1.1.0"}}
+
+
+# ------------------------------------------------------------------ the engine's order
+
+@pytest.mark.parametrize("stack", ["dev", "production"])
+def test_an_api_deploy_starts_new_replicas_switches_the_edge_then_stops_the_old(stack):
+    before, after = plan_for(stack), harness.run(stack, overrides=API_IMAGE)
+    steps = _steps(before, after)
+    replicas = {"dev": 1, "production": 3}[stack]
+    creates = [i for i, s in enumerate(steps) if re.fullmatch(rf"create sos-{stack}-api-\d+", s)]
+    deletes = [i for i, s in enumerate(steps) if re.fullmatch(rf"delete-replaced sos-{stack}-api-\d+", s)]
+    release = steps.index("update edge-release")
+    migrate = steps.index("create api-migrate-run")
+    assert len(creates) == len(deletes) == replicas
+    # Migrations, then every new replica, then the edge's switch, then the old replicas.
+    assert migrate < min(creates) and max(creates) < release < min(deletes)
+    # Nothing else is touched: no data container, no edge container, no frontend.
+    assert not [s for s in steps if re.search(r"(postgres|redis|edge-svc|frontend|n8n)", s) and "image" not in s]
+
+
+def test_replicas_start_in_batches_from_settings():
+    """rolloutBatch 1: each new replica waits for the one before it; 3: all at once."""
+    before = plan_for("production")
+    for batch, waves_expected in ((1, 3), (3, 1)):
+        after = harness.run("production", overrides={**API_IMAGE, "rolloutBatch": batch})
+        waves = rollout.plan_steps(before, after)
+        api_waves = {i for i, wave in enumerate(waves) for chain in wave for step in chain
+                     if step.op == "create" and step.name.startswith("sos-production-api-")}
+        assert len(api_waves) == waves_expected, (batch, api_waves)
+
+
+def test_an_edge_change_touches_the_release_only():
+    before = plan_for("dev")
+    after = harness.run("dev", overrides={"adminCidrs": ["127.0.0.1/32", "10.1.0.0/16"]})
+    assert _steps(before, after) == ["update edge-release"]
+
+
+def test_the_design_before_replaced_delete_first():
+    """What the drill's `legacy` order is: the order of the previous ContainerService (fixed
+    names, delete-before-replace) and of an edge whose files were uploads."""
+    before = plan_for("dev")
+    api = _steps(before, harness.run("dev", overrides=API_IMAGE), legacy=True)
+    assert api.index("delete-replaced sos-dev-api-0") == api.index("create sos-dev-api-0") - 1
+    assert "update edge-release" not in api and "delete-replaced edge-svc" not in api
+    edge = _steps(before, harness.run("dev", overrides={"adminCidrs": ["127.0.0.1/32", "10.1.0.0/16"]}), legacy=True)
+    assert edge == ["delete-replaced edge-svc", "create edge-svc"]
+
+
+# ------------------------------------------------------------------ the drill
+
+DRILL_TOOLS = ("busybox", "node", "openssl")
+
+
+@pytest.fixture(scope="module")
+def drill(tmp_path_factory):
+    for tool in DRILL_TOOLS:
+        require_tool(tool)
+    with rollout.Drill("dev", tmp_path_factory.mktemp("rollout")) as d:
+        results = {r.name: r for r in rollout.scenarios(d)}
+        d.final_health = d.world.edge.health()
+        d.current_release = (d.world.edge.releases / "current").resolve().name
+        yield d, results
+    print("\nrollout drill (start-first, edge reload):\n" + rollout.report(list(results.values())))
+
+
+@pytest.fixture(scope="module")
+def legacy_drill(tmp_path_factory):
+    for tool in DRILL_TOOLS:
+        require_tool(tool)
+    with rollout.Drill("dev", tmp_path_factory.mktemp("rollout-legacy"), legacy=True) as d:
+        results = {r.name: r for r in rollout.scenarios(d)}
+        yield results
+    print("\nrollout drill (the design before):\n" + rollout.report(list(results.values())))
+
+
+SCENARIOS = ["api deploys", "frontend deploys", "edge configuration changes",
+             "api image that never becomes healthy", "edge configuration nginx refuses"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_no_request_fails_during(drill, name):
+    _, results = drill
+    result = results[name]
+    assert result.sent >= 20 * result.deploys or result.sent >= 40, "the load ran through the scenario"
+    assert result.failed == 0, result.failures
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_the_design_before_fails_requests_during(legacy_drill, name):
+    result = legacy_drill[name]
+    assert result.failed > 0, f"{name}: {result.sent} sent, none failed"
+
+
+def test_a_replica_that_never_becomes_healthy_fails_the_deploy_and_the_old_one_keeps_serving(drill):
+    d, results = drill
+    result = results["api image that never becomes healthy"]
+    assert len(result.deploy_errors) == 1 and "container failed to be in healthy state" in result.deploy_errors[0]
+    # The edge was never switched (its release comes after the new replica) and the old replica
+    # was never stopped (deletes come last): both were planned, neither ran.
+    assert {"update edge-release", "delete-replaced sos-dev-api-0"} <= set(result.steps)
+    assert "create sos-dev-api-0" in result.executed
+    assert "update edge-release" not in result.executed
+    assert "delete-replaced sos-dev-api-0" not in result.executed
+
+
+def test_a_configuration_nginx_refuses_fails_with_nginx_message_and_the_old_one_keeps_serving(drill):
+    d, results = drill
+    result = results["edge configuration nginx refuses"]
+    (error,) = result.deploy_errors
+    assert re.search(r'\[emerg\] .*invalid time value "forever"', error), error
+    assert "the running configuration is unchanged" in error
+    # The edge still runs the release installed before, and reports it.
+    assert d.final_health == d.current_release
+
+
+def test_release_scripts_pass_shellcheck():
+    tool = require_tool("shellcheck")
+    for script in sorted(edge_release.SCRIPTS.glob("*.sh")):
+        result = subprocess.run([tool, str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
+
+
+def test_the_rendered_release_script_passes_shellcheck(tmp_path):
+    tool = require_tool("shellcheck")
+    command = next(r for r in plan_for("production").resources if r.name == "edge-release")
+    path = tmp_path / "apply-release"
+    path.write_text(harness.unwrap(command.inputs["create"]))
+    result = subprocess.run([tool, "-s", "sh", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert shutil.which("sh")
+
+
+def test_an_edge_from_before_releases_is_not_signalled_but_replaced(tmp_path):
+    """The first `pulumi up` after this design: the running edge still has its files as uploads
+    (no releases volume). The release installs, does not signal it (SIGHUP would reload the old
+    files and the wait for the new id would fail the deploy), and the edge's replacement starts
+    on the release."""
+    for tool in DRILL_TOOLS:
+        require_tool(tool)
+    busybox = rollout.busybox_path(tmp_path / "busybox")
+    (tmp_path / "releases").mkdir()
+    old_edge = subprocess.Popen(["sleep", "30"])  # SIGHUP would end it
+    try:
+        (tmp_path / "edge.pid").write_text(str(old_edge.pid))
+        state = {"releases": str(tmp_path / "releases"), "busybox": str(busybox),
+                 "mounts": ["sos-dev-nginx-cache-cfg-etc-sos-nginx"], "health_port": 1,
+                 "edge_log": str(tmp_path / "log"), "pid_file": str(tmp_path / "edge.pid")}
+        bin_dir = rollout.install_docker_shim(tmp_path, state)
+        command, _ = _release(plan_for("dev"))
+        (tmp_path / "pki").mkdir()
+        bundle = _bundle(tmp_path)
+        result = subprocess.run(["/bin/sh", "-c", harness.unwrap(command.inputs["create"])], input=bundle,
+                                capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "starts with it" in result.stdout
+        assert old_edge.poll() is None, "the old edge was signalled"
+        assert (tmp_path / "releases" / "current" / edge_release.CONF_FILE).exists()
+        # And with the releases volume mounted, the same call signals it.
+        state["mounts"].append("sos-dev-nginx-releases")
+        rollout.install_docker_shim(tmp_path, state)
+        subprocess.run(["/bin/sh", "-c", harness.unwrap(command.inputs["create"])], input=bundle,
+                       capture_output=True, text=True, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=60)
+        assert old_edge.wait(10) == -1  # killed by the SIGHUP: shown able to fail
+    finally:
+        old_edge.kill()
+
+
+def _release(plan):
+    command = next(r for r in plan.resources if r.name == rollout.RELEASE_COMMAND and r.custom)
+    return command, edge_release.unbundle(harness.unwrap(command.inputs["stdin"]))
+
+
+def _bundle(work) -> str:
+    """dev's release with a real certificate, made loadable here (no stub_status module, local
+    paths) but otherwise as planned."""
+    from configs import nginx as ng
+    from testsupport.edge import TestPki, remap
+    from testsupport.servers import free_port
+
+    pki = TestPki(work / "pki", "localhost")
+    _, files = _release(plan_for("dev"))
+    conf = files[edge_release.CONF_FILE].content.replace("stub_status;", "return 200;")
+    (work / "cache").mkdir()
+    conf = remap(conf, ports={p: free_port() for p in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT)},
+                 upstreams=None, pki=None, work=work, resolver="127.0.0.1:1")
+    return edge_release.bundle_text([
+        edge_release.ReleaseFile(edge_release.CONF_FILE, conf),
+        edge_release.ReleaseFile(edge_release.CERT_FILE, pki.server_cert.read_text()),
+        edge_release.ReleaseFile(edge_release.KEY_FILE, pki.server_key.read_text(), mode=0o400)])
+
+
+@pytest.mark.parametrize("stack", ["dev", "production"])
+def test_only_the_release_command_shows_its_output(stack):
+    """Tasks may echo what they were given: their output stays out of the update's log. The
+    release prints nginx's verdict and an id, and the key it installs comes on stdin."""
+    commands = [r for r in plan_for(stack).resources if r.type in rollout.COMMANDS]
+    shown = sorted(r.name for r in commands if r.inputs.get("logging") != "none")
+    # host-ready prints cloud-init's status and the data volume's mount check.
+    assert shown == (["edge-release"] if stack == "dev" else ["edge-release", "host-ready"])
+    release = next(r for r in commands if r.name == "edge-release")
+    assert release.inputs["logging"] == "stdoutAndStderr"
+    assert isinstance(release.inputs["stdin"], harness.Secret)
+    assert "PRIVATE KEY" not in harness.unwrap(release.inputs["create"])
+
+
+def test_nginx_retries_a_refused_connection_on_the_next_replica(tmp_path):
+    """production's generated configuration, its three API replicas resolved through DNS: with
+    two of them refusing connections (stopped, or draining), every request still succeeds."""
+    from configs import nginx as ng
+    from testsupport.dns import LoopbackDns
+    from testsupport.edge import TestPki, nginx_binary, remap
+    from testsupport.servers import free_port, wait_for
+
+    binary = nginx_binary()
+    plan = harness.run("production", overrides={"adminCidrs": ["127.0.0.1/32"]})
+    _, files = _release(plan)
+    conf = files[edge_release.CONF_FILE].content.replace("stub_status;", "return 200;")
+    servers = re.findall(r"server (sos-production-api-\d+-[0-9a-f]{7}):3001", conf)
+    assert len(servers) == 3
+    dns = LoopbackDns()
+    port = free_port()
+    for i, name in enumerate(servers):
+        dns.register(name, f"127.0.30.{i + 1}", [name])
+    live = subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind", "127.0.30.3"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pki = TestPki(tmp_path, "storiesofsoftware.com")
+    ports = {p: free_port() for p in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT)}
+    (tmp_path / "cache").mkdir(mode=0o777)
+    (tmp_path / "cache").chmod(0o777)
+    tmp_path.chmod(0o755)
+    text = remap(conf.replace(":3001 resolve", f":{port} resolve"), ports=ports, upstreams=None, pki=pki,
+                 work=tmp_path, resolver=dns.address)
+    (tmp_path / "nginx.conf").write_text(text)
+    proc = subprocess.Popen([binary, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import http.client
+        import socket
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=str(pki.server_cert))
+        ctx.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        assert wait_for(lambda: _port_open(ports[ng.HTTPS_PORT]), 10)
+
+        def get() -> int:
+            raw = socket.create_connection(("127.0.0.1", ports[ng.HTTPS_PORT]), timeout=10)
+            sock = ctx.wrap_socket(raw, server_hostname="api.storiesofsoftware.com")
+            conn = http.client.HTTPConnection("api.storiesofsoftware.com", timeout=10)
+            conn.sock = sock
+            conn.request("GET", "/", headers={"Host": "api.storiesofsoftware.com"})
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            return response.status
+
+        assert wait_for(lambda: _port_open(port, "127.0.30.3"), 10)
+        # Within the API's burst (20), so no request meets the rate limit.
+        statuses = [get() for _ in range(15)]
+        assert statuses == [200] * 15, statuses
+        # Shown able to fail: with the live replica gone too, nginx has nowhere to go.
+        live.terminate()
+        live.wait(10)
+        assert get() == 502
+    finally:
+        live.kill()
+        proc.terminate()
+        proc.wait(10)
+        dns.close()
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    from testsupport.servers import port_open
+
+    return port_open(port, host)
