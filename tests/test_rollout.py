@@ -46,6 +46,25 @@ def test_an_api_deploy_starts_new_replicas_switches_the_edge_then_stops_the_old(
     assert not [s for s in steps if re.search(r"(postgres|redis|edge-svc|frontend|n8n)", s) and "image" not in s]
 
 
+@pytest.mark.parametrize("stack", ["dev", "production"])
+def test_every_container_states_its_replacement_order(stack):
+    """pulumi-docker asks for delete-first on every container; only an explicit
+    deleteBeforeReplace=false from the program overrides it (the engine's step generator)."""
+    for c in plan_for(stack).of_type(rollout.CONTAINER):
+        assert c.delete_before_replace_defined, c.name
+        assert c.delete_before_replace is (rollout._service(c) not in ("api", "frontend")), c.name
+
+
+def test_the_drill_follows_the_provider_when_the_program_is_silent():
+    before = plan_for("dev")
+    after = harness.run("dev", overrides=API_IMAGE)
+    for r in after.resources:
+        if r.type == rollout.CONTAINER:
+            r.delete_before_replace_defined = False  # as if the program had not said
+    steps = _steps(before, after)
+    assert steps.index("delete-replaced sos-dev-api-0") == steps.index("create sos-dev-api-0") - 1
+
+
 def test_replicas_start_in_batches_from_settings():
     """rolloutBatch 1: each new replica waits for the one before it; 3: all at once."""
     before = plan_for("production")

@@ -59,6 +59,9 @@ COMMANDS = ("command:local:Command", "command:remote:Command")
 # Every input of these forces a new resource (the provider marks them ForceNew).
 REPLACED_ON_CHANGE = (CONTAINER, "docker:index/remoteImage:RemoteImage", "docker:index/volume:Volume",
                       "docker:index/network:Network")
+# Resources whose provider asks the engine to replace them delete-first unless the program says
+# otherwise (pulumi-docker's provider/resources.go: docker_container DeleteBeforeReplace: true).
+PROVIDER_DELETES_FIRST = (CONTAINER,)
 RELEASE_COMMAND = "edge-release"
 BROKEN_TAG = "broken"  # an image reference with this in its tag never becomes healthy
 
@@ -148,7 +151,7 @@ def plan_steps(before: Plan | None, after: Plan, legacy: bool = False) -> list[W
     late: list[Step] = []
     for urn in sorted(forward, key=lambda u: (levels[u], u)):
         op, old, new = ops[urn], olds.get(urn), news[urn]
-        if op == "replace" and (new.delete_before_replace or (legacy and new.type == CONTAINER)):
+        if op == "replace" and (_deletes_first(new) or (legacy and new.type == CONTAINER)):
             waves[levels[urn]].append([Step("delete-replaced", urn, old, None), Step("create", urn, None, new)])
         elif op == "replace":
             waves[levels[urn]].append([Step("create", urn, None, new)])
@@ -169,6 +172,13 @@ def plan_steps(before: Plan | None, after: Plan, legacy: bool = False) -> list[W
     for step in late:
         delete_waves[order[step.urn]].append([step])
     return [w for w in waves + delete_waves if w]
+
+
+def _deletes_first(r: Registration) -> bool:
+    """The engine's rule: the program's deleteBeforeReplace when it set one, else the provider's."""
+    if r.delete_before_replace_defined:
+        return r.delete_before_replace
+    return r.type in PROVIDER_DELETES_FIRST
 
 
 def _legacy(ops: dict[str, str], olds: dict[str, Registration], news: dict[str, Registration]) -> dict[str, str]:

@@ -74,6 +74,9 @@ class Registration:
     protect: bool
     retain_on_delete: bool
     delete_before_replace: bool
+    # Whether the program set it at all: unset, the provider decides (pulumi-docker replaces
+    # containers delete-first); set, either value overrides the provider.
+    delete_before_replace_defined: bool
     custom: bool
     ignore_changes: list[str]
     replace_on_changes: list[str]
@@ -286,6 +289,7 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),
+                delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
                 custom=bool(request.custom),
                 ignore_changes=list(request.ignoreChanges),
                 replace_on_changes=list(request.replaceOnChanges),
