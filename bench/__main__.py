@@ -6,7 +6,9 @@ Prints each table with its summary line, then one last line with the summaries."
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from bench import db, deploy, edge, plan
 from testsupport.tools import MissingToolError
@@ -16,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs (a smoke test)")
     parser.add_argument("only", nargs="*", metavar="NAME", help="run only these: plan, edge, database, deploy")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the edge figures to FILE as JSON")
     args = parser.parse_args(argv)
     unknown = set(args.only) - {"plan", "edge", "database", "deploy"}
     if unknown:
@@ -24,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for title, go in (
         ("plan", lambda: plan.run(runs or 5)),
-        ("edge", lambda: edge.run(runs or 3, 2 if args.quick else 8, 32)),
+        ("edge", lambda: _edge(runs or 5, 2 if args.quick else 8, args.json)),
         ("database", lambda: db.run(runs or 3, 5 if args.quick else 20, 5 if args.quick else 50, 16)),
         ("deploy", deploy.run),
     ):
@@ -42,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append(summary)
     print(" | ".join(summaries))
     return 0
+
+
+def _edge(runs: int, seconds: int, json_path: Path | None) -> tuple[str, str]:
+    text, summary, figures = edge.measure(runs, seconds, 32)
+    if json_path is not None:
+        json_path.write_text(json.dumps(figures, indent=2) + "\n")
+        text += f"\nfigures written to {json_path}"
+    return text, summary
 
 
 if __name__ == "__main__":

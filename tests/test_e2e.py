@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from testsupport.browser import Browser, EdgeGateway
 from testsupport.edge import Nginx, TestPki
 from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for
 from testsupport.servers import free_port, pg_for_n8n, wait_for
+from testsupport.tools import ROOT
 from tools import harness
 from tools.plan import write_files
 
@@ -46,6 +48,7 @@ class Platform:
     site: apps.Process
     api: apps.Process
     n8n: apps.Process
+    conf: str  # the stack's generated nginx.conf, before it is tied to this machine
 
     def url(self, kind: str, path: str = "/") -> str:
         return f"https://{self.host(kind)}{path}"
@@ -99,7 +102,7 @@ def running_platform(stack: str, work: Path) -> Iterator[Platform]:
         browser = Browser(gateway, pki.server_cert)
         stack_.callback(browser.close)
         assert wait_for(lambda: _n8n_ready(n8n.port), 120), n8n.output()[-4000:]
-        yield Platform(stack, domain, nginx, gateway, browser, site, api, n8n)
+        yield Platform(stack, domain, nginx, gateway, browser, site, api, n8n, conf)
 
 
 @pytest.fixture(scope="module", params=STACKS)
@@ -382,3 +385,109 @@ def test_bursts_against_the_api_and_logins_are_still_stopped(platform):
     with platform.browser.page() as (page, log):
         page.goto(platform.url("n8n", "/home/workflows"), wait_until="networkidle")
         assert not any(status == 429 for status, _ in log.statuses), log.statuses
+
+
+# ------------------------------------------------------------------------------ the edge's cache
+
+def _cache_status(headers: list[tuple[str, str]]) -> list[str]:
+    return _count(headers, "X-Cache-Status")
+
+
+def test_pages_are_kept_as_long_as_nextjs_says_and_per_request_pages_never(platform):
+    isr = f"/isr?cache-check={uuid.uuid4().hex}"
+    first, second = _raw(platform, "site", isr), _raw(platform, "site", isr)
+    assert first[0] == second[0] == 200
+    assert "s-maxage=60" in _count(first[1], "Cache-Control")[0]
+    assert (_cache_status(first[1]), _cache_status(second[1])) == (["MISS"], ["HIT"])
+    assert first[2] == second[2], "the ISR page came from the edge's copy"
+    # The SSR page says `private, no-cache, no-store`: every request reaches Next.js.
+    ssr = [_raw(platform, "site", "/") for _ in range(2)]
+    for _, headers, _ in ssr:
+        assert "no-store" in _count(headers, "Cache-Control")[0]
+        assert _cache_status(headers) == ["MISS"]
+    assert ssr[0][2] != ssr[1][2], "rendered twice (the timestamps differ)"
+
+
+def test_no_personal_answer_is_ever_served_from_the_cache_to_someone_else(platform):
+    # A request with a session cookie is neither answered from the cache nor stored in it.
+    page = f"/isr?user-check={uuid.uuid4().hex}"
+    _, headers, _ = _raw(platform, "site", page, headers={"Cookie": "session=alice"})
+    assert _cache_status(headers) == ["BYPASS"]
+    _, headers, _ = _raw(platform, "site", page)
+    assert _cache_status(headers) == ["MISS"], "alice's answer was stored"
+    _, headers, _ = _raw(platform, "site", page, headers={"Authorization": "Bearer alice-token"})
+    assert _cache_status(headers) == ["BYPASS"]
+    # A per-user page: each visitor gets their own, whoever came first.
+    for _ in range(2):
+        _, _, body = _raw(platform, "site", "/account", headers={"Cookie": "session=alice"})
+        assert b"Signed in as alice" in body
+        _, _, body = _raw(platform, "site", "/account")
+        assert b"Signed out" in body and b"alice" not in body
+    # A response that sets a cookie is never kept, even when the application marks it public.
+    answers = [_raw(platform, "site", "/api/welcome") for _ in range(2)]
+    cookies = [_count(h, "Set-Cookie")[0] for _, h, _ in answers]
+    assert "public" in _count(answers[0][1], "Cache-Control")[0]
+    assert cookies[0] != cookies[1], "the second visitor got the first visitor's session"
+    assert [_cache_status(h) for _, h, _ in answers] == [["MISS"], ["MISS"]]
+
+
+def test_the_session_check_can_fail(platform, tmp_path):
+    """The same request against the same Next.js, through an edge told to ignore Set-Cookie:
+    the second visitor gets the first one's session, and the check above would say so."""
+    conf = platform.conf.replace("proxy_cache_revalidate on;", "proxy_cache_revalidate on;\n"
+                                 "            proxy_ignore_headers Set-Cookie;")
+    leaky = Nginx(conf, platform.domain, pki=platform.nginx.pki,
+                  upstreams={"api": platform.api.port, "frontend": platform.site.port,
+                             "n8n": platform.n8n.port, "grafana": free_port()})
+    leaky.start()
+    try:
+        answers = [leaky.https(platform.host("site"), "/api/welcome") for _ in range(2)]
+        cookies = [a.getheader("Set-Cookie") for a in answers]
+        assert cookies[0] == cookies[1] and answers[1].getheader("X-Cache-Status") == "HIT"
+    finally:
+        leaky.stop()
+
+
+def test_a_kept_page_is_served_while_the_frontend_is_down(platform):
+    """A frontend of its own, so the platform's keeps serving the other tests."""
+    site = apps.start_site(container_env(first_replica(plan_for(platform.stack), "frontend")))
+    edge = Nginx(platform.conf, platform.domain, pki=platform.nginx.pki,
+                 upstreams={"api": platform.api.port, "frontend": site.port,
+                            "n8n": platform.n8n.port, "grafana": free_port()})
+    edge.start()
+    try:
+        first = edge.https(platform.host("site"), "/isr")
+        assert first.status == 200 and first.getheader("X-Cache-Status") == "MISS"
+        site.stop()
+        down = edge.https(platform.host("site"), "/isr")
+        assert down.status == 200 and down.body == first.body
+        assert down.getheader("X-Cache-Status") in ("HIT", "STALE")
+        # A page it never kept: the frontend's absence shows.
+        assert edge.https(platform.host("site"), "/").status == 502
+    finally:
+        site.stop()
+        edge.stop()
+
+
+def test_the_readmes_purge_commands_purge(platform):
+    """The README's two purge commands, run by BusyBox's sh on the cache as nginx keeps it."""
+    from testsupport.rollout import busybox_path
+
+    readme = (ROOT / "README.md").read_text()
+    everything = re.search(r"`docker exec sos-<stack>-nginx (find [^`]+)`", readme).group(1)
+    one = re.search(r'`docker exec sos-<stack>-nginx sh -c "([^"]+)"`', readme.replace("\n  ", " ")).group(1)
+    cache = platform.nginx.work / "cache"
+    busybox = busybox_path(platform.nginx.work / "busybox")
+
+    def sh(command: str) -> None:
+        command = command.replace(ng.CACHE_DIR, str(cache))
+        result = subprocess.run([str(busybox / "sh"), "-c", command], capture_output=True, text=True,
+                                env={"PATH": str(busybox)})
+        assert result.returncode == 0, result.stderr
+
+    page = f"/isr?purge-check={uuid.uuid4().hex}"
+    for command in (one.replace("<host><path>", f"{platform.domain}{page}"), everything):
+        _raw(platform, "site", page)
+        assert _cache_status(_raw(platform, "site", page)[1]) == ["HIT"]
+        sh(command)
+        assert _cache_status(_raw(platform, "site", page)[1]) == ["MISS"], command

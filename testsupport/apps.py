@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from testsupport.servers import free_port, port_open, wait_for
@@ -104,18 +105,33 @@ class Process:
         return self.proc.returncode
 
 
-def start_api(env: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> Process:
+def start_api(env: dict[str, str], host: str = "127.0.0.1", port: int | None = None,
+              wrap: Sequence[str] = ()) -> Process:
+    """`wrap`: a command prefix (the benchmark pins the apps to CPUs with taskset)."""
     port = port or free_port()
-    return Process("api", ["node", "api/server.js"], {**env, "PORT": str(port), "HOST": host},
+    return Process("api", [*wrap, "node", "api/server.js"], {**env, "PORT": str(port), "HOST": host},
                    port, APPS, host=host)
 
 
-def start_site(env: dict[str, str], host: str = "127.0.0.1", port: int | None = None) -> Process:
+def start_site(env: dict[str, str], host: str = "127.0.0.1", port: int | None = None,
+               wrap: Sequence[str] = ()) -> Process:
     build_site()
     port = port or free_port()
     next_bin = APPS / "node_modules" / "next" / "dist" / "bin" / "next"
-    return Process("site", ["node", str(next_bin), "start", "site", "-p", str(port), "-H", host],
+    return Process("site", [*wrap, "node", str(next_bin), "start", "site", "-p", str(port), "-H", host],
                    {**env, "PORT": str(port), "HOSTNAME": host}, port, APPS, host=host)
+
+
+def _package_version(name: str) -> str:
+    return json.loads((APPS / "node_modules" / name / "package.json").read_text())["version"]
+
+
+def next_version() -> str:
+    return _package_version("next")
+
+
+def fastify_version() -> str:
+    return _package_version("fastify")
 
 
 def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tuple[Process, Path]:

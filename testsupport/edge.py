@@ -57,7 +57,7 @@ def nginx_binary() -> str:
 
 def stand_in_body(name: str, path: str) -> tuple[bytes, str]:
     """What an application answers on `path`: a static chunk, JSON from the API (or any .json),
-    HTML otherwise. Shared with the benchmark's stand-in (bench/upstream.py)."""
+    HTML otherwise."""
     if path.startswith("/_next/static/"):
         return ("/* chunk */ console.log('" + "x" * 2000 + "');").encode(), "application/javascript"
     if name == "api" or path.endswith(".json"):
