@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -98,25 +100,45 @@ def test_the_design_before_replaced_delete_first():
 DRILL_TOOLS = ("busybox", "node", "openssl")
 
 
+@pytest.fixture
+def nginx_work():
+    """A directory nginx's workers (nobody, when the tests run as root) can reach: pytest's own
+    temporary directories sit under a 0700 parent."""
+    path = Path(tempfile.mkdtemp(prefix="sos-rollout-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _reachable(name: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=f"sos-{name}-"))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(scope="module")
-def drill(tmp_path_factory):
+def drill():
     for tool in DRILL_TOOLS:
         require_tool(tool)
-    with rollout.Drill("dev", tmp_path_factory.mktemp("rollout")) as d:
+    work = _reachable("rollout")
+    with rollout.Drill("dev", work) as d:
         results = {r.name: r for r in rollout.scenarios(d)}
         d.final_health = d.world.edge.health()
         d.current_release = (d.world.edge.releases / "current").resolve().name
         yield d, results
+    shutil.rmtree(work, ignore_errors=True)
     print("\nrollout drill (start-first, edge reload):\n" + rollout.report(list(results.values())))
 
 
 @pytest.fixture(scope="module")
-def legacy_drill(tmp_path_factory):
+def legacy_drill():
     for tool in DRILL_TOOLS:
         require_tool(tool)
-    with rollout.Drill("dev", tmp_path_factory.mktemp("rollout-legacy"), legacy=True) as d:
+    work = _reachable("rollout-legacy")
+    with rollout.Drill("dev", work, legacy=True) as d:
         results = {r.name: r for r in rollout.scenarios(d)}
         yield results
+    shutil.rmtree(work, ignore_errors=True)
     print("\nrollout drill (the design before):\n" + rollout.report(list(results.values())))
 
 
@@ -250,7 +272,7 @@ def test_only_the_release_command_shows_its_output(stack):
     assert "PRIVATE KEY" not in harness.unwrap(release.inputs["create"])
 
 
-def test_nginx_retries_a_refused_connection_on_the_next_replica(tmp_path):
+def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
     """production's generated configuration, its three API replicas resolved through DNS: with
     two of them refusing connections (stopped, or draining), every request still succeeds."""
     from configs import nginx as ng
@@ -270,15 +292,14 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(tmp_path):
         dns.register(name, f"127.0.30.{i + 1}", [name])
     live = subprocess.Popen(["python3", "-m", "http.server", str(port), "--bind", "127.0.30.3"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pki = TestPki(tmp_path, "storiesofsoftware.com")
+    pki = TestPki(nginx_work, "storiesofsoftware.com")
     ports = {p: free_port() for p in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT)}
-    (tmp_path / "cache").mkdir(mode=0o777)
-    (tmp_path / "cache").chmod(0o777)
-    tmp_path.chmod(0o755)
+    (nginx_work / "cache").mkdir(mode=0o777)
+    (nginx_work / "cache").chmod(0o777)
     text = remap(conf.replace(":3001 resolve", f":{port} resolve"), ports=ports, upstreams=None, pki=pki,
-                 work=tmp_path, resolver=dns.address)
-    (tmp_path / "nginx.conf").write_text(text)
-    proc = subprocess.Popen([binary, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-g", "daemon off;"],
+                 work=nginx_work, resolver=dns.address)
+    (nginx_work / "nginx.conf").write_text(text)
+    proc = subprocess.Popen([binary, "-c", str(nginx_work / "nginx.conf"), "-p", str(nginx_work), "-g", "daemon off;"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import http.client
