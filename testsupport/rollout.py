@@ -595,6 +595,8 @@ class Drill:
     def __init__(self, stack: str, work: Path, legacy: bool = False) -> None:
         self.stack = stack
         self.work = work
+        # nginx's workers (nobody, when run as root) reach the cache under it.
+        work.chmod(0o755)
         self.legacy = legacy
         self.current = harness.run(stack)
         self.domain = _domain(self.current)
