@@ -184,11 +184,11 @@ def measure(runs: int, seconds: int, connections: int) -> tuple[str, str, dict]:
     if not Path(NSS_WRAPPER).exists():
         raise SystemExit("libnss-wrapper is not installed (Debian: apt-get install libnss-wrapper)")
     from testsupport import apps
-    from testsupport.plans import container_env, plan_for
+    from testsupport.plans import container_env, plan_for, service_of
 
     plan = plan_for("dev")
-    envs = {_service(c): container_env(c) for c in plan.of_type("docker:index/container:Container")
-            if _service(c) in ("api", "frontend")}
+    envs = {service_of(c): container_env(c) for c in plan.of_type("docker:index/container:Container")
+            if service_of(c) in ("api", "frontend")}
     work = Path(tempfile.mkdtemp(prefix="sos-bench-edge-"))
     work.chmod(0o755)
     site = apps.start_site(envs["frontend"], wrap=SERVER_CPUS)
@@ -259,11 +259,6 @@ def measure(runs: int, seconds: int, connections: int) -> tuple[str, str, dict]:
         site.stop()
         api.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _service(container: object) -> str:
-    labels = {i["label"]: i["value"] for i in container.inputs.get("labels") or []}  # type: ignore[attr-defined]
-    return labels.get("service", "")
 
 
 def _mkdir(path: Path) -> Path:

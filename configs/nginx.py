@@ -199,10 +199,14 @@ def cached_as_the_application_says(kind: str, cfg: EdgeConfig) -> Block:
         # will not keep, so every concurrent request for a per-request page or an API call would
         # wait behind the first in 500 ms steps (measured: p99 4.8 s for the SSR page). An
         # expired page is refreshed by one request already (background update, stale meanwhile).
-        # add_header here replaces the server's: the security headers are repeated.
-        *security_headers(kind, cfg),
-        d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"),
+        *cache_status_headers(kind, cfg),
     ]
+
+
+def cache_status_headers(kind: str, cfg: EdgeConfig) -> Block:
+    """X-Cache-Status; an add_header in a location replaces the server's, so the security
+    headers come again."""
+    return [*security_headers(kind, cfg), d("add_header", "X-Cache-Status", "$upstream_cache_status", "always")]
 
 
 def proxy_to(upstream: str) -> Block:
@@ -370,9 +374,8 @@ def build(cfg: EdgeConfig) -> Block:
         d("proxy_hide_header", "Set-Cookie"),
         d("proxy_hide_header", "Cache-Control"),
         *limited(cfg.assets_limit),
-        *security_headers("site", cfg),
+        *cache_status_headers("site", cfg),
         d("add_header", "Cache-Control", "$immutable_cache_control", "always"),
-        d("add_header", "X-Cache-Status", "$upstream_cache_status", "always"),
         *proxy_to("frontend"),
     ])
     http += [

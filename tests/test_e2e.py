@@ -26,7 +26,7 @@ from configs import nginx as ng
 from testsupport import apps
 from testsupport.browser import Browser, EdgeGateway
 from testsupport.edge import Nginx, TestPki
-from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for
+from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for, service_of
 from testsupport.servers import free_port, pg_for_n8n, wait_for
 from testsupport.tools import ROOT
 from tools import harness
@@ -59,8 +59,7 @@ class Platform:
 
 def first_replica(plan, service: str):
     """The first (or only) container of a service (`sos-<stack>-api-0`)."""
-    return min((c for c in plan.of_type(CONTAINER)
-                if {"label": "service", "value": service} in c.inputs["labels"]), key=lambda c: c.name)
+    return min((c for c in plan.of_type(CONTAINER) if service_of(c) == service), key=lambda c: c.name)
 
 
 @contextlib.contextmanager

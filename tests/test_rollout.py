@@ -18,7 +18,7 @@ import pytest
 
 from configs import edge_release
 from testsupport import rollout
-from testsupport.plans import plan_for
+from testsupport.plans import plan_for, service_of
 from testsupport.tools import require_tool
 from tools import harness
 
@@ -54,7 +54,7 @@ def test_every_container_states_its_replacement_order(stack):
     deleteBeforeReplace=false from the program overrides it (the engine's step generator)."""
     for c in plan_for(stack).of_type(rollout.CONTAINER):
         assert c.delete_before_replace_defined, c.name
-        assert c.delete_before_replace is (rollout._service(c) not in ("api", "frontend")), c.name
+        assert c.delete_before_replace is (service_of(c) not in ("api", "frontend")), c.name
 
 
 def test_the_drill_follows_the_provider_when_the_program_is_silent():
@@ -100,20 +100,19 @@ def test_the_design_before_replaced_delete_first():
 DRILL_TOOLS = ("busybox", "node", "openssl")
 
 
-@pytest.fixture
-def nginx_work():
+def _reachable(name: str) -> Path:
     """A directory nginx's workers (nobody, when the tests run as root) can reach: pytest's own
     temporary directories sit under a 0700 parent."""
-    path = Path(tempfile.mkdtemp(prefix="sos-rollout-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _reachable(name: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"sos-{name}-"))
     path.chmod(0o755)
     return path
+
+
+@pytest.fixture
+def nginx_work():
+    path = _reachable("nginx")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -240,22 +239,14 @@ def _release(plan):
 
 
 def _bundle(work) -> str:
-    """dev's release with a real certificate, made loadable here (no stub_status module, local
-    paths) but otherwise as planned."""
+    """dev's release with a real certificate, made loadable here, otherwise as planned."""
     from configs import nginx as ng
-    from testsupport.edge import TestPki, remap
+    from testsupport.edge import TestPki
     from testsupport.servers import free_port
 
-    pki = TestPki(work / "pki", "localhost")
-    _, files = _release(plan_for("dev"))
-    conf = files[edge_release.CONF_FILE].content.replace("stub_status;", "return 200;")
     (work / "cache").mkdir()
-    conf = remap(conf, ports={p: free_port() for p in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT)},
-                 upstreams=None, pki=None, work=work, resolver="127.0.0.1:1")
-    return edge_release.bundle_text([
-        edge_release.ReleaseFile(edge_release.CONF_FILE, conf),
-        edge_release.ReleaseFile(edge_release.CERT_FILE, pki.server_cert.read_text()),
-        edge_release.ReleaseFile(edge_release.KEY_FILE, pki.server_key.read_text(), mode=0o400)])
+    ports = {p: free_port() for p in (ng.HTTP_PORT, ng.HTTPS_PORT, ng.HEALTH_PORT, ng.STATUS_PORT)}
+    return rollout.drill_bundle(plan_for("dev"), TestPki(work / "pki", "localhost"), ports, work, "127.0.0.1:1")
 
 
 @pytest.mark.parametrize("stack", ["dev", "production"])
@@ -278,7 +269,7 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
     from configs import nginx as ng
     from testsupport.dns import LoopbackDns
     from testsupport.edge import TestPki, nginx_binary, remap
-    from testsupport.servers import free_port, wait_for
+    from testsupport.servers import free_port, port_open, wait_for
 
     binary = nginx_binary()
     plan = harness.run("production", overrides={"adminCidrs": ["127.0.0.1/32"]})
@@ -308,7 +299,7 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
 
         ctx = ssl.create_default_context(cafile=str(pki.server_cert))
         ctx.load_cert_chain(str(pki.client_cert), str(pki.client_key))
-        assert wait_for(lambda: _port_open(ports[ng.HTTPS_PORT]), 10)
+        assert wait_for(lambda: port_open(ports[ng.HTTPS_PORT]), 10)
 
         def get() -> int:
             raw = socket.create_connection(("127.0.0.1", ports[ng.HTTPS_PORT]), timeout=10)
@@ -321,7 +312,7 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
             conn.close()
             return response.status
 
-        assert wait_for(lambda: _port_open(port, "127.0.30.3"), 10)
+        assert wait_for(lambda: port_open(port, "127.0.30.3"), 10)
         # Within the API's burst (20), so no request meets the rate limit.
         statuses = [get() for _ in range(15)]
         assert statuses == [200] * 15, statuses
@@ -336,7 +327,3 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
         dns.close()
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
-    from testsupport.servers import port_open
-
-    return port_open(port, host)

