@@ -177,6 +177,7 @@ if cfg.features.monitoring:
         backup_metrics_volume=backups.metrics_volume.name,
         app_targets=app_targets,
         certificate_expiries=where.tls.expiries,
+        protect_data=cfg.is_production,
         depends_on=[*postgres.ready, *redis.ready, *edge.ready],
     ), opts=on_docker)
 

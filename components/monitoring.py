@@ -58,6 +58,8 @@ class MonitoringArgs:
     app_targets: mon.ScrapeTargets
     # host name -> expiry as the certificate's provider reports it
     certificate_expiries: pulumi.Input[Mapping[str, str]]
+    # Prometheus's history and Grafana's users and UI-edited dashboards: kept like the other data.
+    protect_data: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
@@ -125,7 +127,8 @@ class Monitoring(pulumi.ComponentResource):
                 opt_outs=frozenset({"no-healthcheck"}),
                 depends_on=args.depends_on))
 
-        prometheus_data = named_volume(f"{name}-prometheus-data", f"{prefix}-prometheus-data", labels, self)
+        prometheus_data = named_volume(f"{name}-prometheus-data", f"{prefix}-prometheus-data", labels, self,
+                                       keep=args.protect_data)
         limits = args.limits["prometheus"]
         rules = pulumi.Output.from_input(args.certificate_expiries).apply(mon.certificate_rules)
         add(ContainerServiceArgs(*head("prometheus", "prometheus"),
@@ -148,7 +151,8 @@ class Monitoring(pulumi.ComponentResource):
                 healthcheck=_http_check(mon.PROMETHEUS_PORT, "/-/healthy"),
                 stop_timeout=60))
 
-        grafana_data = named_volume(f"{name}-grafana-data", f"{prefix}-grafana-data", labels, self)
+        grafana_data = named_volume(f"{name}-grafana-data", f"{prefix}-grafana-data", labels, self,
+                                    keep=args.protect_data)
         add(ContainerServiceArgs(*head("grafana", "grafana"),
                 networks=[edge], user="472:0",
                 env={"GF_SECURITY_ADMIN_USER": "admin",

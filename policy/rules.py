@@ -23,7 +23,7 @@ EDGE_SERVICE = "nginx"
 CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY$|_PASS$|ENCRYPTION_KEY|DATABASE_URL|REDIS_URL)")
 CREDENTIAL_ASSIGNMENT = re.compile(r"\b[A-Z0-9_]*(PASSWORD|SECRET|TOKEN|_PASS)[A-Z0-9_]*=(?!\"?\$|\"?/)\S")
 # What holds the platform's data or the keys to it: protected in production.
-STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n)-data$")
+STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n|prometheus|grafana)-data$")
 STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword"}
 # Replacing one of these stops the database or the cache: never by accident in production.
 DATA_SERVICES = {"postgres", "redis"}

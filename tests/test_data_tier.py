@@ -31,7 +31,11 @@ def test_databases_live_on_the_internal_network_only_and_publish_nothing(plan, s
     assert not container.inputs.get("ports")
 
 
-@pytest.mark.parametrize("volume,container", [("postgres-data", "postgres-svc"), ("redis-data", "redis-svc")])
+@pytest.mark.parametrize("volume,container", [
+    ("postgres-data", "postgres-svc"), ("redis-data", "redis-svc"), ("n8n-data", "n8n-svc"),
+    # Prometheus's history and Grafana's users and UI-edited dashboards (issue 18, finding 5).
+    ("monitoring-prometheus-data", "monitoring-prometheus"), ("monitoring-grafana-data", "monitoring-grafana"),
+])
 def test_data_volumes_are_protected_and_kept_in_production(plan, volume, container):
     vol = plan.one("docker:index/volume:Volume", volume)
     production = plan.stack == "production"
