@@ -21,8 +21,9 @@ class ObjectStorageArgs:
     noncurrent_days: int
     protect: bool
     backup_retention_days: int = 35
-    # Object Lock (governance mode) on the backups for their whole retention: production.
-    lock_backups: bool = False
+    # Object Lock on every backup version for the whole retention: COMPLIANCE in production,
+    # where nobody, the account's root included, can shorten or remove it (see the README).
+    backup_lock_mode: str | None = None
 
 
 # Days after which backups move to Standard-IA (its minimum storage duration is 30 days).
@@ -131,7 +132,7 @@ class ObjectStorage(pulumi.ComponentResource):
 
     def _bucket(self, name: str, kind: str, args: ObjectStorageArgs) -> aws.s3.Bucket:
         child = pulumi.ResourceOptions(parent=self)
-        locked = kind == "backups" and args.lock_backups
+        locked = kind == "backups" and args.backup_lock_mode is not None
         bucket = aws.s3.Bucket(
             f"{name}-{kind}", bucket_prefix=f"{args.name_prefix}-{kind}-",
             object_lock_enabled=locked or None,
@@ -186,9 +187,7 @@ class ObjectStorage(pulumi.ComponentResource):
                 f"{name}-{kind}-lock", bucket=bucket.id, object_lock_enabled="Enabled",
                 rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
                     default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
-                        # Governance: an administrator with the bypass permission can still
-                        # correct a mistake; the backup identity cannot (it is denied it).
-                        mode="GOVERNANCE", days=args.backup_retention_days)),
+                        mode=args.backup_lock_mode, days=args.backup_retention_days)),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-{kind}-lifecycle", bucket=bucket.id,

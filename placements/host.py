@@ -69,7 +69,9 @@ class HostPlacement:
             noncurrent_days=cfg.noncurrent_version_days,
             protect=cfg.is_production,
             backup_retention_days=cfg.backup_retention_days,
-            lock_backups=cfg.is_production,
+            # Governance mode yields to any administrator with s3:BypassGovernanceRetention, so a
+            # stolen admin credential could still erase the backups; compliance yields to nobody.
+            backup_lock_mode="COMPLIANCE" if cfg.is_production else None,
         ), opts=on_aws)
         self.edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
             zone=cfg.cloudflare_zone,

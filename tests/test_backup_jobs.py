@@ -233,11 +233,11 @@ class Moto:
         self.admin = {"endpoint_url": self.url, "region_name": REGION, "aws_access_key_id": key["AccessKeyId"],
                       "aws_secret_access_key": key["SecretAccessKey"]}
         s3 = boto3.client("s3", **self.admin)
-        # The production bucket's shape: versioned, Object Lock in governance mode.
+        # The production bucket's shape: versioned, Object Lock in compliance mode.
         s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True,
                          CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object_lock_configuration(Bucket=BUCKET, ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 35}}})
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 35}}})
         iam = boto3.client("iam", **self.admin)
         iam.create_user(UserName="backup-writer")
         iam.put_user_policy(UserName="backup-writer", PolicyName="writer",

@@ -240,7 +240,7 @@ def test_backup_bucket_lifecycle_and_lock(cloud_plan):
     if cloud_plan.stack == "production":
         assert bucket.inputs["objectLockEnabled"] is True
         (lock,) = locks
-        assert lock.inputs["rule"]["defaultRetention"] == {"mode": "GOVERNANCE", "days": retention}
+        assert lock.inputs["rule"]["defaultRetention"] == {"mode": "COMPLIANCE", "days": retention}
         assert bucket.protect and bucket.retain_on_delete
     else:
         assert not bucket.inputs.get("objectLockEnabled") and locks == []
@@ -258,3 +258,35 @@ def test_backup_identity_adds_but_never_deletes_or_unlocks(cloud_plan):
     assert resources <= {"arn:aws:s3:::storage-backups", "arn:aws:s3:::storage-backups/*"}
     key = cloud_plan.one("aws:iam/accessKey:AccessKey", "storage-backup-writer-key")
     assert "secret" in key.additional_secret_outputs
+
+
+def _admin_cannot_erase(mode: str, days: int) -> bool:
+    """Under the planned lock, can an administrator who holds every permission, governance
+    bypass included, delete a backup version before its retention ends? Against moto's S3."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="backups", ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(Bucket="backups", ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": mode, "Days": days}}})
+        version = s3.put_object(Bucket="backups", Key="pgbackrest/backup.info", Body=b"x")["VersionId"]
+        try:
+            s3.delete_object(Bucket="backups", Key="pgbackrest/backup.info", VersionId=version,
+                             BypassGovernanceRetention=True)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "AccessDenied", exc.response
+            return True
+        return False
+
+
+def test_production_backups_cannot_be_erased_even_by_an_administrator():
+    """Finding 3 of issue 18: the planned lock mode is one that binds administrators too; the
+    same check passes for governance mode's bypass, so it can tell the two apart."""
+    plan = plan_for("production")
+    (lock,) = plan.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    retention = lock.inputs["rule"]["defaultRetention"]
+    assert _admin_cannot_erase(retention["mode"], retention["days"])
+    assert not _admin_cannot_erase("GOVERNANCE", retention["days"])
