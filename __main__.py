@@ -177,6 +177,8 @@ if cfg.features.monitoring:
         backup_metrics_volume=backups.metrics_volume.name,
         app_targets=app_targets,
         certificate_expiries=where.tls.expiries,
+        access_keys_created=where.access_keys.created,
+        key_rotation_days=where.access_keys.rotation_days,
         protect_data=cfg.is_production,
         depends_on=[*postgres.ready, *redis.ready, *edge.ready],
     ), opts=on_docker)

@@ -78,6 +78,14 @@ class Backups(pulumi.ComponentResource):
             volumes.append(VolumeMount(pgs.repo_volume.name, POSIX_REPO_DIR))
         if args.minio_volume is not None:
             volumes.append(VolumeMount(args.minio_volume, f"{backup.SOURCES_DIR}/minio", read_only=True))
+        key_env: dict[str, pulumi.Input[str]] = {"AWS_ACCESS_KEY_ID": args.offsite.access_key_id}
+        key_secret_env: dict[str, pulumi.Input[str]] = {"AWS_SECRET_ACCESS_KEY": args.offsite.secret_access_key}
+        if pgs.credentials_volume is not None:
+            # The same identity as pgBackRest's, read from its file at each run: a rotated key
+            # reaches the jobs without replacing this container (a running upload keeps the old
+            # key, which stays valid for half a rotation period).
+            volumes.append(VolumeMount(pgs.credentials_volume.name, backup.CREDENTIALS_DIR, read_only=True))
+            key_env, key_secret_env = {}, {}
         files = [
             ConfigFile(backup.CONF_PATH, pgs.pgbackrest_conf),
             *[ConfigFile(f"{backup.SCRIPTS_DIR}/{file}", text, mode="0555")
@@ -101,10 +109,11 @@ class Backups(pulumi.ComponentResource):
                 "PGDATA": pg.PGDATA,
                 "SOS_S3_URL": args.offsite.url,
                 "SOS_S3_REGION": args.offsite.region,
-                "AWS_ACCESS_KEY_ID": args.offsite.access_key_id,
+                **key_env,
+                **pgs.pgbackrest_env,
             },
             secret_env={
-                "AWS_SECRET_ACCESS_KEY": args.offsite.secret_access_key,
+                **key_secret_env,
                 **pgs.pgbackrest_secret_env,
             },
             files=files,
@@ -113,6 +122,6 @@ class Backups(pulumi.ComponentResource):
             healthcheck=Healthcheck(backup.heartbeat_healthcheck(), interval="60s", start_period="120s"),
             # Lets a running backup or upload finish its current file.
             stop_timeout=120,
-            depends_on=[*pgs.service.containers, *args.depends_on],
+            depends_on=[*pgs.service.containers, *pgs.credentials_written, *args.depends_on],
         ), opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({})

@@ -18,6 +18,9 @@ class HostNetworkArgs:
     # Who may open 80/443. The edge narrows this to Cloudflare's published ranges.
     web_ingress_cidrs: Sequence[str]
     admin_cidrs: Sequence[str]
+    # `arn:aws:s3:::<log bucket>/<prefix>/` of the hardened log bucket.
+    flow_log_destination: pulumi.Input[str]
+    flow_log_ready: Sequence[pulumi.Resource] = ()
 
 
 class HostNetwork(pulumi.ComponentResource):
@@ -39,6 +42,19 @@ class HostNetwork(pulumi.ComponentResource):
             enable_dns_hostnames=True, tags={"Name": f"{args.name_prefix}-vpc"}, opts=child)
         # The VPC's default group allows all traffic between its members; nothing here uses it,
         # so strip it of every rule rather than leave it as a trap for a later resource.
+        # Every accepted and rejected flow: the network trail of an incident on a host that runs
+        # user-defined automations. To S3 (no delivery role, kept by the bucket's lifecycle).
+        aws.ec2.FlowLog(
+            f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL",
+            log_destination_type="s3", log_destination=args.flow_log_destination,
+            # One-minute records: a short connection is still placed within its minute.
+            max_aggregation_interval=60,
+            destination_options=aws.ec2.FlowLogDestinationOptionsArgs(
+                file_format="plain-text", per_hour_partition=True, hive_compatible_partitions=False),
+            tags={"Name": f"{args.name_prefix}-flow-log"},
+            # The bucket policy that admits the delivery service first, or AWS would attach one of
+            # its own that the next update overwrites.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.flow_log_ready)))
         aws.ec2.DefaultSecurityGroup(
             f"{name}-default-sg", vpc_id=self.vpc.id, ingress=[], egress=[],
             tags={"Name": f"{args.name_prefix}-default-locked"}, opts=child)

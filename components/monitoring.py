@@ -58,6 +58,9 @@ class MonitoringArgs:
     app_targets: mon.ScrapeTargets
     # host name -> expiry as the certificate's provider reports it
     certificate_expiries: pulumi.Input[Mapping[str, str]]
+    # "identity/slot" -> creation time of each static access key, and their rotation period.
+    access_keys_created: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    key_rotation_days: int = 0
     # Prometheus's history and Grafana's users and UI-edited dashboards: kept like the other data.
     protect_data: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
@@ -131,6 +134,8 @@ class Monitoring(pulumi.ComponentResource):
                                        keep=args.protect_data)
         limits = args.limits["prometheus"]
         rules = pulumi.Output.from_input(args.certificate_expiries).apply(mon.certificate_rules)
+        key_rules = pulumi.Output.from_input(args.access_keys_created).apply(
+            lambda created: mon.access_key_rules(created, args.key_rotation_days))
         add(ContainerServiceArgs(*head("prometheus", "prometheus"),
                 networks=[edge, data], user=NOBODY,
                 command=[f"--config.file={mon.PROMETHEUS_DIR}/prometheus.yml",
@@ -145,7 +150,8 @@ class Monitoring(pulumi.ComponentResource):
                 files=[ConfigFile(f"{mon.PROMETHEUS_DIR}/prometheus.yml", mon.prometheus_yml(
                            mon.PrometheusSettings(stack=args.stack, targets=args.app_targets))),
                        ConfigFile(f"{mon.RULES_DIR}/alerts.yml", mon.alert_rules()),
-                       ConfigFile(f"{mon.RULES_DIR}/certificates.yml", rules)],
+                       ConfigFile(f"{mon.RULES_DIR}/certificates.yml", rules),
+                       ConfigFile(f"{mon.RULES_DIR}/access-keys.yml", key_rules)],
                 volumes=[VolumeMount(prometheus_data.name, "/prometheus")],
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.PROMETHEUS_PORT, "/-/healthy"),

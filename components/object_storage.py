@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.access_keys import RotatingAccessKey, RotatingAccessKeyArgs
 from configs.storage import BUCKETS
 
 
@@ -24,6 +26,11 @@ class ObjectStorageArgs:
     # Object Lock on every backup version for the whole retention: COMPLIANCE in production,
     # where nobody, the account's root included, can shorten or remove it (see the README).
     backup_lock_mode: str | None = None
+    # How long access logs (and the VPC's flow logs, which share the log bucket) are kept.
+    log_retention_days: int = 90
+    # Static keys: each slot's key is replaced this often (configs/key_rotation.py).
+    key_rotation_days: int = 90
+    today: dt.date = dt.date(2026, 1, 1)
 
 
 # Days after which backups move to Standard-IA (its minimum storage duration is 30 days).
@@ -50,7 +57,7 @@ def backup_writer_policy(backups_arn: str) -> str:
     })
 
 
-def deny_insecure_transport(bucket_arn: str) -> str:
+def deny_insecure_transport(bucket_arn: str, *extra: dict) -> str:
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [{
@@ -60,8 +67,36 @@ def deny_insecure_transport(bucket_arn: str) -> str:
             "Action": "s3:*",
             "Resource": [bucket_arn, f"{bucket_arn}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
+        }, *extra],
     })
+
+
+# Where each kind of log lands in the log bucket.
+ACCESS_LOG_PREFIX = "s3-access/"
+FLOW_LOG_PREFIX = "flow-logs/"
+
+
+def log_delivery_statements(log_arn: str, account: str, region: str, source_arns: Sequence[str]) -> list[dict]:
+    """What S3's server access logging and VPC flow logs need to write into the log bucket, as
+    AWS documents them, each narrowed to its prefix and to this account's own sources. With
+    ACLs disabled (BucketOwnerEnforced) a bucket policy is the only way to grant them."""
+    logs_source = {"StringEquals": {"aws:SourceAccount": account},
+                   "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{region}:{account}:*"}}
+    return [
+        {"Sid": "S3ServerAccessLogs", "Effect": "Allow",
+         "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": f"{log_arn}/{ACCESS_LOG_PREFIX}*",
+         "Condition": {"ArnLike": {"aws:SourceArn": list(source_arns)},
+                       "StringEquals": {"aws:SourceAccount": account}}},
+        {"Sid": "FlowLogsWrite", "Effect": "Allow",
+         "Principal": {"Service": "delivery.logs.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": f"{log_arn}/{FLOW_LOG_PREFIX}AWSLogs/{account}/*",
+         "Condition": {"StringEquals": {**logs_source["StringEquals"], "s3:x-amz-acl": "bucket-owner-full-control"},
+                       "ArnLike": logs_source["ArnLike"]}},
+        {"Sid": "FlowLogsAclCheck", "Effect": "Allow",
+         "Principal": {"Service": "delivery.logs.amazonaws.com"},
+         "Action": ["s3:GetBucketAcl", "s3:ListBucket"], "Resource": log_arn, "Condition": logs_source},
+    ]
 
 
 def api_policy(content_arn: str, images_arn: str) -> str:
@@ -87,6 +122,14 @@ class ObjectStorage(pulumi.ComponentResource):
     backup_access_key_id: pulumi.Output[str]
     backup_secret_access_key: pulumi.Output[str]
     bucket_resources: dict[str, aws.s3.Bucket]
+    # Access logs of the other buckets and the VPC's flow logs; it logs nowhere itself.
+    log_bucket: aws.s3.Bucket
+    policies: dict[str, aws.s3.BucketPolicy]
+    access_keys: dict[str, RotatingAccessKey]
+
+    @property
+    def flow_log_destination(self) -> pulumi.Output[str]:
+        return pulumi.Output.concat(self.log_bucket.arn, "/", FLOW_LOG_PREFIX)
 
     def __init__(self, name: str, args: ObjectStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:ObjectStorage", name, None, opts)
@@ -94,12 +137,27 @@ class ObjectStorage(pulumi.ComponentResource):
         self.endpoint = f"https://s3.{args.region}.amazonaws.com"
         self.bucket_resources: dict[str, aws.s3.Bucket] = {}
         self.buckets = {}
+        self.policies: dict[str, aws.s3.BucketPolicy] = {}
+        child = pulumi.ResourceOptions(parent=self)
         for kind in BUCKETS:
-            bucket = self._bucket(name, kind, args)
+            bucket = self._bucket(name, kind, args, self._data_rules(kind, args), lock_mode=(
+                args.backup_lock_mode if kind == "backups" else None))
             self.bucket_resources[kind] = bucket
             self.buckets[kind] = bucket.bucket
 
-        child = pulumi.ResourceOptions(parent=self)
+        sources = [b.arn for b in self.bucket_resources.values()]
+        self.log_bucket = self._bucket(name, "logs", args, self._log_rules(args),
+                                       log_sources=pulumi.Output.all(*sources))
+        for kind, bucket in self.bucket_resources.items():
+            aws.s3.BucketLogging(
+                f"{name}-{kind}-access-log", bucket=bucket.id, target_bucket=self.log_bucket.id,
+                target_prefix=f"{ACCESS_LOG_PREFIX}{kind}/",
+                # Date-partitioned keys: a day's requests are one prefix to read in an incident.
+                target_object_key_format=aws.s3.BucketLoggingTargetObjectKeyFormatArgs(
+                    partitioned_prefix=aws.s3.BucketLoggingTargetObjectKeyFormatPartitionedPrefixArgs(
+                        partition_date_source="EventTime")),
+                opts=child)
+
         aws.s3.BucketCorsConfiguration(
             f"{name}-images-cors", bucket=self.bucket_resources["images"].id,
             cors_rules=[aws.s3.BucketCorsConfigurationCorsRuleArgs(
@@ -110,32 +168,60 @@ class ObjectStorage(pulumi.ComponentResource):
                 max_age_seconds=3600,
             )], opts=child)
 
-        user = aws.iam.User(f"{name}-api", path="/storiesofsoftware/", opts=child)
-        aws.iam.UserPolicy(
-            f"{name}-api-objects", user=user.name,
-            policy=pulumi.Output.all(self.bucket_resources["content"].arn,
-                                     self.bucket_resources["images"].arn).apply(
-                lambda arns: api_policy(*arns)), opts=child)
-        key = aws.iam.AccessKey(f"{name}-api-key", user=user.name, opts=child)
-        self.access_key_id = key.id
-        self.secret_access_key = pulumi.Output.secret(key.secret)
-
         # Keys, not the instance role: IMDS is out of the containers' reach (hop limit 1).
-        writer = aws.iam.User(f"{name}-backup-writer", path="/storiesofsoftware/", opts=child)
-        aws.iam.UserPolicy(
-            f"{name}-backup-writer-policy", user=writer.name,
-            policy=self.bucket_resources["backups"].arn.apply(backup_writer_policy), opts=child)
-        writer_key = aws.iam.AccessKey(f"{name}-backup-writer-key", user=writer.name, opts=child)
-        self.backup_access_key_id = writer_key.id
-        self.backup_secret_access_key = pulumi.Output.secret(writer_key.secret)
+        api = RotatingAccessKey(f"{name}-api", RotatingAccessKeyArgs(
+            purpose="api", rotation_days=args.key_rotation_days, today=args.today,
+            policy=pulumi.Output.all(self.bucket_resources["content"].arn,
+                                     self.bucket_resources["images"].arn).apply(lambda arns: api_policy(*arns)),
+        ), opts=child)
+        self.access_key_id = api.access_key_id
+        self.secret_access_key = api.secret_access_key
+        writer = RotatingAccessKey(f"{name}-backup-writer", RotatingAccessKeyArgs(
+            purpose="backup-writer", rotation_days=args.key_rotation_days, today=args.today,
+            policy=self.bucket_resources["backups"].arn.apply(backup_writer_policy),
+        ), opts=child)
+        self.backup_access_key_id = writer.access_key_id
+        self.backup_secret_access_key = writer.secret_access_key
+        self.access_keys = {"api": api, "backup-writer": writer}
         self.register_outputs({})
 
-    def _bucket(self, name: str, kind: str, args: ObjectStorageArgs) -> aws.s3.Bucket:
+    @staticmethod
+    def _data_rules(kind: str, args: ObjectStorageArgs) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+        rules = [_noncurrent_rule(
+            # backups: a superseded version lives as long as any backup does.
+            args.backup_retention_days if kind == "backups" else args.noncurrent_days)]
+        if kind == "backups":
+            retention = args.backup_retention_days
+            rules.append(aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="backup-retention", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                # Backups leave by age here: the host's identity cannot delete them.
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=retention),
+                transitions=[aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=BACKUP_INFREQUENT_AFTER_DAYS, storage_class="STANDARD_IA")]
+                if retention > BACKUP_INFREQUENT_AFTER_DAYS else None))
+        return rules
+
+    @staticmethod
+    def _log_rules(args: ObjectStorageArgs) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+        return [
+            # Expired logs become noncurrent versions, gone a week later.
+            _noncurrent_rule(LOG_NONCURRENT_DAYS),
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="log-retention", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.log_retention_days)),
+        ]
+
+    def _bucket(self, name: str, kind: str, args: ObjectStorageArgs,
+                rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs], *, lock_mode: str | None = None,
+                log_sources: pulumi.Input[Sequence[str]] | None = None) -> aws.s3.Bucket:
+        """A private bucket: owner-enforced, every public access blocked, encrypted, versioned,
+        TLS only, incomplete uploads aborted; `log_sources` makes it the log bucket."""
         child = pulumi.ResourceOptions(parent=self)
-        locked = kind == "backups" and args.backup_lock_mode is not None
         bucket = aws.s3.Bucket(
             f"{name}-{kind}", bucket_prefix=f"{args.name_prefix}-{kind}-",
-            object_lock_enabled=locked or None,
+            object_lock_enabled=(lock_mode is not None) or None,
             tags={"Name": f"{args.name_prefix}-{kind}", "purpose": kind},
             # Production objects are the product; a bucket is never deleted with its contents.
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
@@ -151,6 +237,7 @@ class ObjectStorage(pulumi.ComponentResource):
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-{kind}-encryption", bucket=bucket.id,
             rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                # SSE-S3: the only encryption S3 server access logs can be delivered under.
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm="AES256"),
                 bucket_key_enabled=True)],
@@ -159,44 +246,47 @@ class ObjectStorage(pulumi.ComponentResource):
             f"{name}-{kind}-versioning", bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child)
-        rules = [
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="abort-incomplete-multipart", status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                    days_after_initiation=7)),
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="expire-noncurrent-versions", status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    # backups: a superseded version lives as long as any backup does.
-                    noncurrent_days=args.backup_retention_days if kind == "backups" else args.noncurrent_days)),
-        ]
-        if kind == "backups":
-            retention = args.backup_retention_days
-            rules.append(aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="backup-retention", status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                # Backups leave by age here: the host's identity cannot delete them.
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=retention),
-                transitions=[aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
-                    days=BACKUP_INFREQUENT_AFTER_DAYS, storage_class="STANDARD_IA")]
-                if retention > BACKUP_INFREQUENT_AFTER_DAYS else None))
-        if locked:
+        if lock_mode is not None:
             aws.s3.BucketObjectLockConfiguration(
                 f"{name}-{kind}-lock", bucket=bucket.id, object_lock_enabled="Enabled",
                 rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
                     default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
-                        mode=args.backup_lock_mode, days=args.backup_retention_days)),
+                        mode=lock_mode, days=args.backup_retention_days)),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-{kind}-lifecycle", bucket=bucket.id,
-            rules=rules,
+            rules=[_abort_multipart_rule(), *rules],
             # Lifecycle rules on versions need versioning in place first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
-        aws.s3.BucketPolicy(
-            f"{name}-{kind}-tls-only", bucket=bucket.id,
-            policy=bucket.arn.apply(deny_insecure_transport),
+        if log_sources is None:
+            policy = bucket.arn.apply(deny_insecure_transport)
+        else:
+            account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+            policy = pulumi.Output.all(bucket.arn, account, log_sources).apply(
+                lambda v: deny_insecure_transport(v[0], *log_delivery_statements(v[0], v[1], args.region, v[2])))
+        self.policies[kind] = aws.s3.BucketPolicy(
+            f"{name}-{kind}-tls-only", bucket=bucket.id, policy=policy,
             # Applying a policy before the public access block can race it on a new bucket.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
         return bucket
+
+
+# A log expired by the retention rule stays a week as a noncurrent version (a mistaken
+# overwrite or delete stays recoverable that long), then is gone.
+LOG_NONCURRENT_DAYS = 7
+
+
+def _abort_multipart_rule() -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="abort-incomplete-multipart", status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+            days_after_initiation=7))
+
+
+def _noncurrent_rule(days: int) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="expire-noncurrent-versions", status="Enabled",
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+            noncurrent_days=days))

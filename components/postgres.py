@@ -19,6 +19,7 @@ from components.container_service import (
     VolumeMount,
     named_volume,
 )
+from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs import backup
 from configs import postgres as pg
 from settings import Limits
@@ -29,6 +30,8 @@ USER = "70:70"
 IMAGE_CONTEXT = Path(__file__).resolve().parent.parent / "images" / "postgres-pgbackrest"
 SOCKET_DIR = "/var/run/postgresql"
 POSIX_REPO_DIR = "/var/lib/pgbackrest"
+# Writing one small file: a shell, printf, chmod, chown, mv.
+CREDENTIALS_TASK_LIMITS = Limits(memory_mb=32, cpus=0.25, pids=16)
 
 
 @dataclass
@@ -86,6 +89,10 @@ class Postgres(pulumi.ComponentResource):
     image_ref: str
     pgbackrest_conf: pulumi.Output[str]
     pgbackrest_secret_env: dict[str, pulumi.Input[str]]
+    # Plain environment pgBackRest needs beside the config (where the key file is), if any.
+    pgbackrest_env: dict[str, str]
+    credentials_volume: docker.Volume | None
+    credentials_written: list[pulumi.Resource]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Postgres", name, None, opts)
@@ -110,10 +117,12 @@ class Postgres(pulumi.ComponentResource):
             lambda repo: backup.pgbackrest_conf(repo, pgdata=pg.PGDATA, socket_dir=SOCKET_DIR))
         self.pgbackrest_secret_env: dict[str, pulumi.Input[str]] = {
             "PGBACKREST_REPO1_CIPHER_PASS": args.archive.cipher_pass}
+        self.pgbackrest_env: dict[str, str] = {}
+        self.credentials_volume = None
+        self.credentials_written: list[pulumi.Resource] = []
         if args.archive.s3_secret_access_key is not None:
-            # The key id too: it names the identity, and travels with its secret.
-            self.pgbackrest_secret_env["PGBACKREST_REPO1_S3_KEY"] = args.archive.s3_access_key_id or ""
-            self.pgbackrest_secret_env["PGBACKREST_REPO1_S3_KEY_SECRET"] = args.archive.s3_secret_access_key
+            self._s3_credentials(name, args)
+            volumes.append(VolumeMount(self.credentials_volume.name, backup.CREDENTIALS_DIR, read_only=True))
         else:
             # The only copy of dev's WAL and backups: a volume of its own, shared with the
             # backup container.
@@ -146,6 +155,7 @@ class Postgres(pulumi.ComponentResource):
                 "POSTGRES_PASSWORD_FILE": f"{pg.SECRETS_DIR}/{pg.PASSWORD_FILES['superuser']}",
                 "PGDATA": pg.PGDATA,
                 "SOS_SECRETS_DIR": pg.SECRETS_DIR,
+                **self.pgbackrest_env,
             },
             # Inherited by archive_command's pgBackRest.
             secret_env=self.pgbackrest_secret_env,
@@ -159,8 +169,37 @@ class Postgres(pulumi.ComponentResource):
             # A killed postgres replays WAL at the next start; give it time to stop cleanly.
             stop_timeout=120,
             protect=args.protect_container,
+            depends_on=self.credentials_written,
         ), opts=pulumi.ResourceOptions(parent=self))
         self.app_database_url = pulumi.Output.secret(args.app_password.apply(
             lambda p: pg.database_url(p, SERVICE)))
         self.ready = list(self.service.containers)
         self.register_outputs({})
+
+    def _s3_credentials(self, name: str, args: PostgresArgs) -> None:
+        """The S3 key pair as a file on a volume of its own, rewritten by a one-shot task for
+        every new key: PostgreSQL's archive_command and the backup jobs read it at each run, so
+        a key rotation replaces neither container."""
+        prefix, labels = args.placement.name_prefix, args.placement.labels
+        self.credentials_volume = named_volume(f"{name}-s3-credentials", f"{prefix}-pgbackrest-credentials",
+                                               labels, self)
+        self.pgbackrest_env = backup.credentials_env()
+        writer = OneShotTask(f"{name}-s3-credentials-writer", OneShotTaskArgs(
+            task="pgbackrest-credentials",
+            # The plain image: the task needs a shell and nothing of pgBackRest.
+            image=args.image,
+            limits=CREDENTIALS_TASK_LIMITS,
+            network=args.data_network,
+            # Root, so it can write into the new volume (root's) and hand the file to postgres.
+            user="0:0",
+            cap_add=["CHOWN"],
+            entrypoint="/bin/sh",
+            steps=[["-c", backup.write_s3_credentials_script(owner=USER)]],
+            secret_env={"SOS_S3_KEY": args.archive.s3_access_key_id or "",
+                        "SOS_S3_KEY_SECRET": args.archive.s3_secret_access_key},
+            volumes=[(self.credentials_volume.name, backup.CREDENTIALS_DIR)],
+            commands=args.placement.commands,
+            # A new key (its id changes with it) writes the file again.
+            triggers=[args.archive.s3_access_key_id],
+        ), opts=pulumi.ResourceOptions(parent=self))
+        self.credentials_written = [writer.run]

@@ -14,6 +14,10 @@ from pathlib import Path
 
 STANZA = "main"
 CONF_PATH = "/etc/sos/pgbackrest/pgbackrest.conf"
+# pgBackRest's S3 key pair, a file of its own on a volume (write_s3_credentials_script): a new
+# key is a new file, not a new PostgreSQL container.
+CREDENTIALS_DIR = "/etc/sos/pgbackrest/conf.d"
+CREDENTIALS_FILE = f"{CREDENTIALS_DIR}/s3-credentials.conf"
 # WAL is switched at least this often, so at most this much committed work waits unarchived.
 ARCHIVE_TIMEOUT_S = 60
 METRICS_DIR = "/var/lib/sos-metrics"
@@ -40,8 +44,9 @@ class Repository:
 
 def pgbackrest_conf(repo: Repository, pgdata: str, socket_dir: str = "/var/run/postgresql",
                     pg_port: int = 5432, work_dir: str = "/tmp/pgbackrest") -> str:
-    """Credentials and the repository cipher pass are *not* here: they come from the
-    environment (PGBACKREST_REPO1_S3_KEY, ..._S3_KEY_SECRET, ..._CIPHER_PASS)."""
+    """Credentials and the repository cipher pass are *not* here: the key pair is a file of its
+    own in CREDENTIALS_DIR (or the environment), the cipher pass comes from the environment
+    (PGBACKREST_REPO1_CIPHER_PASS)."""
     if repo.kind == "posix":
         storage = ["repo1-type=posix"]
     else:
@@ -88,6 +93,16 @@ def pgbackrest_conf(repo: Repository, pgdata: str, socket_dir: str = "/var/run/p
         "",
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_s3_credentials_script(directory: str = CREDENTIALS_DIR, owner: str = "70:70") -> str:
+    """Run as root with CAP_CHOWN only, by a one-shot task on every new key."""
+    return _script(["write-s3-credentials.sh"], {"SOS_CREDENTIALS_DIR": directory, "SOS_CREDENTIALS_OWNER": owner})
+
+
+def credentials_env() -> dict[str, str]:
+    """What pgBackRest (and the offsite upload) need to find the key pair's file."""
+    return {"PGBACKREST_CONFIG_INCLUDE_PATH": CREDENTIALS_DIR, "SOS_S3_CREDENTIALS": CREDENTIALS_FILE}
 
 
 def archive_settings(conf_path: str = CONF_PATH) -> dict[str, str]:

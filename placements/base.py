@@ -28,6 +28,15 @@ class TlsMaterial:
     expiries: pulumi.Output[Mapping[str, str]]
 
 
+@dataclass(frozen=True)
+class AccessKeyAges:
+    """The placement's static access keys: "<identity>/<slot>" -> when each was created, and the
+    rotation period they keep to (for the key-age alert). None on dev (MinIO's own keys)."""
+
+    created: pulumi.Input[Mapping[str, str]]
+    rotation_days: int
+
+
 class ObjectStore(Protocol):
     """S3 or S3-compatible storage, as the API and the backups use it."""
 
@@ -57,6 +66,7 @@ class PlatformPlacement(Protocol):
     # dev runs MinIO, whose root password is one of the generated secrets.
     runs_minio: bool
     hsts_max_age: int
+    access_keys: AccessKeyAges
 
     def object_storage(self, networks: ContainerNetworks) -> ObjectStore: ...
 

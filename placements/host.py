@@ -19,7 +19,7 @@ from components.object_storage import ObjectStorage, ObjectStorageArgs
 from components.platform_secrets import PlatformSecrets
 from components.postgres import ArchiveArgs
 from configs import backup as backup_config
-from placements.base import TlsMaterial
+from placements.base import AccessKeyAges, TlsMaterial
 from settings import Settings
 
 
@@ -41,11 +41,32 @@ class HostPlacement:
         cloudflare_provider = cloudflare.Provider("cloudflare")
         cloudflare_ranges = ip_ranges(cloudflare_provider)
         self.real_ip_from = cloudflare_ranges.all
+        self.storage = ObjectStorage("storage", ObjectStorageArgs(
+            name_prefix=cfg.name_prefix,
+            region=cfg.aws_region,
+            site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
+            noncurrent_days=cfg.noncurrent_version_days,
+            protect=cfg.is_production,
+            backup_retention_days=cfg.backup_retention_days,
+            # Governance mode yields to any administrator with s3:BypassGovernanceRetention, so a
+            # stolen admin credential could still erase the backups; compliance yields to nobody.
+            backup_lock_mode="COMPLIANCE" if cfg.is_production else None,
+            log_retention_days=cfg.log_retention_days,
+            key_rotation_days=cfg.access_key_rotation_days,
+            today=cfg.today,
+        ), opts=on_aws)
+        keys = {f"{identity}/{slot}": created for identity, key in self.storage.access_keys.items()
+                for slot, created in key.created.items()}
+        self.access_keys = AccessKeyAges(
+            created=pulumi.Output.all(**keys).apply(lambda ages: dict(ages)),
+            rotation_days=cfg.access_key_rotation_days)
         network = HostNetwork("network", HostNetworkArgs(
             name_prefix=cfg.name_prefix,
             # Only Cloudflare reaches 80/443; everything else is dropped at the security group.
             web_ingress_cidrs=cloudflare_ranges.all,
             admin_cidrs=cfg.admin_cidrs,
+            flow_log_destination=self.storage.flow_log_destination,
+            flow_log_ready=[self.storage.policies["logs"]],
         ), opts=on_aws)
         self.host = DockerHost("host", DockerHostArgs(
             stack=cfg.stack,
@@ -62,17 +83,6 @@ class HostPlacement:
         ), opts=on_aws)
         self.provider = self.host.provider
         self.services = Placement(cfg.name_prefix, cfg.labels, self.host.commands)
-        self.storage = ObjectStorage("storage", ObjectStorageArgs(
-            name_prefix=cfg.name_prefix,
-            region=cfg.aws_region,
-            site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
-            noncurrent_days=cfg.noncurrent_version_days,
-            protect=cfg.is_production,
-            backup_retention_days=cfg.backup_retention_days,
-            # Governance mode yields to any administrator with s3:BypassGovernanceRetention, so a
-            # stolen admin credential could still erase the backups; compliance yields to nobody.
-            backup_lock_mode="COMPLIANCE" if cfg.is_production else None,
-        ), opts=on_aws)
         self.edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
             zone=cfg.cloudflare_zone,
             domain=cfg.domain,

@@ -16,7 +16,7 @@ from components.platform_secrets import PlatformSecrets
 from components.postgres import POSIX_REPO_DIR, ArchiveArgs
 from components.self_signed_tls import SelfSignedTls, SelfSignedTlsArgs
 from configs import backup as backup_config
-from placements.base import TlsMaterial
+from placements.base import AccessKeyAges, TlsMaterial
 from settings import Settings
 
 
@@ -41,6 +41,8 @@ class LocalPlacement:
             cert_pem=dev_tls.cert_pem, key_pem=dev_tls.key_pem, client_ca_pem=None,
             expiries=dev_tls.cert_expires.apply(lambda at: {name: at for name in hostnames}))
         self._storage: LocalObjectStorage | None = None
+        # MinIO's keys are generated secrets of dev's own; nothing in AWS to rotate.
+        self.access_keys = AccessKeyAges(created={}, rotation_days=0)
 
     def object_storage(self, networks: ContainerNetworks) -> LocalObjectStorage:
         if self._storage is None:

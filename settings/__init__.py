@@ -9,8 +9,10 @@ Components receive `Settings`; they never read config themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ EXTERNAL_SECRETS = (
     "devtoApiKey",
     "registryToken",
 )
+
+
+# Plan as if on another day (a rehearsal of a key rotation); unset, today in UTC.
+ROTATION_DATE_VARIABLE = "SOS_KEY_ROTATION_DATE"
 
 
 class ConfigError(pulumi.RunError):
@@ -103,16 +109,20 @@ class Settings:
     snapshot_retention_days: int
     noncurrent_version_days: int
     metrics_retention_days: int
+    log_retention_days: int
     features: Features
     docker_host: str
     edge_subnet: str
     rollout_batch: int
     drain_seconds: int
     allow_data_replacement: bool
+    access_key_rotation_days: int
     registry: Registry | None
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # The day this run plans for: which access keys are due (configs/key_rotation.py).
+    today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
 
     @property
     def is_cloud(self) -> bool:
@@ -393,6 +403,9 @@ KEYS: tuple[Key, ...] = (
         "How many daily EBS snapshots of the data volume are kept."),
     Key("metricsRetentionDays", int_between(1, 3650), _per_stack(7, 15, 30),
         "How long Prometheus keeps samples."),
+    Key("logRetentionDays", int_between(1, 3650), _per_stack(None, 90, 365),
+        "How long the log bucket keeps the S3 access logs of the other buckets and the VPC's "
+        "flow logs (then a week as noncurrent versions)."),
     Key("features", parse_features, _all({"n8n": True, "monitoring": True, "appMetrics": True}),
         "Switches for optional parts of the platform."),
     Key("dockerHost", parse_docker_host, _per_stack("", None, None),
@@ -410,6 +423,10 @@ KEYS: tuple[Key, ...] = (
     Key("allowDataReplacement", parse_bool, _all(False),
         "production: PostgreSQL and Redis containers are protected, so a change that would "
         "replace one fails `pulumi up`; set true for the one deploy that means to."),
+    Key("accessKeyRotationDays", int_between(2, 90), _per_stack(None, 90, 90),
+        "Days between two new access keys of the same slot (the API's and the backup writer's "
+        "keys, two slots each, half a period apart): the first `pulumi up` on or after the day "
+        "replaces it. 90 at most (AWS FSBP IAM.3); an alert fires when a key is older."),
     Key("registry", parse_registry, _all({}),
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )
@@ -510,6 +527,15 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         secrets[name] = cfg.require_secret(name)
 
     _check_stack_rules(stack, values, problem)
+    today = dt.datetime.now(dt.UTC).date()
+    if ROTATION_DATE_VARIABLE in os.environ:
+        # `SOS_KEY_ROTATION_DATE=2027-03-01 pulumi preview` shows which keys that day rotates.
+        raw_date = os.environ[ROTATION_DATE_VARIABLE]
+        try:
+            today = dt.date.fromisoformat(raw_date)
+        except ValueError:
+            problems.append(f"{ROTATION_DATE_VARIABLE} (environment) for stack {stack}: expected a date "
+                            f"such as 2027-03-01; given {_describe(raw_date)}")
     if problems:
         raise ConfigError(stack, problems)
 
@@ -536,14 +562,17 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         snapshot_retention_days=values.get("snapshotRetentionDays", 0),
         noncurrent_version_days=values.get("noncurrentVersionDays", 0),
         metrics_retention_days=values["metricsRetentionDays"],
+        log_retention_days=values.get("logRetentionDays", 0),
         features=values["features"],
         docker_host=values.get("dockerHost", ""),
         edge_subnet=values.get("edgeSubnet", ""),
         rollout_batch=values["rolloutBatch"],
         drain_seconds=values["drainSeconds"],
         allow_data_replacement=values["allowDataReplacement"],
+        access_key_rotation_days=values.get("accessKeyRotationDays", 0),
         registry=registry,
         external_secrets=MappingProxyType(secrets),
+        today=today,
     )
 
 

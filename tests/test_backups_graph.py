@@ -155,12 +155,22 @@ def test_backup_credentials_are_the_write_only_identity_and_stay_secret(stack):
         return
     bucket = _backups_bucket(plan)
     assert env["SOS_S3_URL"] == f"https://{bucket}.s3.us-east-1.amazonaws.com"
-    writer = plan.one("aws:iam/accessKey:AccessKey", "storage-backup-writer-key").urn
-    api_key = plan.one("aws:iam/accessKey:AccessKey", "storage-api-key").urn
+    # The key pair is a file on a volume of its own, written by a one-shot task from the backup
+    # writer's active key (issue 18: a rotation replaces neither PostgreSQL nor the backups).
+    task = plan.one("command:remote:Command", "postgres-s3-credentials-writer-run")
+    writer_keys = {plan.one("aws:iam/accessKey:AccessKey", f"storage-backup-writer-{s}-key").urn for s in "ab"}
+    api_keys = {plan.one("aws:iam/accessKey:AccessKey", f"storage-api-{s}-key").urn for s in "ab"}
+    assert isinstance(task.inputs["stdin"], Secret)
+    assert writer_keys & set(task.property_dependencies["stdin"]) and not api_keys & set(task.property_dependencies["stdin"])
+    volume = plan.one("docker:index/volume:Volume", "postgres-s3-credentials").inputs["name"]
     for container in (backups, postgres):
-        assert writer in container.property_dependencies["envs"]
-        assert api_key not in container.property_dependencies["envs"]
-    assert {"PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET"} <= set(container_env(postgres))
+        keys = set(container.property_dependencies.get("envs", []))
+        assert not (writer_keys | api_keys) & keys, f"{container.name} carries a key in its environment"
+        assert not {"PGBACKREST_REPO1_S3_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(container_env(container))
+        assert container_env(container)["PGBACKREST_CONFIG_INCLUDE_PATH"] == "/etc/sos/pgbackrest/conf.d"
+        assert {"source": volume, "target": "/etc/sos/pgbackrest/conf.d", "type": "volume", "readOnly": True} in \
+            container.inputs["mounts"]
+        assert task.urn in container.depends_on
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])

@@ -154,7 +154,7 @@ def test_env_file_refuses_newlines():
 
 # ------------------------------------------------------------------------------ S3
 
-BUCKET_KINDS = ("content", "images", "backups")
+BUCKET_KINDS = ("content", "images", "backups", "logs")
 
 
 def _for_bucket(plan, type_, kind):
@@ -187,8 +187,11 @@ def test_every_bucket_is_private_encrypted_versioned_and_tls_only(cloud_plan, ki
     assert rules["abort-incomplete-multipart"]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
     assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"]["noncurrentDays"] > 0
     policy = json.loads(_for_bucket(cloud_plan, "aws:s3/bucketPolicy:BucketPolicy", kind).inputs["policy"])
-    (statement,) = policy["Statement"]
+    statement, *grants = policy["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # Only the log bucket admits anyone, and only AWS's two log delivery services.
+    services = {g["Principal"]["Service"] for g in grants if g["Effect"] == "Allow"}
+    assert services == ({"logging.s3.amazonaws.com", "delivery.logs.amazonaws.com"} if kind == "logs" else set())
     for reg in (own, block, enc, ver, life):
         assert bucket.urn in reg.all_dependencies
 
@@ -213,14 +216,15 @@ def test_only_the_images_bucket_has_cors_for_the_site(cloud_plan):
 
 
 def test_api_identity_can_only_get_put_delete_content_and_images(cloud_plan):
-    policy_reg = cloud_plan.one("aws:iam/userPolicy:UserPolicy", "storage-api-objects")
+    policy_reg = cloud_plan.one("aws:iam/groupPolicy:GroupPolicy", "storage-api-policy")
     policy = json.loads(policy_reg.inputs["policy"])
     (statement,) = policy["Statement"]
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     assert sorted(statement["Resource"]) == ["arn:aws:s3:::storage-content/*", "arn:aws:s3:::storage-images/*"]
-    key = cloud_plan.one("aws:iam/accessKey:AccessKey", "storage-api-key")
-    assert "secret" in key.additional_secret_outputs
+    for slot in "ab":
+        key = cloud_plan.one("aws:iam/accessKey:AccessKey", f"storage-api-{slot}-key")
+        assert "secret" in key.additional_secret_outputs
 
 
 # ------------------------------------------------------------------------------ backup bucket
@@ -247,7 +251,7 @@ def test_backup_bucket_lifecycle_and_lock(cloud_plan):
 
 
 def test_backup_identity_adds_but_never_deletes_or_unlocks(cloud_plan):
-    policy_reg = cloud_plan.one("aws:iam/userPolicy:UserPolicy", "storage-backup-writer-policy")
+    policy_reg = cloud_plan.one("aws:iam/groupPolicy:GroupPolicy", "storage-backup-writer-policy")
     policy = json.loads(policy_reg.inputs["policy"])
     allowed = {a for s in policy["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}
     denied = {a for s in policy["Statement"] if s["Effect"] == "Deny" for a in s["Action"]}
@@ -256,8 +260,9 @@ def test_backup_identity_adds_but_never_deletes_or_unlocks(cloud_plan):
             "s3:BypassGovernanceRetention", "s3:PutLifecycleConfiguration"} <= denied
     resources = {r for s in policy["Statement"] for r in s["Resource"]}
     assert resources <= {"arn:aws:s3:::storage-backups", "arn:aws:s3:::storage-backups/*"}
-    key = cloud_plan.one("aws:iam/accessKey:AccessKey", "storage-backup-writer-key")
-    assert "secret" in key.additional_secret_outputs
+    for slot in "ab":
+        key = cloud_plan.one("aws:iam/accessKey:AccessKey", f"storage-backup-writer-{slot}-key")
+        assert "secret" in key.additional_secret_outputs
 
 
 def _admin_cannot_erase(mode: str, days: int) -> bool:

@@ -46,8 +46,9 @@ def test_promtool_accepts_config_and_rules(plan_files, stack):
     config = subprocess.run([promtool, "check", "config", "prometheus.yml"], cwd=directory, capture_output=True,
                             text=True)
     assert config.returncode == 0, config.stdout + config.stderr
-    assert "2 rule files found" in config.stdout
-    rules = subprocess.run([promtool, "check", "rules", "rules/alerts.yml", "rules/certificates.yml"],
+    assert "3 rule files found" in config.stdout
+    rules = subprocess.run([promtool, "check", "rules", "rules/alerts.yml", "rules/certificates.yml",
+                            "rules/access-keys.yml"],
                            cwd=directory, capture_output=True, text=True)
     assert rules.returncode == 0, rules.stdout + rules.stderr
 
@@ -133,6 +134,11 @@ ALERT_CASES: dict[str, tuple[list[dict], list[dict], str, dict]] = {
         [{"series": f'{mon.CERT_METRIC}{{host="example.test"}}', "values": f"{10 * 86400}x100"}],
         [{"series": f'{mon.CERT_METRIC}{{host="example.test"}}', "values": f"{90 * 86400}x100"}],
         "90m", {"host": "example.test"}),
+    "AccessKeyRotationOverdue": (
+        # Due 30 minutes after the start, never rotated; quiet: due in 90 days.
+        [{"series": f'{mon.KEY_DUE_METRIC}{{identity="api",slot="a"}}', "values": "1800x200"}],
+        [{"series": f'{mon.KEY_DUE_METRIC}{{identity="api",slot="a"}}', "values": f"{90 * 86400}x200"}],
+        "150m", {"identity": "api", "slot": "a"}),
 }
 for _kind, _age in mon.BACKUP_MAX_AGE_S.items():
     _at = f"{_age // 60 + 20}m"

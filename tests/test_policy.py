@@ -162,9 +162,13 @@ def test_protection_is_required_in_production_only():
                          ("docker:index/volume:Volume", {"name": "sos-dev-postgres-data"})):
         rule.check(rules.Resource(rtype, "r", DEV, props, protect=False), found.append)
     assert found == []
-    rule.check(rules.Resource("docker:index/volume:Volume", "r", PROD, {"name": "sos-production-prometheus-data"}),
+    rule.check(rules.Resource("docker:index/volume:Volume", "r", PROD, {"name": "sos-production-edge-cache"}),
                found.append)
-    assert found == [], "metrics are not the platform's data"
+    assert found == [], "a cache is not the platform's data"
+    # Issue 18: Prometheus's history and Grafana's users and dashboards are.
+    for volume in ("sos-production-prometheus-data", "sos-production-grafana-data"):
+        rule.check(rules.Resource("docker:index/volume:Volume", "r", PROD, {"name": volume}), found.append)
+    assert len(found) == 2
 
 
 def test_commands_must_not_carry_credentials():

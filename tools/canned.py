@@ -6,6 +6,7 @@ documented here (and in the README) because reviewers read plans made from it:
 Invokes
   aws:ec2/getAmi               -> ami-0abcdef1234567890, an Ubuntu 24.04 LTS amd64 image
   aws:index/getAvailabilityZones -> <region>a, <region>b, <region>c
+  aws:index/getCallerIdentity  -> account 123456789012 (moto's default account, too)
   cloudflare:index/getZone     -> zone id 023e105f4ecef8ad9ca31a8372d0c353 for the looked-up name
   cloudflare:index/getIpRanges -> a fixed snapshot of Cloudflare's published ranges (CF_IPV4/6)
   command:local:run            -> empty stdout (nothing is run)
@@ -32,6 +33,7 @@ AMI_ID = "ami-0abcdef1234567890"
 AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261015"
 EIP = "203.0.113.10"
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
+ACCESS_KEY_CREATED = "2026-11-27T00:00:00Z"
 # Cloudflare's ranges: the same snapshot the policy pack admits on 80/443.
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6  # noqa: E402
 
@@ -79,6 +81,9 @@ class CannedMocks(Mocks):
             names = [f"{self.region}{z}" for z in "abc"]
             return {"id": self.region, "names": names,
                     "zoneIds": [f"use1-az{i}" for i in range(1, 4)]}, []
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"id": ACCOUNT_ID, "accountId": ACCOUNT_ID, "userId": "AIDAMOCKOPERATOR",
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/operator"}, []
         if token == "cloudflare:index/getZone:getZone":
             name = (args.args.get("filter") or {}).get("name", "example.com")
             return {"id": ZONE_ID, "zoneId": ZONE_ID, "name": name,
@@ -132,6 +137,10 @@ class CannedMocks(Mocks):
             prefix = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg",
                       "InternetGateway": "igw", "RouteTable": "rtb"}[t.split(":")[-1]]
             rid = f"{prefix}-" + _digest(name)[:17]
+        elif t == "aws:iam/accessKey:AccessKey":
+            # An access key's shapes; the date is the plan's "now" for a key created by this run.
+            rid = "AKIA" + _digest("key", name)[:16].upper()
+            out.update(secret=_digest("secret", name)[:40], createDate=ACCESS_KEY_CREATED, status="Active")
         elif t.startswith("aws:iam/"):
             out["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:{t.split(':')[-1].lower()}/{inputs.get('name', name)}"
             out.setdefault("name", inputs.get("name", name))

@@ -82,6 +82,8 @@ class Registration:
     replace_on_changes: list[str]
     additional_secret_outputs: list[str]
     inputs: dict[str, Any]
+    # The `replacement_trigger` option: the engine replaces the resource when it changes.
+    replacement_trigger: Any = None
 
     @property
     def provider_urn(self) -> str:
@@ -253,6 +255,14 @@ def _wrap_secret(obj: struct_pb2.Struct, key: str) -> None:
     obj.fields[key].struct_value.CopyFrom(wrapper)
 
 
+def _trigger(request: Any) -> Any:
+    if not request.HasField("replacement_trigger"):
+        return None
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(request.replacement_trigger)
+
+
 class RecordingMonitor(sdk_mocks.MockMonitor):
     def __init__(self, mocks: sdk_mocks.Mocks) -> None:
         super().__init__(mocks)
@@ -295,6 +305,7 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
                 replace_on_changes=list(request.replaceOnChanges),
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 inputs=decoded,
+                replacement_trigger=_trigger(request),
             )
         )
         args = sdk_mocks.MockResourceArgs(

@@ -1,8 +1,13 @@
 # shellcheck shell=sh
 # usage: offsite BACKUP_DIR. Environment: SOS_S3_URL, SOS_S3_REGION, AWS_ACCESS_KEY_ID,
-# AWS_SECRET_ACCESS_KEY; SOS_S3_PREFIX (default `sets`).
+# AWS_SECRET_ACCESS_KEY, or SOS_S3_CREDENTIALS (pgBackRest's key file, read at each run so a
+# rotated key needs no restart); SOS_S3_PREFIX (default `sets`).
 set -u
 root="$1"
+if [ -n "${SOS_S3_CREDENTIALS:-}" ]; then
+  AWS_ACCESS_KEY_ID=$(sed -n 's/^repo1-s3-key=//p' "$SOS_S3_CREDENTIALS")
+  AWS_SECRET_ACCESS_KEY=$(sed -n 's/^repo1-s3-key-secret=//p' "$SOS_S3_CREDENTIALS")
+fi
 prefix="${SOS_S3_PREFIX:-sets}"
 s3_put() {
   md5=$(openssl dgst -md5 -binary "$1" | base64)
