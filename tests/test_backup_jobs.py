@@ -415,3 +415,37 @@ def test_redis_conf_keeps_writing_the_rdb_the_snapshot_copies():
     lines = rc.redis_conf(512).splitlines()
     assert {"save 900 1", "save 300 10", "save 60 10000"} <= set(lines)
     assert not [line for line in lines if line.startswith("dbfilename") and line != "dbfilename dump.rdb"]
+
+
+def _write_credentials(alpine_path: Path, directory: Path, key_id: str, secret: str) -> Path:
+    """The one-shot task's script, as the task runs it (owner: whoever runs the test)."""
+    owner = f"{os.getuid()}:{os.getgid()}"
+    result = run_script(alpine_path, backup.write_s3_credentials_script(str(directory), owner),
+                        env={"SOS_S3_KEY": key_id, "SOS_S3_KEY_SECRET": secret})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and secret not in result.stderr
+    return directory / "s3-credentials.conf"
+
+
+def test_offsite_reads_the_rotated_key_from_pgbackrest_s_file(alpine_path, moto, tmp_path):
+    """Issue 18: on S3 the backup container has no key in its environment; the offsite upload
+    reads the key pair from the file the credentials task rewrites, at every run."""
+    root, metrics, creds = tmp_path / "backups", tmp_path / "metrics", tmp_path / "conf.d"
+    (root / "redis").mkdir(parents=True)
+    metrics.mkdir()
+    creds.mkdir()
+    (one,) = _make_sets(alpine_path, root, metrics, count=1)
+    env = {key: value for key, value in moto.env().items() if not key.startswith("AWS_")}
+    env.update(SOS_METRICS_DIR=str(metrics), SOS_S3_PREFIX="from-file",
+               SOS_S3_CREDENTIALS=str(creds / "s3-credentials.conf"))
+    # A wrong secret in the file fails the upload: the file is what is used.
+    path = _write_credentials(alpine_path, creds, moto.writer[0], "not-the-key")
+    assert run_script(alpine_path, backup.offsite_script(("redis",)), str(root), env=env).returncode != 0
+    # The task writes the right pair (the rotation): the next run ships, without a restart.
+    _write_credentials(alpine_path, creds, *moto.writer)
+    assert oct(path.stat().st_mode & 0o777) == "0o400"
+    assert path.read_text() == f"[global]\nrepo1-s3-key={moto.writer[0]}\nrepo1-s3-key-secret={moto.writer[1]}\n"
+    assert sorted(p.name for p in creds.iterdir()) == ["s3-credentials.conf"], "no temporary file left"
+    result = run_script(alpine_path, backup.offsite_script(("redis",)), str(root), env=env)
+    assert result.returncode == 0, result.stderr
+    assert (one / ".shipped").exists()

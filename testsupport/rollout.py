@@ -88,6 +88,9 @@ def _change(old: Registration | None, new: Registration | None) -> str | None:
         return "create"
     if new is None:
         return "delete"
+    if old.replacement_trigger is not None and old.replacement_trigger != new.replacement_trigger:
+        # The engine replaces whatever its inputs say once the trigger changed.
+        return "replace"
     if harness.unwrap(old.inputs) == harness.unwrap(new.inputs):
         return None
     if new.type in COMMANDS:
