@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -57,17 +57,19 @@ def backup_writer_policy(backups_arn: str) -> str:
     })
 
 
-def deny_insecure_transport(bucket_arn: str, *extra: dict) -> str:
+def deny_insecure_transport(bucket_arn: str, *grants: dict) -> str:
+    """TLS only, after the grants the bucket has (the order means nothing to S3; moto's logging
+    check stops at the first grant it recognises, and reads no statement after it)."""
     return json.dumps({
         "Version": "2012-10-17",
-        "Statement": [{
+        "Statement": [*grants, {
             "Sid": "DenyInsecureTransport",
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:*",
             "Resource": [bucket_arn, f"{bucket_arn}/*"],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }, *extra],
+        }],
     })
 
 
@@ -76,18 +78,21 @@ ACCESS_LOG_PREFIX = "s3-access/"
 FLOW_LOG_PREFIX = "flow-logs/"
 
 
-def log_delivery_statements(log_arn: str, account: str, region: str, source_arns: Sequence[str]) -> list[dict]:
+def log_delivery_statements(log_arn: str, account: str, region: str, sources: Mapping[str, str]) -> list[dict]:
     """What S3's server access logging and VPC flow logs need to write into the log bucket, as
     AWS documents them, each narrowed to its prefix and to this account's own sources. With
     ACLs disabled (BucketOwnerEnforced) a bucket policy is the only way to grant them."""
     logs_source = {"StringEquals": {"aws:SourceAccount": account},
                    "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{region}:{account}:*"}}
+    # One grant per source bucket, each for its own prefix only: one bucket's requests cannot be
+    # written where another's are kept.
     return [
-        {"Sid": "S3ServerAccessLogs", "Effect": "Allow",
-         "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
-         "Resource": f"{log_arn}/{ACCESS_LOG_PREFIX}*",
-         "Condition": {"ArnLike": {"aws:SourceArn": list(source_arns)},
-                       "StringEquals": {"aws:SourceAccount": account}}},
+        *[{"Sid": f"S3ServerAccessLogs{kind.capitalize()}", "Effect": "Allow",
+           "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+           "Resource": f"{log_arn}/{ACCESS_LOG_PREFIX}{kind}/*",
+           "Condition": {"ArnLike": {"aws:SourceArn": source_arn},
+                         "StringEquals": {"aws:SourceAccount": account}}}
+          for kind, source_arn in sources.items()],
         {"Sid": "FlowLogsWrite", "Effect": "Allow",
          "Principal": {"Service": "delivery.logs.amazonaws.com"}, "Action": "s3:PutObject",
          "Resource": f"{log_arn}/{FLOW_LOG_PREFIX}AWSLogs/{account}/*",
@@ -145,9 +150,8 @@ class ObjectStorage(pulumi.ComponentResource):
             self.bucket_resources[kind] = bucket
             self.buckets[kind] = bucket.bucket
 
-        sources = [b.arn for b in self.bucket_resources.values()]
-        self.log_bucket = self._bucket(name, "logs", args, self._log_rules(args),
-                                       log_sources=pulumi.Output.all(*sources))
+        self.log_bucket = self._bucket(name, "logs", args, self._log_rules(args), log_sources=pulumi.Output.all(
+            **{kind: b.arn for kind, b in self.bucket_resources.items()}))
         for kind, bucket in self.bucket_resources.items():
             aws.s3.BucketLogging(
                 f"{name}-{kind}-access-log", bucket=bucket.id, target_bucket=self.log_bucket.id,
@@ -215,9 +219,10 @@ class ObjectStorage(pulumi.ComponentResource):
 
     def _bucket(self, name: str, kind: str, args: ObjectStorageArgs,
                 rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs], *, lock_mode: str | None = None,
-                log_sources: pulumi.Input[Sequence[str]] | None = None) -> aws.s3.Bucket:
+                log_sources: pulumi.Input[Mapping[str, str]] | None = None) -> aws.s3.Bucket:
         """A private bucket: owner-enforced, every public access blocked, encrypted, versioned,
-        TLS only, incomplete uploads aborted; `log_sources` makes it the log bucket."""
+        TLS only, incomplete uploads aborted; `log_sources` (kind -> bucket ARN) makes it the log
+        bucket."""
         child = pulumi.ResourceOptions(parent=self)
         bucket = aws.s3.Bucket(
             f"{name}-{kind}", bucket_prefix=f"{args.name_prefix}-{kind}-",

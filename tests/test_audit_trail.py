@@ -38,19 +38,22 @@ def test_every_data_bucket_logs_its_requests_to_the_log_bucket_which_logs_nowher
 
 def test_log_delivery_may_write_only_under_its_prefix_and_only_for_this_account_s_sources(cloud_plan):
     statements = {s["Sid"]: s for s in _log_policy(cloud_plan)["Statement"]}
-    access = statements["S3ServerAccessLogs"]
-    assert access["Action"] == "s3:PutObject"
-    assert access["Resource"] == "arn:aws:s3:::storage-logs/s3-access/*"
-    assert sorted(access["Condition"]["ArnLike"]["aws:SourceArn"]) == sorted(
-        f"arn:aws:s3:::storage-{kind}" for kind in ("content", "images", "backups"))
-    assert access["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
+    # Each bucket's access logs may land under its own prefix only, from that bucket only.
+    access = {sid: s for sid, s in statements.items() if sid.startswith("S3ServerAccessLogs")}
+    assert {(s["Resource"], s["Condition"]["ArnLike"]["aws:SourceArn"]) for s in access.values()} == {
+        (f"arn:aws:s3:::storage-logs/s3-access/{kind}/*", f"arn:aws:s3:::storage-{kind}")
+        for kind in ("content", "images", "backups")}
+    for grant in access.values():
+        assert grant["Action"] == "s3:PutObject"
+        assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+        assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
     write = statements["FlowLogsWrite"]
     assert write["Resource"] == f"arn:aws:s3:::storage-logs/flow-logs/AWSLogs/{ACCOUNT}/*"
     assert write["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT,
                                                   "s3:x-amz-acl": "bucket-owner-full-control"}
     assert statements["FlowLogsAclCheck"]["Action"] == ["s3:GetBucketAcl", "s3:ListBucket"]
     # Nothing else is allowed to anyone: every other statement denies.
-    others = set(statements) - {"S3ServerAccessLogs", "FlowLogsWrite", "FlowLogsAclCheck"}
+    others = set(statements) - set(access) - {"FlowLogsWrite", "FlowLogsAclCheck"}
     assert {statements[s]["Effect"] for s in others} == {"Deny"}
 
 

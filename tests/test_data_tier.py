@@ -187,7 +187,7 @@ def test_every_bucket_is_private_encrypted_versioned_and_tls_only(cloud_plan, ki
     assert rules["abort-incomplete-multipart"]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7
     assert rules["expire-noncurrent-versions"]["noncurrentVersionExpiration"]["noncurrentDays"] > 0
     policy = json.loads(_for_bucket(cloud_plan, "aws:s3/bucketPolicy:BucketPolicy", kind).inputs["policy"])
-    statement, *grants = policy["Statement"]
+    *grants, statement = policy["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     # Only the log bucket admits anyone, and only AWS's two log delivery services.
     services = {g["Principal"]["Service"] for g in grants if g["Effect"] == "Allow"}
