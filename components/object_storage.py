@@ -160,7 +160,8 @@ class ObjectStorage(pulumi.ComponentResource):
                 target_object_key_format=aws.s3.BucketLoggingTargetObjectKeyFormatArgs(
                     partitioned_prefix=aws.s3.BucketLoggingTargetObjectKeyFormatPartitionedPrefixArgs(
                         partition_date_source="EventTime")),
-                opts=child)
+                # S3 refuses a target whose policy does not yet admit its log delivery.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policies["logs"]]))
 
         aws.s3.BucketCorsConfiguration(
             f"{name}-images-cors", bucket=self.bucket_resources["images"].id,

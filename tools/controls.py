@@ -502,6 +502,24 @@ def table(plans: dict[str, Plan]) -> str:
     return "\n".join(lines)
 
 
+def summary(plans: dict[str, Plan]) -> str:
+    """The README's short form: each control under its status, per service."""
+    columns = (("met",), ("met-except",), ("not-met",), ("account", "operational", "n/a"))
+    rows: dict[str, list[list[str]]] = {}
+    for control in CONTROLS:
+        service = control.id.split(".")[0]
+        service = service if service in ("S3", "EC2", "SSM", "IAM") else "Account"
+        state = status(control, plans)
+        cells = rows.setdefault(service, [[] for _ in columns])
+        column = next(i for i, states in enumerate(columns) if state in states)
+        cells[column].append(control.id + (f" ({STATUS_TEXT[state]})" if state in ("operational", "n/a") else ""))
+    lines = ["| Service | Met | Met, with exceptions | Not met: a kept trade-off | The account's (or noted) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {service} | " + " | ".join(", ".join(c) or "—" for c in cells) + " |"
+              for service, cells in rows.items()]
+    return "\n".join(lines)
+
+
 def plans() -> dict[str, Plan]:
     from tools import harness
 

@@ -11,8 +11,10 @@ from tools import controls
 from tools.harness import Plan
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+SECURITY = README.parent / "docs" / "security.md"
 START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 CONTROLS_START, CONTROLS_END = "<!-- controls-table:start -->", "<!-- controls-table:end -->"
+SUMMARY_START, SUMMARY_END = "<!-- controls-summary:start -->", "<!-- controls-summary:end -->"
 
 
 def _replace(text: str, start: str, end: str, body: str) -> str:
@@ -22,19 +24,26 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
 
 def render(readme: str, plans: dict[str, Plan] | None = None) -> str:
     """The README with its generated tables: the stack settings, and (given the staging and
-    production plans) the FSBP controls with their status in those plans."""
+    production plans) the FSBP controls' status in those plans."""
     text = _replace(readme, START, END, settings.config_table())
     if plans is not None:
-        text = _replace(text, CONTROLS_START, CONTROLS_END, controls.table(plans))
+        text = _replace(text, SUMMARY_START, SUMMARY_END, controls.summary(plans))
     return text
 
 
+def render_security(page: str, plans: dict[str, Plan]) -> str:
+    """docs/security.md with the full FSBP table: status, and how each is met or why not."""
+    return _replace(page, CONTROLS_START, CONTROLS_END, controls.table(plans))
+
+
 def main() -> int:
-    text = README.read_text()
-    new = render(text, controls.plans())
-    if new != text:
-        README.write_text(new)
-        print("README.md updated", file=sys.stderr)
+    plans = controls.plans()
+    for path, render_page in ((README, lambda t: render(t, plans)), (SECURITY, lambda t: render_security(t, plans))):
+        text = path.read_text()
+        new = render_page(text)
+        if new != text:
+            path.write_text(new)
+            print(f"{path.name} updated", file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ a `main.tf.json`:
   blocks in the provider's shape;
 - a value that came from another planned resource becomes a Terraform reference
   (`${aws_iam_role.host_dlm_role.arn}`), also inside a JSON policy document;
+- the program's explicit `depends_on` between AWS resources becomes Terraform's `depends_on`;
 - secrets are the offline plan's generated placeholders (never a real secret: the plan has none);
 - properties the provider does not have (those of the newer provider line pulumi-aws 7 bridges)
   are listed in `Translation.dropped`, never silently lost.
@@ -276,6 +277,11 @@ def translate(plan: Plan, schema: dict[str, Any], *, isolated: bool = False) -> 
                 translation.dropped = [d for d in translation.dropped if d[:2] != (address, key)]
                 translation.reshaped.append((address, key, " ".join((legacy.__doc__ or "").split())))
                 body.update(legacy(converter, r.inputs[key]))
+        # The program's explicit ordering (a bucket's logging after the policy that admits its
+        # delivery), which no property carries.
+        ordered = sorted(addresses[u] for u in r.depends_on if u in addresses)
+        if ordered and not isolated:
+            body["depends_on"] = ordered
         resources.setdefault(kind, {})[name] = body
 
     provider: dict[str, Any] = {}
