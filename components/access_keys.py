@@ -14,11 +14,16 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 
+from components.host_commands import QUIET
 from configs import key_rotation
 
 PATH = "/storiesofsoftware/"
 ROTATION_TAG = "sos-key-rotation-days"
+# IAM is eventually consistent: a new key can be refused for a few seconds after it exists. Its
+# users wait this long before they move to it (only when a key is new: at a rotation).
+KEY_SETTLE_SECONDS = 20
 
 
 @dataclass
@@ -61,7 +66,12 @@ class RotatingAccessKey(pulumi.ComponentResource):
                     # Create-first, said explicitly: the old key serves until its dependents moved.
                     delete_before_replace=False))
         active = keys[self.active_slot]
-        self.access_key_id = active.id
+        # Runs where `pulumi up` runs, once per new key (its id is the trigger).
+        settled = command.local.Command(
+            f"{name}-{self.active_slot}-key-settled", create=f"sleep {KEY_SETTLE_SECONDS}",
+            triggers=[active.id], logging=QUIET, opts=child)
+        # Through the wait: whoever takes the key id depends on it.
+        self.access_key_id = pulumi.Output.all(active.id, settled.id).apply(lambda v: v[0])
         self.secret_access_key = pulumi.Output.secret(active.secret)
         self.created = {slot: key.create_date for slot, key in keys.items()}
         self.register_outputs({})

@@ -118,6 +118,21 @@ def test_each_identity_is_a_group_policy_and_two_users_with_one_key_each(cloud_p
             assert key.delete_before_replace_defined and not key.delete_before_replace
 
 
+def test_whoever_takes_a_key_waits_for_it_to_settle(cloud_plan):
+    from components.access_keys import KEY_SETTLE_SECONDS
+
+    for identity, user in (("storage-api", "sos-"), ("storage-backup-writer", "postgres-s3-credentials-writer-run")):
+        (settle,) = [c for c in cloud_plan.of_type("command:local:Command") if c.name.startswith(f"{identity}-")
+                     and c.name.endswith("-key-settled")]
+        assert settle.inputs["create"] == f"sleep {KEY_SETTLE_SECONDS}" and KEY_SETTLE_SECONDS >= 10
+        slot = settle.name[len(identity) + 1]
+        key = cloud_plan.one(KEY, f"{identity}-{slot}-key")
+        assert key.urn in settle.property_dependencies["triggers"]
+        takers = [r for r in cloud_plan.resources if r.custom and r.name.startswith(user)
+                  and key.urn in r.all_dependencies]
+        assert takers and all(cloud_plan.depends_transitively(t.urn, settle.urn) for t in takers)
+
+
 def test_the_containers_use_the_newer_key(monkeypatch):
     # 2026-11-11: slot a is the newer (due 2026-09-28); 2026-11-12: slot b is due.
     for day, slot in ((dt.date(2026, 11, 11), "a"), (dt.date(2026, 11, 12), "b")):
@@ -146,6 +161,9 @@ def test_a_rotation_creates_first_moves_the_users_then_deletes_the_idle_key(monk
         # What moves to the new key does so after it exists, and the old key goes after them.
         movers = [i for i, (op, name) in enumerate(order) if op == "create" and name.startswith(user)]
         assert movers and all(created < i < deleted for i in movers), (identity, order)
+        # IAM is eventually consistent: the users move only after the new key had time to settle.
+        settled = order.index(("create", f"{identity}-b-key-settled"))
+        assert created < settled < min(movers)
     # The API moves (a rolling replacement); the key file is rewritten; PostgreSQL and the backup
     # container are not touched at all.
     assert ("create", "postgres-s3-credentials-writer-run") in order
