@@ -36,7 +36,11 @@ from tools.harness import UNKNOWN, Plan, Registration, ResourceRef, Secret
 PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
 PROVIDER_VERSION = "5.100.0"
 # Pulumi types whose Terraform name is not `aws_<module>_<name>` or `aws_<name>`.
-TYPE_OVERRIDES: dict[str, str] = {}
+TYPE_OVERRIDES: dict[str, str] = {
+    "aws:rds/instance:Instance": "aws_db_instance",
+    "aws:rds/parameterGroup:ParameterGroup": "aws_db_parameter_group",
+    "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",
+}
 # Attributes whose value is the identity of a resource, and so worth a reference.
 IDENTITY_ATTRIBUTES = ("id", "arn", "name", "bucket", "allocationId", "publicIp")
 

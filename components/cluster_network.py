@@ -1,0 +1,134 @@
+"""The cluster placement's network (issue 19): a VPC over two or three availability zones.
+
+Public subnets hold the load balancer and the NAT gateways only; tasks and data services live in
+private subnets. AWS services the tasks call go through VPC endpoints (S3 as a free gateway
+endpoint; ECR, CloudWatch Logs and Secrets Manager as interface endpoints); the rest of the
+internet (n8n's automations, mail and payment APIs) through NAT. Flow logs as on the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+CLUSTER_CIDR = "10.44.0.0/16"
+# Interface endpoints: what an ECS task on Fargate needs to start (image pull, logs, secrets).
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
+
+
+def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """Public /24s for the load balancer and NAT (a few addresses each), private /20s for tasks
+    and data (each Fargate task takes an address), carved so the two never overlap."""
+    network = ipaddress.ip_network(vpc_cidr)
+    if network.prefixlen > 18:
+        raise ValueError(f"{vpc_cidr} is too small for {zones} zones (a /18 or larger holds a /20 per zone)")
+    twenties = list(network.subnets(new_prefix=20))
+    public = list(twenties[0].subnets(new_prefix=24))[:zones]
+    private = twenties[1:1 + zones]
+    if len(private) < zones:
+        raise ValueError(f"{vpc_cidr} is too small for {zones} zones")
+    return [str(p) for p in public], [str(p) for p in private]
+
+
+@dataclass
+class ClusterNetworkArgs:
+    name_prefix: str
+    region: str
+    # Two on staging, three on production.
+    zones: int
+    # One NAT gateway per zone (production: losing a zone keeps the others' egress) or one shared.
+    nat_per_zone: bool
+    flow_log_destination: pulumi.Input[str]
+    flow_log_ready: Sequence[pulumi.Resource] = ()
+    cidr: str = CLUSTER_CIDR
+
+
+class ClusterNetwork(pulumi.ComponentResource):
+    vpc: aws.ec2.Vpc
+    public_subnets: list[aws.ec2.Subnet]
+    private_subnets: list[aws.ec2.Subnet]
+    # Admits HTTPS from inside the VPC to the interface endpoints.
+    endpoint_security_group: aws.ec2.SecurityGroup
+
+    def __init__(self, name: str, args: ClusterNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ClusterNetwork", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+        public_cidrs, private_cidrs = subnet_cidrs(args.cidr, args.zones)
+
+        self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_support=True,
+                               enable_dns_hostnames=True, tags={"Name": f"{prefix}-cluster"}, opts=child)
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, ingress=[], egress=[],
+                                     tags={"Name": f"{prefix}-cluster-default-locked"}, opts=child)
+        aws.ec2.FlowLog(
+            f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL",
+            log_destination_type="s3", log_destination=args.flow_log_destination, max_aggregation_interval=60,
+            destination_options=aws.ec2.FlowLogDestinationOptionsArgs(
+                file_format="plain-text", per_hour_partition=True, hive_compatible_partitions=False),
+            tags={"Name": f"{prefix}-cluster-flow-log"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.flow_log_ready)))
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags={"Name": f"{prefix}-cluster"},
+                                      opts=child)
+        public_routes = aws.ec2.RouteTable(
+            f"{name}-public-rt", vpc_id=self.vpc.id,
+            routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
+            tags={"Name": f"{prefix}-cluster-public"}, opts=child)
+
+        self.public_subnets, self.private_subnets = [], []
+        nats: list[aws.ec2.NatGateway] = []
+        private_tables: list[aws.ec2.RouteTable] = []
+        for i in range(args.zones):
+            zone = zones.names[i]
+            public = aws.ec2.Subnet(
+                f"{name}-public-{i}", vpc_id=self.vpc.id, cidr_block=public_cidrs[i], availability_zone=zone,
+                map_public_ip_on_launch=False, tags={"Name": f"{prefix}-cluster-public-{i}", "tier": "public"},
+                opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-public-{i}-rta", subnet_id=public.id,
+                                          route_table_id=public_routes.id, opts=child)
+            self.public_subnets.append(public)
+            if args.nat_per_zone or i == 0:
+                eip = aws.ec2.Eip(f"{name}-nat-{i}-eip", domain="vpc", tags={"Name": f"{prefix}-nat-{i}"},
+                                  opts=child)
+                nats.append(aws.ec2.NatGateway(
+                    f"{name}-nat-{i}", allocation_id=eip.allocation_id, subnet_id=public.id,
+                    tags={"Name": f"{prefix}-nat-{i}"}, opts=pulumi.ResourceOptions(parent=self, depends_on=[igw])))
+            private = aws.ec2.Subnet(
+                f"{name}-private-{i}", vpc_id=self.vpc.id, cidr_block=private_cidrs[i], availability_zone=zone,
+                map_public_ip_on_launch=False, tags={"Name": f"{prefix}-cluster-private-{i}", "tier": "private"},
+                opts=child)
+            table = aws.ec2.RouteTable(
+                f"{name}-private-{i}-rt", vpc_id=self.vpc.id,
+                # A zone's tasks leave through their own zone's NAT when there is one.
+                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0",
+                                                    nat_gateway_id=nats[i if args.nat_per_zone else 0].id)],
+                tags={"Name": f"{prefix}-cluster-private-{i}"}, opts=child)
+            aws.ec2.RouteTableAssociation(f"{name}-private-{i}-rta", subnet_id=private.id,
+                                          route_table_id=table.id, opts=child)
+            self.private_subnets.append(private)
+            private_tables.append(table)
+
+        # S3 (images, backups, the ECR layers ECR serves from S3): a gateway endpoint, free.
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway", route_table_ids=[t.id for t in private_tables],
+            tags={"Name": f"{prefix}-s3"}, opts=child)
+        self.endpoint_security_group = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg", vpc_id=self.vpc.id,
+            description="Interface endpoints: HTTPS from inside the VPC",
+            tags={"Name": f"{prefix}-endpoints"}, opts=child)
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-https", security_group_id=self.endpoint_security_group.id, ip_protocol="tcp",
+            from_port=443, to_port=443, cidr_ipv4=args.cidr, description="HTTPS from the VPC", opts=child)
+        for service in INTERFACE_ENDPOINTS:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{service.replace('.', '-')}", vpc_id=self.vpc.id,
+                service_name=f"com.amazonaws.{args.region}.{service}", vpc_endpoint_type="Interface",
+                private_dns_enabled=True, subnet_ids=[s.id for s in self.private_subnets],
+                security_group_ids=[self.endpoint_security_group.id],
+                tags={"Name": f"{prefix}-{service}"}, opts=child)
+        self.register_outputs({})

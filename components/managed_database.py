@@ -1,0 +1,107 @@
+"""The cluster placement's PostgreSQL 16 (issue 19): RDS, Multi-AZ in production.
+
+Encrypted, never public, deletion-protected with a final snapshot, automated backups with
+point-in-time recovery, TLS required, its master password kept by RDS in Secrets Manager (never
+in Pulumi's state), and the parameter group rendered from the same tuning rules as the host's
+postgresql.conf (configs/postgres.py `rds_parameters`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from configs import postgres as pg
+
+ENGINE_VERSION = "16.10"
+PARAMETER_FAMILY = "postgres16"
+# Not `postgres`: FSBP RDS.25 asks for a master user name of one's own.
+MASTER_USER = "sos_admin"
+# Memory of the instance classes the settings accept, for the tuning rules.
+INSTANCE_MEMORY_MB = {
+    "db.t4g.micro": 1024, "db.t4g.small": 2048, "db.t4g.medium": 4096, "db.t4g.large": 8192,
+    "db.m7g.large": 8192, "db.m7g.xlarge": 16384, "db.r7g.large": 16384, "db.r7g.xlarge": 32768,
+}
+
+
+@dataclass
+class ManagedDatabaseArgs:
+    name_prefix: str
+    instance_class: str
+    allocated_storage_gb: int
+    multi_az: bool
+    # At least 7 days: point-in-time recovery reaches that far back.
+    backup_retention_days: int
+    subnet_ids: Sequence[pulumi.Input[str]]
+    vpc_id: pulumi.Input[str]
+    # Security groups of what may connect (the tasks).
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+    protect: bool
+
+
+class ManagedDatabase(pulumi.ComponentResource):
+    instance: aws.rds.Instance
+    security_group: aws.ec2.SecurityGroup
+    # The Secrets Manager secret RDS keeps the master password in.
+    master_secret_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ManagedDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ManagedDatabase", name, None, opts)
+        if args.instance_class not in INSTANCE_MEMORY_MB:
+            raise ValueError(f"{args.instance_class}: not one of {', '.join(INSTANCE_MEMORY_MB)}")
+        if args.backup_retention_days < 7:
+            raise ValueError("point-in-time recovery needs at least 7 days of automated backups")
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids),
+                                      description=f"{prefix} PostgreSQL: private subnets", opts=child)
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="PostgreSQL: from the platform's tasks only",
+            tags={"Name": f"{prefix}-postgres"}, opts=child)
+        for i, group in enumerate(args.client_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
+                from_port=pg.PORT, to_port=pg.PORT, referenced_security_group_id=group,
+                description="PostgreSQL from the platform's tasks", opts=child)
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params", family=PARAMETER_FAMILY,
+            description=f"{prefix}: the host's tuning rules for {args.instance_class}",
+            parameters=[aws.rds.ParameterGroupParameterArgs(name=key, value=value, apply_method=method)
+                        for key, (value, method) in sorted(pg.rds_parameters(
+                            INSTANCE_MEMORY_MB[args.instance_class]).items())],
+            # A new family or class needs a new group before the instance lets go of the old one.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False))
+        monitoring = aws.iam.Role(
+            f"{name}-monitoring-role", assume_role_policy=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                        "Principal": {"Service": "monitoring.rds.amazonaws.com"}}]}),
+            description="RDS enhanced monitoring", opts=child)
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring", role=monitoring.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)
+        self.instance = aws.rds.Instance(
+            f"{name}-instance",
+            identifier_prefix=f"{prefix}-postgres-",
+            engine="postgres", engine_version=ENGINE_VERSION, instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb, max_allocated_storage=args.allocated_storage_gb * 4,
+            storage_type="gp3", storage_encrypted=True,
+            db_subnet_group_name=subnets.name, vpc_security_group_ids=[self.security_group.id],
+            parameter_group_name=parameters.name, publicly_accessible=False, multi_az=args.multi_az,
+            username=MASTER_USER, manage_master_user_password=True,
+            iam_database_authentication_enabled=True,
+            backup_retention_period=args.backup_retention_days, backup_window="02:00-03:00",
+            maintenance_window="sun:03:30-sun:04:30", copy_tags_to_snapshot=True,
+            deletion_protection=True, skip_final_snapshot=False,
+            final_snapshot_identifier=f"{prefix}-postgres-final",
+            auto_minor_version_upgrade=True, enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            monitoring_interval=60, monitoring_role_arn=monitoring.arn,
+            performance_insights_enabled=True,
+            tags={"Name": f"{prefix}-postgres"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect))
+        self.master_secret_arn = self.instance.master_user_secrets.apply(
+            lambda secrets: secrets[0].secret_arn if secrets else "")
+        self.register_outputs({})
