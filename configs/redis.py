@@ -12,6 +12,8 @@ from urllib.parse import quote
 from configs.paths import SECRETS_DIR
 
 PORT = 6379
+# A cache first: under memory pressure the least recently used keys go, whatever their TTL.
+MAXMEMORY_POLICY = "allkeys-lru"
 CONFIG_DIR = "/etc/sos"
 ACL_FILE = f"{SECRETS_DIR}/users.acl"
 PASSWORD_FILE = f"{SECRETS_DIR}/redis-password"
@@ -44,7 +46,7 @@ def redis_conf(container_memory_mb: int, port: int = PORT, data_dir: str = DATA_
         # Users and their hashed passwords; no requirepass, so no plaintext anywhere.
         f"aclfile {acl_file}",
         f"maxmemory {maxmemory_mb(container_memory_mb)}mb",
-        "maxmemory-policy allkeys-lru",
+        f"maxmemory-policy {MAXMEMORY_POLICY}",
         "save 900 1",
         "save 300 10",
         "save 60 10000",

@@ -171,6 +171,37 @@ def test_an_unknown_instance_class_or_short_retention_is_refused():
         managed_database.ManagedDatabase("x", managed_database.ManagedDatabaseArgs(**{**base, "backup_retention_days": 3}))
 
 
+# ------------------------------------------------------------------------------ Redis on ElastiCache
+
+def test_redis_is_encrypted_authenticated_and_fails_over_in_production(plan):
+    group = plan.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    inputs = group.inputs
+    production = plan.stack == "production"
+    assert inputs["engine"] == "redis" and inputs["engineVersion"].startswith("7.")
+    assert inputs["atRestEncryptionEnabled"] is True and inputs["transitEncryptionEnabled"] is True
+    assert isinstance(inputs["authToken"], harness.Secret)
+    token = plan.one("random:index/randomPassword:RandomPassword", "redis-auth-token")
+    assert token.urn in group.property_dependencies["authToken"] and token.inputs["special"] is False
+    assert token.protect is production
+    assert inputs["automaticFailoverEnabled"] is production and inputs["multiAzEnabled"] is production
+    assert inputs["numCacheClusters"] == (2 if production else 1)
+    assert inputs["snapshotRetentionLimit"] >= 1 and inputs["autoMinorVersionUpgrade"] is True
+    assert group.protect is production
+    params = plan.one("aws:elasticache/parameterGroup:ParameterGroup").inputs
+    assert params["parameters"] == [{"name": "maxmemory-policy", "value": "allkeys-lru"}]
+    group_sg = plan.one("aws:ec2/securityGroup:SecurityGroup", "redis-sg")
+    tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-sg")
+    (rule,) = [r for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+               if group_sg.urn in r.property_dependencies["securityGroupId"]]
+    assert rule.inputs["fromPort"] == 6379 and tasks.urn in rule.property_dependencies["referencedSecurityGroupId"]
+
+
+def test_the_host_and_elasticache_evict_alike():
+    from configs import redis as redis_config
+
+    assert f"maxmemory-policy {redis_config.MAXMEMORY_POLICY}" in redis_config.redis_conf(512)
+
+
 # ------------------------------------------------------------------------------ the real provider
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -231,7 +231,9 @@ def _autoname(r: Registration, address: str, body: dict[str, Any], schema: dict[
     """Pulumi names a resource `<logical name>-<7 hex>` when the program gives no name (its
     autonaming); Terraform would leave an optional name to AWS or fail on a required one."""
     attributes = schema.get("attributes", {})
-    for field_, prefix in (("name", "name_prefix"), ("bucket", "bucket_prefix")):
+    # pulumi-aws autonames these identifiers too (its resources.go: tfbridge.AutoName).
+    for field_, prefix in (("name", "name_prefix"), ("bucket", "bucket_prefix"),
+                           ("replication_group_id", "replication_group_id_prefix")):
         attr = attributes.get(field_)
         if attr is None or field_ in body or prefix in body or not (attr.get("optional") or attr.get("required")):
             continue

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from components.cluster_network import ClusterNetwork, ClusterNetworkArgs
+from components.managed_cache import ManagedCache, ManagedCacheArgs
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
 
 stack = pulumi.get_stack()
@@ -25,3 +26,8 @@ ManagedDatabase("postgres", ManagedDatabaseArgs(
     allocated_storage_gb=50 if production else 20, multi_az=production,
     backup_retention_days=14 if production else 7, subnet_ids=[s.id for s in network.private_subnets],
     vpc_id=network.vpc.id, client_security_group_ids=[tasks.id], protect=production), opts=on_aws)
+ManagedCache("redis", ManagedCacheArgs(
+    name_prefix=f"sos-{stack}", node_type="cache.t4g.small" if production else "cache.t4g.micro",
+    failover=production, snapshot_retention_days=7 if production else 1,
+    subnet_ids=[s.id for s in network.private_subnets], vpc_id=network.vpc.id,
+    client_security_group_ids=[tasks.id], protect=production), opts=on_aws)

@@ -1,0 +1,75 @@
+"""The cluster placement's Redis 7 (issue 19): an ElastiCache replication group.
+
+Encrypted at rest and in transit, an AUTH token (generated, secret), automatic failover across
+zones in production, daily snapshots, reachable from the platform's tasks only, and the same
+eviction policy as the host's redis.conf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from configs import redis as redis_config
+
+ENGINE_VERSION = "7.1"
+PARAMETER_FAMILY = "redis7"
+
+
+@dataclass
+class ManagedCacheArgs:
+    name_prefix: str
+    node_type: str
+    # production: a replica in another zone that takes over by itself.
+    failover: bool
+    snapshot_retention_days: int
+    subnet_ids: Sequence[pulumi.Input[str]]
+    vpc_id: pulumi.Input[str]
+    client_security_group_ids: Sequence[pulumi.Input[str]]
+    protect: bool
+
+
+class ManagedCache(pulumi.ComponentResource):
+    group: aws.elasticache.ReplicationGroup
+    security_group: aws.ec2.SecurityGroup
+    auth_token: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ManagedCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ManagedCache", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        subnets = aws.elasticache.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids),
+                                              description=f"{prefix} Redis: private subnets", opts=child)
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="Redis: from the platform's tasks only",
+            tags={"Name": f"{prefix}-redis"}, opts=child)
+        for i, group in enumerate(args.client_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-from-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
+                from_port=redis_config.PORT, to_port=redis_config.PORT, referenced_security_group_id=group,
+                description="Redis from the platform's tasks", opts=child)
+        parameters = aws.elasticache.ParameterGroup(
+            f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: the host's eviction policy",
+            parameters=[aws.elasticache.ParameterGroupParameterArgs(
+                name="maxmemory-policy", value=redis_config.MAXMEMORY_POLICY)], opts=child)
+        # ElastiCache's AUTH token: 16 to 128 printable characters, none of @ " /.
+        token = random.RandomPassword(f"{name}-auth-token", length=64, special=False,
+                                      opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.auth_token = pulumi.Output.secret(token.result)
+        self.group = aws.elasticache.ReplicationGroup(
+            f"{name}-group", description=f"{prefix} Redis",
+            engine="redis", engine_version=ENGINE_VERSION, node_type=args.node_type, port=redis_config.PORT,
+            num_cache_clusters=2 if args.failover else 1,
+            automatic_failover_enabled=args.failover, multi_az_enabled=args.failover,
+            subnet_group_name=subnets.name, security_group_ids=[self.security_group.id],
+            parameter_group_name=parameters.name,
+            at_rest_encryption_enabled=True, transit_encryption_enabled=True, auth_token=self.auth_token,
+            snapshot_retention_limit=args.snapshot_retention_days, snapshot_window="01:00-02:00",
+            maintenance_window="sun:04:30-sun:05:30", auto_minor_version_upgrade=True,
+            tags={"Name": f"{prefix}-redis"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.register_outputs({})
