@@ -374,6 +374,7 @@ SCRIPTS = {
     "scheduler": backup.scheduler_script((backup.Job("a", 60, 30, ("/bin/true",)),)),
     "restore-postgres": backup.restore_postgres_script(),
     "restore-redis": backup.restore_redis_script(),
+    "write-s3-credentials": backup.write_s3_credentials_script(),
 }
 
 
