@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -200,6 +201,83 @@ def test_the_host_and_elasticache_evict_alike():
     from configs import redis as redis_config
 
     assert f"maxmemory-policy {redis_config.MAXMEMORY_POLICY}" in redis_config.redis_conf(512)
+
+
+# ------------------------------------------------------------------------------ services on Fargate
+
+CREDENTIAL = re.compile(r"(PASSWORD|SECRET|TOKEN|_KEY$|DATABASE_URL|REDIS_URL)")
+
+
+def _state(plan: harness.Plan, reg: harness.Registration, attribute: str) -> str:
+    return plan.states[reg.urn][1][attribute]
+
+
+def test_every_task_definition_is_what_the_ecs_api_takes_and_hardened(plan):
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    shape = botocore.session.get_session().get_service_model("ecs").operation_model(
+        "RegisterTaskDefinition").input_shape
+    roles = {r.urn: r for r in plan.of_type("aws:iam/role:Role")}
+    groups = {g.inputs["name"]: g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    definitions = plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
+    assert definitions
+    for definition in definitions:
+        i = harness.unwrap(definition.inputs)
+        execution, task = ([roles[u] for u in definition.property_dependencies[k]][0]
+                           for k in ("executionRoleArn", "taskRoleArn"))
+        request = {
+            "family": i["family"], "networkMode": i["networkMode"], "requiresCompatibilities": i["requiresCompatibilities"],
+            "cpu": i["cpu"], "memory": i["memory"], "executionRoleArn": _state(plan, execution, "arn"),
+            "taskRoleArn": _state(plan, task, "arn"), "volumes": i["volumes"], "runtimePlatform": i["runtimePlatform"],
+            "containerDefinitions": json.loads(i["containerDefinitions"])}
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), report.generate_report()
+        assert execution.urn != task.urn, "one role pulls and logs, another is the application's"
+        for container in request["containerDefinitions"]:
+            assert container["user"].split(":")[0] not in ("0", "root")
+            assert container["readonlyRootFilesystem"] is True and not container.get("privileged")
+            assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
+            assert container["healthCheck"]["command"] and 1 <= container["stopTimeout"] <= 120
+            log = container["logConfiguration"]
+            assert log["logDriver"] == "awslogs" and groups[log["options"]["awslogs-group"]].inputs["retentionInDays"] > 0
+            assert not [e["name"] for e in container["environment"] if CREDENTIAL.search(e["name"])]
+            assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in container["secrets"])
+
+
+def test_every_service_deploys_rolling_privately_and_scales(plan):
+    private = {s.urn for s in plan.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "private"}
+    targets = plan.of_type("aws:appautoscaling/target:Target")
+    for service in plan.of_type("aws:ecs/service:Service"):
+        i = service.inputs
+        assert i["launchType"] == "FARGATE" and i["platformVersion"] == "LATEST"
+        network = i["networkConfiguration"]
+        assert network["assignPublicIp"] is False
+        assert set(service.property_dependencies["networkConfiguration"]) & private
+        assert (i["deploymentMinimumHealthyPercent"], i["deploymentMaximumPercent"]) == (100, 200)
+        assert i["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+        assert i["waitForSteadyState"] is True and "desiredCount" in service.ignore_changes
+        (target,) = [t for t in targets if service.urn in t.all_dependencies]
+        production = plan.stack == "production"
+        assert target.inputs["minCapacity"] == i["desiredCount"] == (2 if production else 1)
+        assert target.inputs["maxCapacity"] > target.inputs["minCapacity"]
+        policies = [p for p in plan.of_type("aws:appautoscaling/policy:Policy") if target.urn in p.all_dependencies]
+        metrics = {p.inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"]
+                   ["predefinedMetricType"] for p in policies}
+        assert "ECSServiceAverageCPUUtilization" in metrics
+
+
+def test_an_execution_role_reads_only_its_own_service_s_secrets(plan):
+    (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-execution-secrets")]
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    secret = plan.one("aws:secretsmanager/secret:Secret", "api-secrets")
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == [_state(plan, secret, "arn")]
+
+
+def test_the_cluster_has_container_insights(plan):
+    cluster = plan.one("aws:ecs/cluster:Cluster")
+    assert {"name": "containerInsights", "value": "enhanced"} in cluster.inputs["settings"]
 
 
 # ------------------------------------------------------------------------------ the real provider

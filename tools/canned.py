@@ -34,6 +34,8 @@ AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261015"
 EIP = "203.0.113.10"
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 ACCESS_KEY_CREATED = "2026-11-27T00:00:00Z"
+# AWS resources the program leaves to Pulumi's autonaming and whose name it reads back.
+AUTONAMED_AWS = {"aws:ecs/service:Service", "aws:ecs/cluster:Cluster"}
 # Cloudflare's ranges: the same snapshot the policy pack admits on 80/443.
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6  # noqa: E402
 
@@ -137,6 +139,9 @@ class CannedMocks(Mocks):
             prefix = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg",
                       "InternetGateway": "igw", "RouteTable": "rtb"}[t.split(":")[-1]]
             rid = f"{prefix}-" + _digest(name)[:17]
+        elif t in AUTONAMED_AWS and not inputs.get("name"):
+            # Pulumi's autonaming: `<logical name>-<7 hex>`.
+            out["name"] = f"{name}-{_digest('autoname', name)[:7]}"
         elif t == "aws:iam/accessKey:AccessKey":
             # An access key's shapes; the date is the plan's "now" for a key created by this run.
             rid = "AKIA" + _digest("key", name)[:16].upper()

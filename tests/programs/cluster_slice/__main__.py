@@ -11,8 +11,11 @@ import pulumi_aws as aws
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from components.cluster_network import ClusterNetwork, ClusterNetworkArgs
+from components.cluster_service import ClusterService, ClusterServiceArgs, Scaling
+from components.container_service import node_http_check
 from components.managed_cache import ManagedCache, ManagedCacheArgs
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
+from configs import ecs
 
 stack = pulumi.get_stack()
 production = stack == "production"
@@ -31,3 +34,27 @@ ManagedCache("redis", ManagedCacheArgs(
     failover=production, snapshot_retention_days=7 if production else 1,
     subnet_ids=[s.id for s in network.private_subnets], vpc_id=network.vpc.id,
     client_security_group_ids=[tasks.id], protect=production), opts=on_aws)
+
+# The ECS cluster and the API as its first service (the load balancer comes next; the target
+# group is there for the service to register with).
+cluster = aws.ecs.Cluster("cluster-ecs", settings=[aws.ecs.ClusterSettingArgs(
+    name="containerInsights", value="enhanced")], opts=on_aws)
+api_secret = aws.secretsmanager.Secret("api-secrets", name_prefix=f"sos-{stack}/api-",
+                                       recovery_window_in_days=7, opts=on_aws)
+api_target = aws.lb.TargetGroup("api-target", port=3001, protocol="HTTP", target_type="ip",
+                                vpc_id=network.vpc.id, deregistration_delay=30,
+                                health_check=aws.lb.TargetGroupHealthCheckArgs(path="/health", matcher="200"),
+                                opts=on_aws)
+ClusterService("api", ClusterServiceArgs(
+    spec=ecs.TaskSpec(name="api", image="ghcr.io/storiesofsoftware/api:1.0.0", cpus=1.0, memory_mb=768,
+                      user="1001:1001", port=3001, health_command=node_http_check(3001, "/health", start_period="60s").test,
+                      log_group=f"/sos/{stack}/api", region="us-east-1",
+                      environment={"NODE_ENV": "production", "PORT": "3001", "HOST": "0.0.0.0"},
+                      stop_timeout=30),
+    name_prefix=f"sos-{stack}", cluster_arn=cluster.arn, cluster_name=cluster.name,
+    subnet_ids=[s.id for s in network.private_subnets], security_group_ids=[tasks.id],
+    log_retention_days=30 if production else 14,
+    scaling=Scaling(minimum=2 if production else 1, maximum=10 if production else 2),
+    secrets={name: api_secret.arn.apply(lambda arn, key=key: f"{arn}:{key}::")
+             for name, key in (("DATABASE_URL", "databaseUrl"), ("REDIS_URL", "redisUrl"))},
+    secret_arns=[api_secret.arn], target_group_arn=api_target.arn), opts=on_aws)

@@ -1,0 +1,158 @@
+"""One long-running service of the cluster placement on ECS Fargate (issue 19): the counterpart of
+ContainerService on the host, with the same defaults (configs/ecs.py renders the container).
+
+Per service: a log group with retention, an execution role that may read only this service's
+secrets (and pull and log), a task role of its own (least privilege: what `task_policy` names),
+a task definition, and a service in private subnets without public addresses that deploys
+rolling (100 % stays healthy, the circuit breaker rolls a failed deployment back, and
+`pulumi up` waits for a steady state), autoscaled by target
+tracking on CPU and, behind the load balancer, on requests per target.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from configs import ecs
+
+MANAGED_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+def _assume_ecs_tasks(account: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+        # Only this account's tasks (the confused-deputy guard AWS recommends).
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]})
+
+
+def secrets_read_policy(secret_arns: Sequence[str]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadThisServicesSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+        "Resource": sorted(set(secret_arns))}]})
+
+
+@dataclass
+class Scaling:
+    minimum: int
+    maximum: int
+    cpu_percent: int = 60
+    # Requests per target per minute, when behind the load balancer (its `app/…/targetgroup/…` label).
+    requests_per_target: int | None = None
+    load_balancer_label: pulumi.Input[str] | None = None
+
+
+@dataclass
+class ClusterServiceArgs:
+    spec: ecs.TaskSpec
+    name_prefix: str
+    cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    log_retention_days: int
+    scaling: Scaling
+    # variable -> ARN (or `<arn>:<json key>::`) of what the container receives as a secret
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The ARNs the execution role may read (the secrets' own ARNs, without JSON keys).
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    task_policy: pulumi.Input[str] | None = None
+    target_group_arn: pulumi.Input[str] | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class ClusterService(pulumi.ComponentResource):
+    service: aws.ecs.Service
+    task_definition: aws.ecs.TaskDefinition
+    task_role: aws.iam.Role
+
+    def __init__(self, name: str, args: ClusterServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ClusterService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        spec = args.spec
+        if args.scaling.minimum < 1 or args.scaling.maximum < args.scaling.minimum:
+            raise ValueError(f"{spec.name}: scaling bounds {args.scaling.minimum}..{args.scaling.maximum}")
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        logs = aws.cloudwatch.LogGroup(f"{name}-logs", name=spec.log_group,
+                                       retention_in_days=args.log_retention_days, opts=child)
+        execution = aws.iam.Role(f"{name}-execution", assume_role_policy=account.apply(_assume_ecs_tasks),
+                                 description=f"{args.name_prefix} {spec.name}: pull, log, read its secrets",
+                                 opts=child)
+        aws.iam.RolePolicyAttachment(f"{name}-execution-managed", role=execution.name,
+                                     policy_arn=MANAGED_EXECUTION_POLICY, opts=child)
+        if args.secret_arns:
+            aws.iam.RolePolicy(f"{name}-execution-secrets", role=execution.id,
+                               policy=pulumi.Output.all(*args.secret_arns).apply(secrets_read_policy), opts=child)
+        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=account.apply(_assume_ecs_tasks),
+                                      description=f"{args.name_prefix} {spec.name}: what the application may do",
+                                      opts=child)
+        if args.task_policy is not None:
+            aws.iam.RolePolicy(f"{name}-task-policy", role=self.task_role.id, policy=args.task_policy, opts=child)
+
+        request = pulumi.Output.all(execution.arn, self.task_role.arn, pulumi.Output.all(**dict(args.secrets))).apply(
+            lambda v: ecs.register_request(
+                ecs.TaskSpec(**{**spec.__dict__, "secrets": dict(v[2])}), f"{args.name_prefix}-{spec.name}",
+                v[0], v[1]))
+        cpu, memory = ecs.fargate_size(spec.cpus, spec.memory_mb)
+        self.task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task-definition", family=f"{args.name_prefix}-{spec.name}", network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"], cpu=str(cpu), memory=str(memory),
+            execution_role_arn=execution.arn, task_role_arn=self.task_role.arn,
+            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+                operating_system_family="LINUX", cpu_architecture="X86_64"),
+            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=ecs.TMP_VOLUME)],
+            container_definitions=request.apply(lambda r: json.dumps(r["containerDefinitions"])),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]))
+
+        load_balancers = []
+        if args.target_group_arn is not None and spec.port is not None:
+            load_balancers = [aws.ecs.ServiceLoadBalancerArgs(
+                target_group_arn=args.target_group_arn, container_name=spec.name, container_port=spec.port)]
+        self.service = aws.ecs.Service(
+            # Autonamed: a replacement (a new launch type, say) starts beside the old service.
+            f"{name}-service", cluster=args.cluster_arn,
+            task_definition=self.task_definition.arn, desired_count=args.scaling.minimum,
+            launch_type="FARGATE", platform_version="LATEST",
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=list(args.subnet_ids), security_groups=list(args.security_group_ids),
+                assign_public_ip=False),
+            load_balancers=load_balancers,
+            health_check_grace_period_seconds=60 if load_balancers else None,
+            # A new version starts beside the old one; the old goes only once the new is healthy.
+            deployment_minimum_healthy_percent=100, deployment_maximum_percent=200,
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            # `pulumi up` returns only once the deployment settled.
+            wait_for_steady_state=True,
+            propagate_tags="SERVICE", enable_execute_command=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
+                                        # Autoscaling owns the count once the service exists.
+                                        ignore_changes=["desiredCount"]))
+
+        resource_id = pulumi.Output.concat("service/", args.cluster_name, "/", self.service.name)
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling", service_namespace="ecs", scalable_dimension="ecs:service:DesiredCount",
+            resource_id=resource_id, min_capacity=args.scaling.minimum, max_capacity=args.scaling.maximum,
+            opts=child)
+        self._tracking(name, "cpu", target, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+            predefined_metric_type="ECSServiceAverageCPUUtilization"), args.scaling.cpu_percent)
+        if args.scaling.requests_per_target is not None and args.scaling.load_balancer_label is not None:
+            self._tracking(name, "requests", target, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                predefined_metric_type="ALBRequestCountPerTarget", resource_label=args.scaling.load_balancer_label),
+                args.scaling.requests_per_target)
+        self.register_outputs({})
+
+    def _tracking(self, name: str, metric: str, target: aws.appautoscaling.Target,
+                  spec: aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs,
+                  value: int) -> None:
+        aws.appautoscaling.Policy(
+            f"{name}-scale-on-{metric}", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                predefined_metric_specification=spec, target_value=value,
+                # Out quickly, in slowly: a burst is served, a lull does not flap.
+                scale_out_cooldown=60, scale_in_cooldown=300),
+            opts=pulumi.ResourceOptions(parent=self))

@@ -1,0 +1,106 @@
+"""ECS task definitions for the cluster placement (issue 19), rendered as the ECS API takes them.
+
+The container defaults of the host (components/container_service.py) carried over: non-root, a
+read-only root filesystem with a writable /tmp, every capability dropped, never privileged, a
+health check, a stop timeout, logs to CloudWatch, and secrets only by reference
+(`valueFrom`: Secrets Manager or SSM), never in `environment`. tests/test_ecs_tasks.py validates
+the rendered requests against the RegisterTaskDefinition shape of the ECS model in botocore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Fargate's CPU units and the memory (MiB) each allows.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+# Fargate stops a container at most this long after SIGTERM.
+FARGATE_MAX_STOP_TIMEOUT = 120
+TMP_VOLUME = "tmp"
+
+
+def fargate_size(cpus: float, memory_mb: int) -> tuple[int, int]:
+    """The smallest Fargate task size with at least `cpus` and `memory_mb`."""
+    for units, memories in FARGATE_SIZES.items():
+        if units >= cpus * 1024:
+            for memory in memories:
+                if memory >= memory_mb:
+                    return units, memory
+    raise ValueError(f"no Fargate size holds {cpus} CPUs and {memory_mb} MiB")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    image: str
+    cpus: float
+    memory_mb: int
+    user: str
+    port: int | None
+    health_command: Sequence[str]
+    log_group: str
+    region: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # variable -> ARN of a Secrets Manager secret (or `<arn>:<json key>::`) or SSM parameter
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    stop_timeout: int = 30
+    command: Sequence[str] = ()
+
+
+def container_definition(spec: TaskSpec) -> dict[str, Any]:
+    leaked = [k for k in spec.environment if k in spec.secrets]
+    if leaked:
+        raise ValueError(f"{spec.name}: {leaked} given both as environment and as a secret")
+    if not 1 <= spec.stop_timeout <= FARGATE_MAX_STOP_TIMEOUT:
+        raise ValueError(f"{spec.name}: Fargate allows a stop timeout of 1 to {FARGATE_MAX_STOP_TIMEOUT} s")
+    if spec.user.split(":")[0] in ("0", "root", ""):
+        raise ValueError(f"{spec.name}: tasks run as a non-root user")
+    definition: dict[str, Any] = {
+        "name": spec.name,
+        "image": spec.image,
+        "essential": True,
+        "user": spec.user,
+        "readonlyRootFilesystem": True,
+        # `privileged` is left out: Fargate refuses the parameter, and absent means false.
+        # Fargate adds no capability beyond Docker's defaults; drop those too. The init process
+        # reaps zombies and forwards SIGTERM, as tini does on the host.
+        "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True},
+        "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
+        "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
+        "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],
+        "healthCheck": {"command": list(spec.health_command), "interval": 15, "timeout": 5, "retries": 3,
+                        "startPeriod": 60},
+        "stopTimeout": spec.stop_timeout,
+        "logConfiguration": {"logDriver": "awslogs", "options": {
+            "awslogs-group": spec.log_group, "awslogs-region": spec.region, "awslogs-stream-prefix": spec.name}},
+    }
+    if spec.port is not None:
+        definition["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp", "name": spec.name}]
+    if spec.command:
+        definition["command"] = list(spec.command)
+    return definition
+
+
+def register_request(spec: TaskSpec, family: str, execution_role_arn: str, task_role_arn: str) -> dict[str, Any]:
+    """The whole RegisterTaskDefinition input for one single-container task."""
+    cpu, memory = fargate_size(spec.cpus, spec.memory_mb)
+    return {
+        "family": family,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": str(cpu),
+        "memory": str(memory),
+        "executionRoleArn": execution_role_arn,
+        "taskRoleArn": task_role_arn,
+        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+        "containerDefinitions": [container_definition(spec)],
+        # Fargate's ephemeral storage, writable under a read-only root.
+        "volumes": [{"name": TMP_VOLUME}],
+    }
