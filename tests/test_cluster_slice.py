@@ -280,6 +280,40 @@ def test_the_cluster_has_container_insights(plan):
     assert {"name": "containerInsights", "value": "enhanced"} in cluster.inputs["settings"]
 
 
+# ------------------------------------------------------------------------------ the way in
+
+def test_only_cloudflare_reaches_the_load_balancer_and_only_with_its_client_certificate(plan):
+    group = plan.one("aws:ec2/securityGroup:SecurityGroup", "entry-sg")
+    ingress = [r.inputs for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+               if group.urn in r.property_dependencies["securityGroupId"]]
+    assert {(i["fromPort"], i.get("cidrIpv4") or i.get("cidrIpv6")) for i in ingress} == {
+        (443, "173.245.48.0/20"), (443, "2400:cb00::/32")}
+    (egress,) = [r.inputs for r in plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+                 if group.urn in r.property_dependencies["securityGroupId"]]
+    assert (egress["fromPort"], egress["cidrIpv4"]) == (8443, "10.44.0.0/16")
+    (listener,) = plan.of_type("aws:lb/listener:Listener")
+    i = listener.inputs
+    assert (i["port"], i["protocol"]) == (443, "HTTPS") and "TLS13" in i["sslPolicy"]
+    assert i["mutualAuthentication"]["mode"] == "verify"
+    store = plan.one("aws:lb/trustStore:TrustStore")
+    assert store.urn in listener.property_dependencies["mutualAuthentication"]
+    bundle = plan.one("aws:s3/bucketObjectv2:BucketObjectv2")
+    ca = plan.one("tls:index/selfSignedCert:SelfSignedCert", "origin-pull-ca")
+    assert ca.urn in bundle.property_dependencies["content"] and bundle.urn in store.all_dependencies
+    certificate = plan.one("aws:acm/certificate:Certificate")
+    assert isinstance(certificate.inputs["privateKey"], harness.Secret)
+    assert certificate.urn in listener.property_dependencies["certificateArn"]
+
+
+def test_the_load_balancer_drops_bad_requests_and_is_kept_in_production(plan):
+    lb = plan.one("aws:lb/loadBalancer:LoadBalancer")
+    production = plan.stack == "production"
+    assert lb.inputs["dropInvalidHeaderFields"] is True and lb.inputs["desyncMitigationMode"] == "strictest"
+    assert lb.inputs["enableDeletionProtection"] is production and lb.protect is production
+    public = {s.urn for s in plan.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "public"}
+    assert set(lb.property_dependencies["subnets"]) == public
+
+
 # ------------------------------------------------------------------------------ the real provider
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -142,6 +142,11 @@ class CannedMocks(Mocks):
         elif t in AUTONAMED_AWS and not inputs.get("name"):
             # Pulumi's autonaming: `<logical name>-<7 hex>`.
             out["name"] = f"{name}-{_digest('autoname', name)[:7]}"
+        elif t in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+            # The ARN's last part, which CloudWatch metrics and request-count scaling name.
+            kind = "app" if t.endswith("LoadBalancer") else "targetgroup"
+            out["arnSuffix"] = f"{kind}/{name}/{_digest('lb', name)[:16]}"
+            out["arn"] = f"arn:aws:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:{'loadbalancer/' if kind == 'app' else ''}{out['arnSuffix']}"
         elif t == "aws:iam/accessKey:AccessKey":
             # An access key's shapes; the date is the plan's "now" for a key created by this run.
             rid = "AKIA" + _digest("key", name)[:16].upper()

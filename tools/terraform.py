@@ -40,6 +40,8 @@ TYPE_OVERRIDES: dict[str, str] = {
     "aws:rds/instance:Instance": "aws_db_instance",
     "aws:rds/parameterGroup:ParameterGroup": "aws_db_parameter_group",
     "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",
+    "aws:lb/loadBalancer:LoadBalancer": "aws_lb",
+    "aws:s3/bucketObjectv2:BucketObjectv2": "aws_s3_object",
 }
 # Attributes whose value is the identity of a resource, and so worth a reference.
 IDENTITY_ATTRIBUTES = ("id", "arn", "name", "bucket", "allocationId", "publicIp")

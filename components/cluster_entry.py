@@ -1,0 +1,102 @@
+"""The cluster placement's way in (issue 19): an Application Load Balancer that only Cloudflare
+reaches, with the Cloudflare Origin CA certificate (imported into ACM) and Authenticated Origin
+Pulls as ALB mutual TLS: a connection without Cloudflare's client certificate never reaches a
+task. Behind it the edge (nginx, as a service) keeps the headers, rate limits and caching its
+tests prove.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+# TLS 1.2 and 1.3 only, forward-secret suites (the ALB policy AWS recommends for new listeners).
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+TRUST_STORE_KEY = "trust-stores/cloudflare-origin-pull-ca.pem"
+
+
+@dataclass
+class ClusterEntryArgs:
+    name_prefix: str
+    vpc_id: pulumi.Input[str]
+    # Where the tasks are: the only place the load balancer sends to.
+    vpc_cidr: str
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    # Cloudflare's published ranges: the only sources the load balancer admits.
+    ingress_cidrs: Sequence[str]
+    certificate_pem: pulumi.Input[str]
+    private_key_pem: pulumi.Output[str]
+    # Cloudflare's origin-pull CA: the ALB asks every client for a certificate it signed.
+    client_ca_pem: pulumi.Input[str]
+    # A private bucket for the trust store's CA bundle (the log bucket serves).
+    trust_store_bucket: pulumi.Input[str]
+    # The edge's port on its tasks and the path the load balancer checks.
+    target_port: int
+    health_path: str
+    protect: bool
+
+
+class ClusterEntry(pulumi.ComponentResource):
+    load_balancer: aws.lb.LoadBalancer
+    target_group: aws.lb.TargetGroup
+    security_group: aws.ec2.SecurityGroup
+    # `app/<name>/<id>/targetgroup/<name>/<id>`: what request-count scaling names.
+    request_label: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterEntryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ClusterEntry", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args.name_prefix
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="Load balancer: HTTPS from Cloudflare only",
+            tags={"Name": f"{prefix}-lb"}, opts=child)
+        for i, cidr in enumerate(args.ingress_cidrs):
+            family = {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-https-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
+                from_port=443, to_port=443, description="HTTPS from Cloudflare", **family, opts=child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-to-targets", security_group_id=self.security_group.id, ip_protocol="tcp",
+            from_port=args.target_port, to_port=args.target_port, cidr_ipv4=args.vpc_cidr,
+            description="to the edge's tasks", opts=child)
+
+        certificate = aws.acm.Certificate(
+            f"{name}-origin-certificate", certificate_body=args.certificate_pem,
+            private_key=args.private_key_pem, tags={"Name": f"{prefix}-origin"},
+            # A renewed certificate is imported beside the old one, which the listener lets go of.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False))
+        bundle = aws.s3.BucketObjectv2(
+            f"{name}-client-ca", bucket=args.trust_store_bucket, key=TRUST_STORE_KEY,
+            content=args.client_ca_pem, content_type="application/x-pem-file", opts=child)
+        trust_store = aws.lb.TrustStore(
+            f"{name}-trust-store", ca_certificates_bundle_s3_bucket=args.trust_store_bucket,
+            ca_certificates_bundle_s3_key=bundle.key, ca_certificates_bundle_s3_object_version=bundle.version_id,
+            opts=child)
+
+        self.load_balancer = aws.lb.LoadBalancer(
+            f"{name}-lb", load_balancer_type="application", internal=False,
+            subnets=list(args.public_subnet_ids), security_groups=[self.security_group.id],
+            # Requests with malformed headers are dropped, and desync attacks refused.
+            drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
+            enable_deletion_protection=args.protect, idle_timeout=60,
+            tags={"Name": f"{prefix}-lb"}, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        self.target_group = aws.lb.TargetGroup(
+            f"{name}-edge", port=args.target_port, protocol="HTTP", target_type="ip", vpc_id=args.vpc_id,
+            # Matches the edge's own drain on a deploy.
+            deregistration_delay=30,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(path=args.health_path, matcher="200", interval=10,
+                                                           healthy_threshold=2, unhealthy_threshold=3),
+            opts=child)
+        aws.lb.Listener(
+            f"{name}-https", load_balancer_arn=self.load_balancer.arn, port=443, protocol="HTTPS",
+            ssl_policy=SSL_POLICY, certificate_arn=certificate.arn,
+            mutual_authentication=aws.lb.ListenerMutualAuthenticationArgs(
+                mode="verify", trust_store_arn=trust_store.arn),
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward",
+                                                              target_group_arn=self.target_group.arn)],
+            opts=child)
+        self.request_label = pulumi.Output.concat(self.load_balancer.arn_suffix, "/", self.target_group.arn_suffix)
+        self.register_outputs({})
