@@ -636,7 +636,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def config_table() -> str:
-    """The README's table of keys (settings/docs.py)."""
+    """docs/configuration.md's table of keys (settings/docs.py)."""
     from settings.docs import config_table as render
 
     return render()

@@ -1,4 +1,4 @@
-"""The README's configuration table, generated from the schema so docs and code cannot drift."""
+"""docs/configuration.md's table of keys, generated from the schema so docs and code cannot drift."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from settings.defaults import CLOUD_LIMITS, DEFAULT_IMAGES, DEV_LIMITS, LIMITED_
 
 
 def config_table() -> str:
-    """The README's table of keys, generated so docs and code cannot drift apart."""
+    """The table of keys (docs/configuration.md), generated so docs and code cannot drift apart."""
     rows = ["| key | dev | staging | production | meaning |", "|---|---|---|---|---|"]
 
     def show(key: Key, value: Any) -> str:
