@@ -19,12 +19,15 @@ from typing import Any
 from cloudflare_ranges import CF_IPV4, CF_IPV6
 
 CLOUDFLARE = [ipaddress.ip_network(c) for c in CF_IPV4 + CF_IPV6]
+# RFC 1918 and unique local addresses: what a VPC's own network can be.
+VPC_RANGES = [ipaddress.ip_network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 EDGE_SERVICE = "nginx"
 CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY$|_PASS$|ENCRYPTION_KEY|DATABASE_URL|REDIS_URL)")
 CREDENTIAL_ASSIGNMENT = re.compile(r"\b[A-Z0-9_]*(PASSWORD|SECRET|TOKEN|_PASS)[A-Z0-9_]*=(?!\"?\$|\"?/)\S")
 # What holds the platform's data or the keys to it: protected in production.
 STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n|prometheus|grafana)-data$")
-STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword"}
+STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword",
+                 "aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup"}
 # Replacing one of these stops the database or the cache: never by accident in production.
 DATA_SERVICES = {"postgres", "redis"}
 ALLOW_DATA_REPLACEMENT = "policy/allow-data-replacement.json"
@@ -136,6 +139,9 @@ def web_only_from_cloudflare(r: Resource, report: Report) -> None:
     for low, high, cidr in _ingress_networks(r.props):
         if any(low <= port <= high for port in (80, 443)):
             network = ipaddress.ip_network(cidr, strict=False)
+            # Inside the VPC (the cluster's interface endpoints take HTTPS from their own network).
+            if any(network.version == own.version and network.subnet_of(own) for own in VPC_RANGES):  # type: ignore[arg-type]
+                continue
             if not any(network.version == cf.version and network.subnet_of(cf) for cf in CLOUDFLARE):  # type: ignore[arg-type]
                 report(f"ports 80/443 open to {cidr}, which is not a Cloudflare range")
 
@@ -219,6 +225,88 @@ def no_plain_credentials(r: Resource, report: Report) -> None:
                 report(f"the {key} script carries a credential; pass it on stdin")
 
 
+# --- The cluster placement: ECS, RDS, ElastiCache, the load balancer ---------------------------
+
+def _json(value: Any) -> Any:
+    import json
+
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+
+
+def task_definition_hardened(r: Resource, report: Report) -> None:
+    containers = _json(r.props.get("containerDefinitions")) or []
+    if not isinstance(containers, list) or not containers:
+        report("containerDefinitions must be a JSON list of containers")
+        return
+    for c in containers:
+        name = c.get("name", "?")
+        if str(c.get("user", "")).split(":")[0] in ("", "0", "root"):
+            report(f"{name}: runs as root (set a non-root user)")
+        if c.get("readonlyRootFilesystem") is not True:
+            report(f"{name}: the root filesystem must be read-only")
+        if c.get("privileged"):
+            report(f"{name}: must not be privileged")
+        if "ALL" not in (((c.get("linuxParameters") or {}).get("capabilities") or {}).get("drop") or []):
+            report(f"{name}: must drop ALL capabilities")
+        if not (c.get("logConfiguration") or {}).get("logDriver"):
+            report(f"{name}: needs a log configuration")
+        if not (c.get("healthCheck") or {}).get("command"):
+            report(f"{name}: needs a health check")
+        for variable in c.get("environment") or []:
+            if CREDENTIAL_NAME.search(str(variable.get("name", ""))):
+                report(f"{name}: {variable.get('name')} looks like a credential; pass it in `secrets` by reference")
+
+
+def service_private_and_rolling(r: Resource, report: Report) -> None:
+    network = r.props.get("networkConfiguration") or {}
+    if network.get("assignPublicIp"):
+        report("tasks must not get public IP addresses")
+    breaker = r.props.get("deploymentCircuitBreaker") or {}
+    if not (breaker.get("enable") and breaker.get("rollback")):
+        report("the deployment circuit breaker must be on, with rollback")
+    if r.props.get("deploymentMinimumHealthyPercent", 100) < 100:
+        report("deploymentMinimumHealthyPercent must be 100 (a deploy never lowers capacity)")
+
+
+def database_encrypted_private_kept(r: Resource, report: Report) -> None:
+    p = r.props
+    if p.get("storageEncrypted") is not True:
+        report("storage must be encrypted")
+    if p.get("publiclyAccessible"):
+        report("must not be publicly accessible")
+    if p.get("deletionProtection") is not True:
+        report("deletion protection must be on")
+    if p.get("skipFinalSnapshot") or not p.get("finalSnapshotIdentifier"):
+        report("a final snapshot must be taken on delete")
+    if int(p.get("backupRetentionPeriod") or 0) < 7:
+        report("automated backups (point-in-time recovery) must be kept at least 7 days")
+    if p.get("password"):
+        report("the master password must not be in the program: use manageMasterUserPassword")
+    if r.stack == "production" and not p.get("multiAz"):
+        report("production's database must be Multi-AZ")
+
+
+def cache_encrypted_authenticated(r: Resource, report: Report) -> None:
+    p = r.props
+    if p.get("atRestEncryptionEnabled") is not True or p.get("transitEncryptionEnabled") is not True:
+        report("encryption at rest and in transit must be on")
+    if not p.get("authToken") and not p.get("userGroupIds"):
+        report("clients must authenticate (an AUTH token or RBAC users)")
+    if r.stack == "production" and not (p.get("automaticFailoverEnabled") and p.get("multiAzEnabled")):
+        report("production's cache must fail over automatically across zones")
+
+
+def listener_mutual_tls(r: Resource, report: Report) -> None:
+    p = r.props
+    if p.get("protocol") != "HTTPS":
+        report("only an HTTPS listener: Cloudflare connects over TLS")
+    elif (p.get("mutualAuthentication") or {}).get("mode") != "verify":
+        report("the listener must verify Cloudflare's client certificate (mutual TLS, mode verify)")
+
+
 RULES: tuple[Rule, ...] = (
     Rule("s3-public-access-blocked", "S3 buckets block every kind of public access.",
          frozenset({"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"}), public_access_blocked),
@@ -235,7 +323,8 @@ RULES: tuple[Rule, ...] = (
     Rule("no-ssh-from-anywhere", "SSH is never open to 0.0.0.0/0 or ::/0.",
          frozenset({"aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:ec2/securityGroup:SecurityGroup"}),
          no_ssh_from_anywhere),
-    Rule("web-only-from-cloudflare", "Ports 80 and 443 admit only Cloudflare's ranges.",
+    Rule("web-only-from-cloudflare", "Ports 80 and 443 admit only Cloudflare's ranges (or the VPC's own private "
+         "network).",
          frozenset({"aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:ec2/securityGroup:SecurityGroup"}),
          web_only_from_cloudflare),
     Rule("container-hardened", "Containers run non-root, read-only, without capabilities, limited, "
@@ -250,6 +339,19 @@ RULES: tuple[Rule, ...] = (
     Rule("data-containers-protected-in-production", "PostgreSQL and Redis containers are protected in "
          "production: a change that would replace one fails unless the operator allowed it.",
          frozenset({"docker:index/container:Container"}), data_containers_protected),
+    Rule("ecs-task-hardened", "ECS containers run non-root, read-only, without capabilities, not privileged, "
+         "health-checked and logged, with credentials only as secrets by reference.",
+         frozenset({"aws:ecs/taskDefinition:TaskDefinition"}), task_definition_hardened),
+    Rule("ecs-service-private-rolling", "ECS services have no public addresses and deploy with 100 % healthy "
+         "and the circuit breaker's rollback.", frozenset({"aws:ecs/service:Service"}), service_private_and_rolling),
+    Rule("rds-encrypted-private-kept", "RDS is encrypted, private, deletion-protected with a final snapshot, "
+         "keeps 7 days of PITR, never holds a password in the program, Multi-AZ in production.",
+         frozenset({"aws:rds/instance:Instance"}), database_encrypted_private_kept),
+    Rule("elasticache-encrypted-authenticated", "ElastiCache encrypts at rest and in transit, authenticates "
+         "clients, and fails over across zones in production.",
+         frozenset({"aws:elasticache/replicationGroup:ReplicationGroup"}), cache_encrypted_authenticated),
+    Rule("lb-mutual-tls", "The load balancer listens on HTTPS only and verifies Cloudflare's client certificate.",
+         frozenset({"aws:lb/listener:Listener"}), listener_mutual_tls),
     Rule("no-plain-credentials", "Credentials reach containers and commands only as secrets, files or stdin.",
          frozenset({"docker:index/container:Container", "command:local:Command", "command:remote:Command"}),
          no_plain_credentials),

@@ -46,6 +46,11 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 TLS_POLICY = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
                                         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
 
+TASK_CONTAINER = {"name": "api", "user": "1001:1001", "readonlyRootFilesystem": True,
+                  "linuxParameters": {"capabilities": {"drop": ["ALL"]}}, "logConfiguration": {"logDriver": "awslogs"},
+                  "healthCheck": {"command": ["CMD", "true"]}, "environment": [{"name": "NODE_ENV", "value": "production"}],
+                  "secrets": [{"name": "DATABASE_URL", "valueFrom": "arn:aws:secretsmanager:us-east-1:1:secret:x"}]}
+
 # rule -> (type, compliant props, violating props, what the report says, urn, protect of each)
 CASES = {
     "s3-public-access-blocked": (
@@ -95,6 +100,38 @@ CASES = {
         CONTAINER, container(envs=["DATABASE_URL=x", "SOS_SECRETS_DIR=/etc/sos/secrets",
                                    "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/sos/secrets/p"]),
         container(envs=["DATABASE_URL=x", "SMTP_PASSWORD=hunter2"]), "SMTP_PASSWORD looks like a credential"),
+    # The cluster placement (issue 19).
+    "ecs-task-hardened": (
+        "aws:ecs/taskDefinition:TaskDefinition", {"containerDefinitions": json.dumps([TASK_CONTAINER])},
+        {"containerDefinitions": json.dumps([{**TASK_CONTAINER, "environment": [{"name": "DB_PASSWORD", "value": "x"}],
+                                              "readonlyRootFilesystem": False}])},
+        "DB_PASSWORD looks like a credential"),
+    "ecs-service-private-rolling": (
+        "aws:ecs/service:Service",
+        {"networkConfiguration": {"assignPublicIp": False}, "deploymentMinimumHealthyPercent": 100,
+         "deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+        {"networkConfiguration": {"assignPublicIp": True}, "deploymentMinimumHealthyPercent": 50,
+         "deploymentCircuitBreaker": {"enable": True, "rollback": False}},
+        "public IP"),
+    "rds-encrypted-private-kept": (
+        "aws:rds/instance:Instance",
+        {"storageEncrypted": True, "publiclyAccessible": False, "deletionProtection": True,
+         "finalSnapshotIdentifier": "final", "backupRetentionPeriod": 14, "manageMasterUserPassword": True,
+         "multiAz": True},
+        {"storageEncrypted": True, "publiclyAccessible": False, "deletionProtection": True,
+         "finalSnapshotIdentifier": "final", "backupRetentionPeriod": 14, "password": "hunter2hunter2",
+         "multiAz": False},
+        "Multi-AZ"),
+    "elasticache-encrypted-authenticated": (
+        "aws:elasticache/replicationGroup:ReplicationGroup",
+        {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": True, "authToken": "t" * 32,
+         "automaticFailoverEnabled": True, "multiAzEnabled": True},
+        {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": False, "automaticFailoverEnabled": True,
+         "multiAzEnabled": True},
+        "must authenticate"),
+    "lb-mutual-tls": (
+        "aws:lb/listener:Listener", {"protocol": "HTTPS", "mutualAuthentication": {"mode": "verify"}},
+        {"protocol": "HTTPS", "mutualAuthentication": {"mode": "passthrough"}}, "mutual TLS"),
 }
 PROTECT = {"stateful-protected-in-production": (True, False),
            "data-containers-protected-in-production": (True, False)}
@@ -188,8 +225,12 @@ def test_the_whole_pack_passes_over_the_offline_plan(stack):
 
 
 def test_every_rule_applies_to_something_the_program_registers():
-    """A rule whose type never occurs would pass vacuously."""
+    """A rule whose type never occurs would pass vacuously (the cluster placement's rules apply to
+    its parts built so far, composed in tests/programs/cluster_slice)."""
+    from tests.test_cluster_slice import slice_plan
+
     types = {r.type for stack in STACKS for r in offline.resources(plan_for(stack))}
+    types |= {r.type for stack in ("staging", "production") for r in offline.resources(slice_plan(stack))}
     for rule in rules.RULES:
         assert rule.types & types, f"{rule.name} matches no registered resource"
 
@@ -270,3 +311,22 @@ def test_production_data_containers_are_protected_unless_the_stack_allows_replac
     found = {(rule, name) for rule, name, _ in offline.violations(allowed)}
     assert found == {("data-containers-protected-in-production", "postgres-svc"),
                      ("data-containers-protected-in-production", "redis-svc")}
+
+
+def test_web_ports_admit_cloudflare_and_the_vpc_itself_only():
+    for cidr, allowed in (("104.16.0.0/13", True), ("10.44.0.0/16", True), ("0.0.0.0/0", False),
+                          ("203.0.113.0/24", False)):
+        found = _run("web-only-from-cloudflare", INGRESS, {"fromPort": 443, "toPort": 443, "cidrIpv4": cidr}, False)
+        assert (found == []) is allowed, cidr
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_the_cluster_slice_passes_every_rule(stack):
+    """The cluster placement's parts as built so far (tests/programs/cluster_slice)."""
+    from tests.test_cluster_slice import slice_plan
+
+    plan = slice_plan(stack)
+    assert {r.type for r in plan.resources} >= {"aws:ecs/taskDefinition:TaskDefinition", "aws:ecs/service:Service",
+                                                  "aws:rds/instance:Instance", "aws:lb/listener:Listener",
+                                                  "aws:elasticache/replicationGroup:ReplicationGroup"}
+    assert offline.violations(plan) == []

@@ -71,7 +71,8 @@ origin_cert = tls.SelfSignedCert("origin-cert", private_key_pem=origin_key.priva
 pull_ca = tls.SelfSignedCert("origin-pull-ca", private_key_pem=origin_key.private_key_pem,
                              subject=tls.SelfSignedCertSubjectArgs(common_name="origin-pull"),
                              validity_period_hours=24 * 365, is_ca_certificate=True, allowed_uses=["cert_signing"])
-trust_bucket = aws.s3.Bucket("trust-bucket", bucket_prefix=f"sos-{stack}-trust-", opts=on_aws)
+trust_bucket = aws.s3.Bucket("trust-bucket", bucket_prefix=f"sos-{stack}-trust-",
+                             opts=pulumi.ResourceOptions.merge(on_aws, pulumi.ResourceOptions(protect=production)))
 ClusterEntry("entry", ClusterEntryArgs(
     name_prefix=f"sos-{stack}", vpc_id=network.vpc.id, vpc_cidr=network_args.cidr,
     public_subnet_ids=[s.id for s in network.public_subnets], ingress_cidrs=["173.245.48.0/20", "2400:cb00::/32"],
