@@ -132,3 +132,17 @@ class ClusterNetwork(pulumi.ComponentResource):
                 security_group_ids=[self.endpoint_security_group.id],
                 tags={"Name": f"{prefix}-{service}"}, opts=child)
         self.register_outputs({})
+
+
+def reachable_from(name: str, parent: pulumi.Resource, vpc_id: pulumi.Input[str], port: int, what: str,
+                   name_tag: str, clients: Sequence[pulumi.Input[str]]) -> aws.ec2.SecurityGroup:
+    """A security group that admits `port` from the given client security groups only (the
+    platform's tasks): how every data service of the cluster is reached."""
+    child = pulumi.ResourceOptions(parent=parent)
+    group = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"{what}: from the platform's tasks only",
+                                  tags={"Name": name_tag}, opts=child)
+    for i, client in enumerate(clients):
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-{i}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
+            referenced_security_group_id=client, description=f"{what} from the platform's tasks", opts=child)
+    return group

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.cluster_network import reachable_from
 from configs import redis as redis_config
 
 ENGINE_VERSION = "7.1"
@@ -44,14 +45,8 @@ class ManagedCache(pulumi.ComponentResource):
         prefix = args.name_prefix
         subnets = aws.elasticache.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids),
                                               description=f"{prefix} Redis: private subnets", opts=child)
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description="Redis: from the platform's tasks only",
-            tags={"Name": f"{prefix}-redis"}, opts=child)
-        for i, group in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
-                from_port=redis_config.PORT, to_port=redis_config.PORT, referenced_security_group_id=group,
-                description="Redis from the platform's tasks", opts=child)
+        self.security_group = reachable_from(name, self, args.vpc_id, redis_config.PORT, "Redis", f"{prefix}-redis",
+                                             args.client_security_group_ids)
         parameters = aws.elasticache.ParameterGroup(
             f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: the host's eviction policy",
             parameters=[aws.elasticache.ParameterGroupParameterArgs(

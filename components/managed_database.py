@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.cluster_network import reachable_from
 from configs import postgres as pg
 
 ENGINE_VERSION = "16.10"
@@ -59,14 +60,8 @@ class ManagedDatabase(pulumi.ComponentResource):
         prefix = args.name_prefix
         subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids),
                                       description=f"{prefix} PostgreSQL: private subnets", opts=child)
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description="PostgreSQL: from the platform's tasks only",
-            tags={"Name": f"{prefix}-postgres"}, opts=child)
-        for i, group in enumerate(args.client_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
-                from_port=pg.PORT, to_port=pg.PORT, referenced_security_group_id=group,
-                description="PostgreSQL from the platform's tasks", opts=child)
+        self.security_group = reachable_from(name, self, args.vpc_id, pg.PORT, "PostgreSQL", f"{prefix}-postgres",
+                                             args.client_security_group_ids)
         parameters = aws.rds.ParameterGroup(
             f"{name}-params", family=PARAMETER_FAMILY,
             description=f"{prefix}: the host's tuning rules for {args.instance_class}",
