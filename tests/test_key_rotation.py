@@ -242,31 +242,30 @@ def test_pgbackrest_takes_a_rotated_key_from_its_file_without_a_restart(s3, tmp_
 # ------------------------------------------------------------------------------ the alert
 
 def test_key_age_alert_fires_the_day_after_the_period_from_the_rendered_rules(tmp_path):
+    """The alert's own expression over the rendered recording rules: empty the day before a
+    key's due day, both keys two days after. (The expression alone: with promtool's clock at 1970,
+    only a one-day evaluation step reaches 2027, and a recorded sample a day old is stale for an
+    alert in another group; test_monitoring fires the alert itself on a one-minute step.)"""
     promtool = require_tool("promtool")
     created = {"api/a": canned.ACCESS_KEY_CREATED, "backup-writer/b": canned.ACCESS_KEY_CREATED}
     (tmp_path / "access-keys.yml").write_text(mon.access_key_rules(created, 90))
-    alerts = yaml.safe_load(mon.alert_rules())
-    for group in alerts["groups"]:
-        group["rules"] = [r for r in group["rules"] if r.get("alert") == "AccessKeyRotationOverdue"]
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(alerts))
-    # The key's creation as GNU date reads it, in days since 1970 (promtool's clock starts there).
+    (rule,) = [r for g in yaml.safe_load(mon.alert_rules())["groups"] for r in g["rules"]
+               if r.get("alert") == "AccessKeyRotationOverdue"]
+    # The key's creation as GNU date reads it, in days since 1970.
     made = int(subprocess.run(["date", "-u", "-d", canned.ACCESS_KEY_CREATED, "+%s"], capture_output=True,
                               text=True, check=True).stdout)
-    due_day = (made + 90 * 86400) // 86400
-    expected = [{"exp_labels": {"alertname": "AccessKeyRotationOverdue", "severity": "warning",
-                                "identity": identity, "slot": slot}} for identity, slot in
-                (("api", "a"), ("backup-writer", "b"))]
-    tests = {"rule_files": ["access-keys.yml", "alerts.yml"], "evaluation_interval": "1d", "tests": [{
+    due = made + 90 * 86400
+    due_day = due // 86400
+    overdue = [{"labels": f'{mon.KEY_DUE_METRIC}{{identity="{identity}",slot="{slot}"}}', "value": due}
+               for identity, slot in (("api", "a"), ("backup-writer", "b"))]
+    tests = {"rule_files": ["access-keys.yml"], "evaluation_interval": "1d", "tests": [{
         "interval": "1d", "input_series": [],
-        "alert_rule_test": [
-            {"alertname": "AccessKeyRotationOverdue", "eval_time": f"{due_day - 1}d", "exp_alerts": []},
-            {"alertname": "AccessKeyRotationOverdue", "eval_time": f"{due_day + 2}d", "exp_alerts": expected},
+        "promql_expr_test": [
+            {"expr": rule["expr"], "eval_time": f"{due_day - 1}d", "exp_samples": []},
+            {"expr": rule["expr"], "eval_time": f"{due_day + 2}d", "exp_samples": overdue},
+            {"expr": mon.KEY_CREATED_METRIC + '{identity="api"}', "eval_time": "1d",
+             "exp_samples": [{"labels": f'{mon.KEY_CREATED_METRIC}{{identity="api",slot="a"}}', "value": made}]},
         ],
-        "promql_expr_test": [{"expr": mon.KEY_CREATED_METRIC + '{identity="api"}', "eval_time": "1d",
-                              "exp_samples": [{"labels": f'{mon.KEY_CREATED_METRIC}{{identity="api",slot="a"}}',
-                                               "value": made}]}],
     }]}
     (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
     result = subprocess.run([promtool, "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True,
