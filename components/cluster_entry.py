@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.host_network import cidr_family
+
 # TLS 1.2 and 1.3 only, forward-secret suites (the ALB policy AWS recommends for new listeners).
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 TRUST_STORE_KEY = "trust-stores/cloudflare-origin-pull-ca.pem"
@@ -54,10 +56,9 @@ class ClusterEntry(pulumi.ComponentResource):
             f"{name}-sg", vpc_id=args.vpc_id, description="Load balancer: HTTPS from Cloudflare only",
             tags={"Name": f"{prefix}-lb"}, opts=child)
         for i, cidr in enumerate(args.ingress_cidrs):
-            family = {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-https-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
-                from_port=443, to_port=443, description="HTTPS from Cloudflare", **family, opts=child)
+                from_port=443, to_port=443, description="HTTPS from Cloudflare", **cidr_family(cidr), opts=child)
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-to-targets", security_group_id=self.security_group.id, ip_protocol="tcp",
             from_port=args.target_port, to_port=args.target_port, cidr_ipv4=args.vpc_cidr,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.host_network import audited_and_closed
+
 CLUSTER_CIDR = "10.44.0.0/16"
 # Interface endpoints: what an ECS task on Fargate needs to start (image pull, logs, secrets).
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
@@ -63,15 +65,7 @@ class ClusterNetwork(pulumi.ComponentResource):
 
         self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_support=True,
                                enable_dns_hostnames=True, tags={"Name": f"{prefix}-cluster"}, opts=child)
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=self.vpc.id, ingress=[], egress=[],
-                                     tags={"Name": f"{prefix}-cluster-default-locked"}, opts=child)
-        aws.ec2.FlowLog(
-            f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL",
-            log_destination_type="s3", log_destination=args.flow_log_destination, max_aggregation_interval=60,
-            destination_options=aws.ec2.FlowLogDestinationOptionsArgs(
-                file_format="plain-text", per_hour_partition=True, hive_compatible_partitions=False),
-            tags={"Name": f"{prefix}-cluster-flow-log"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.flow_log_ready)))
+        audited_and_closed(name, self, self.vpc, f"{prefix}-cluster", args.flow_log_destination, args.flow_log_ready)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags={"Name": f"{prefix}-cluster"},
                                       opts=child)
         public_routes = aws.ec2.RouteTable(

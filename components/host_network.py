@@ -40,24 +40,7 @@ class HostNetwork(pulumi.ComponentResource):
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc", cidr_block=VPC_CIDR, enable_dns_support=True,
             enable_dns_hostnames=True, tags={"Name": f"{args.name_prefix}-vpc"}, opts=child)
-        # The VPC's default group allows all traffic between its members; nothing here uses it,
-        # so strip it of every rule rather than leave it as a trap for a later resource.
-        # Every accepted and rejected flow: the network trail of an incident on a host that runs
-        # user-defined automations. To S3 (no delivery role, kept by the bucket's lifecycle).
-        aws.ec2.FlowLog(
-            f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL",
-            log_destination_type="s3", log_destination=args.flow_log_destination,
-            # One-minute records: a short connection is still placed within its minute.
-            max_aggregation_interval=60,
-            destination_options=aws.ec2.FlowLogDestinationOptionsArgs(
-                file_format="plain-text", per_hour_partition=True, hive_compatible_partitions=False),
-            tags={"Name": f"{args.name_prefix}-flow-log"},
-            # The bucket policy that admits the delivery service first, or AWS would attach one of
-            # its own that the next update overwrites.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.flow_log_ready)))
-        aws.ec2.DefaultSecurityGroup(
-            f"{name}-default-sg", vpc_id=self.vpc.id, ingress=[], egress=[],
-            tags={"Name": f"{args.name_prefix}-default-locked"}, opts=child)
+        audited_and_closed(name, self, self.vpc, args.name_prefix, args.flow_log_destination, args.flow_log_ready)
         igw = aws.ec2.InternetGateway(
             f"{name}-igw", vpc_id=self.vpc.id, tags={"Name": f"{args.name_prefix}-igw"}, opts=child)
         self.subnet = aws.ec2.Subnet(
@@ -90,8 +73,35 @@ class HostNetwork(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _ingress(self, name: str, port: int, cidr: str, description: str) -> None:
-        family = {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
         aws.vpc.SecurityGroupIngressRule(
             name, security_group_id=self.security_group.id, ip_protocol="tcp",
-            from_port=port, to_port=port, description=description, **family,
+            from_port=port, to_port=port, description=description, **cidr_family(cidr),
             opts=pulumi.ResourceOptions(parent=self))
+
+
+def cidr_family(cidr: str) -> dict[str, str]:
+    """A security group rule's source: `cidr_ipv4` or `cidr_ipv6`, as the address says."""
+    return {"cidr_ipv6": cidr} if ":" in cidr else {"cidr_ipv4": cidr}
+
+
+def audited_and_closed(name: str, parent: pulumi.Resource, vpc: aws.ec2.Vpc, tag_prefix: str,
+                       flow_log_destination: pulumi.Input[str], flow_log_ready: Sequence[pulumi.Resource]) -> None:
+    """What every VPC of the platform gets: a flow log and a default security group with no rule."""
+    # Every accepted and rejected flow: the network trail of an incident on a platform that runs
+    # user-defined automations. To S3 (no delivery role, kept by the bucket's lifecycle).
+    aws.ec2.FlowLog(
+        f"{name}-flow-log", vpc_id=vpc.id, traffic_type="ALL",
+        log_destination_type="s3", log_destination=flow_log_destination,
+        # One-minute records: a short connection is still placed within its minute.
+        max_aggregation_interval=60,
+        destination_options=aws.ec2.FlowLogDestinationOptionsArgs(
+            file_format="plain-text", per_hour_partition=True, hive_compatible_partitions=False),
+        tags={"Name": f"{tag_prefix}-flow-log"},
+        # The bucket policy that admits the delivery service first, or AWS would attach one of
+        # its own that the next update overwrites.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(flow_log_ready)))
+    # The VPC's default group allows all traffic between its members; nothing here uses it,
+    # so strip it of every rule rather than leave it as a trap for a later resource.
+    aws.ec2.DefaultSecurityGroup(
+        f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[],
+        tags={"Name": f"{tag_prefix}-default-locked"}, opts=pulumi.ResourceOptions(parent=parent))
