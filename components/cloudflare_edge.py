@@ -53,8 +53,12 @@ class CloudflareEdgeArgs:
     zone: str
     domain: str
     hostnames: Sequence[str]
-    origin_ip: pulumi.Input[str]
+    # The origin: the host's Elastic IP (an A record) or the load balancer's DNS name (a CNAME,
+    # which Cloudflare proxies like any other). None: `point_at` names it later (the load
+    # balancer needs this component's certificate first).
+    origin: pulumi.Input[str] | None
     manage_zone: bool
+    origin_is_hostname: bool = False
 
 
 class CloudflareEdge(pulumi.ComponentResource):
@@ -72,11 +76,9 @@ class CloudflareEdge(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self))
         self.zone_id = zone.zone_id
 
-        for host in args.hostnames:
-            cloudflare.DnsRecord(
-                f"{name}-dns-{host.replace('.', '-')}", zone_id=self.zone_id, name=host, type="A",
-                content=args.origin_ip, proxied=True, ttl=1,
-                comment="storiesofsoftware: proxied to the origin", opts=child)
+        self._record_prefix, self._hostnames = name, list(args.hostnames)
+        if args.origin is not None:
+            self.point_at(args.origin, is_hostname=args.origin_is_hostname)
 
         # The origin's certificate: a key that never leaves the stack, certified by Cloudflare's
         # Origin CA for the stack's domain and every name one label below it (*.<domain>).
@@ -143,3 +145,11 @@ class CloudflareEdge(pulumi.ComponentResource):
                             mode="respect_origin")),
                 )], opts=child)
         self.register_outputs({})
+
+    def point_at(self, origin: pulumi.Input[str], *, is_hostname: bool) -> None:
+        """Every host name, proxied by Cloudflare to `origin`."""
+        for host in self._hostnames:
+            cloudflare.DnsRecord(
+                f"{self._record_prefix}-dns-{host.replace('.', '-')}", zone_id=self.zone_id, name=host,
+                type="CNAME" if is_hostname else "A", content=origin, proxied=True, ttl=1,
+                comment="storiesofsoftware: proxied to the origin", opts=pulumi.ResourceOptions(parent=self))

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.host_network import cidr_family
+from components.object_storage import LOAD_BALANCER_LOG_PREFIX
 
 # TLS 1.2 and 1.3 only, forward-secret suites (the ALB policy AWS recommends for new listeners).
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -39,11 +40,17 @@ class ClusterEntryArgs:
     target_port: int
     health_path: str
     protect: bool
+    # Where the edge answers the health check, when not on `target_port`.
+    health_port: int | None = None
+    # Access logs (FSBP ELB.5) into this bucket's `alb/` prefix, once its policy admits them.
+    access_log_bucket: pulumi.Input[str] | None = None
+    access_log_ready: Sequence[pulumi.Resource] = ()
 
 
 class ClusterEntry(pulumi.ComponentResource):
     load_balancer: aws.lb.LoadBalancer
     target_group: aws.lb.TargetGroup
+    certificate: aws.acm.Certificate
     security_group: aws.ec2.SecurityGroup
     # `app/<name>/<id>/targetgroup/<name>/<id>`: what request-count scaling names.
     request_label: pulumi.Output[str]
@@ -59,12 +66,14 @@ class ClusterEntry(pulumi.ComponentResource):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-https-{i}", security_group_id=self.security_group.id, ip_protocol="tcp",
                 from_port=443, to_port=443, description="HTTPS from Cloudflare", **cidr_family(cidr), opts=child)
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-to-targets", security_group_id=self.security_group.id, ip_protocol="tcp",
-            from_port=args.target_port, to_port=args.target_port, cidr_ipv4=args.vpc_cidr,
-            description="to the edge's tasks", opts=child)
+        for port in sorted({args.target_port, args.health_port or args.target_port}):
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-to-targets" if port == args.target_port else f"{name}-to-target-health",
+                security_group_id=self.security_group.id, ip_protocol="tcp",
+                from_port=port, to_port=port, cidr_ipv4=args.vpc_cidr,
+                description="to the edge's tasks", opts=child)
 
-        certificate = aws.acm.Certificate(
+        self.certificate = certificate = aws.acm.Certificate(
             f"{name}-origin-certificate", certificate_body=args.certificate_pem,
             private_key=args.private_key_pem, tags={"Name": f"{prefix}-origin"},
             # A renewed certificate is imported beside the old one, which the listener lets go of.
@@ -83,13 +92,18 @@ class ClusterEntry(pulumi.ComponentResource):
             # Requests with malformed headers are dropped, and desync attacks refused.
             drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
             enable_deletion_protection=args.protect, idle_timeout=60,
-            tags={"Name": f"{prefix}-lb"}, opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=args.access_log_bucket, prefix=LOAD_BALANCER_LOG_PREFIX, enabled=True)
+            if args.access_log_bucket is not None else None,
+            tags={"Name": f"{prefix}-lb"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=list(args.access_log_ready)))
         self.target_group = aws.lb.TargetGroup(
             f"{name}-edge", port=args.target_port, protocol="HTTP", target_type="ip", vpc_id=args.vpc_id,
             # Matches the edge's own drain on a deploy.
             deregistration_delay=30,
-            health_check=aws.lb.TargetGroupHealthCheckArgs(path=args.health_path, matcher="200", interval=10,
-                                                           healthy_threshold=2, unhealthy_threshold=3),
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                path=args.health_path, matcher="200", interval=10, healthy_threshold=2, unhealthy_threshold=3,
+                port=str(args.health_port) if args.health_port is not None else "traffic-port"),
             opts=child)
         aws.lb.Listener(
             f"{name}-https", load_balancer_arn=self.load_balancer.arn, port=443, protocol="HTTPS",

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_command as command
 
 from configs import ecs
 
+RUNS_TAG = "runs"
 MANAGED_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 
@@ -62,7 +64,54 @@ class ClusterServiceArgs:
     secret_arns: Sequence[pulumi.Input[str]] = ()
     task_policy: pulumi.Input[str] | None = None
     target_group_arn: pulumi.Input[str] | None = None
+    # A Cloud Map service the tasks register in (service discovery).
+    discovery_arn: pulumi.Input[str] | None = None
+    # Plain variables known only at deploy time (a bucket's or the database's name).
+    environment_inputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
+
+
+def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_prefix: str, log_retention_days: int,
+                secrets: Mapping[str, pulumi.Input[str]], secret_arns: Sequence[pulumi.Input[str]],
+                task_policy: pulumi.Input[str] | None, runs: str = "service",
+                environment_inputs: Mapping[str, pulumi.Input[str]] | None = None,
+                ) -> tuple[aws.ecs.TaskDefinition, aws.iam.Role]:
+    """A task's log group, execution role (pull, log, read its own secrets), task role (what
+    `task_policy` allows) and task definition: what a service and a one-off task both need."""
+    child = pulumi.ResourceOptions(parent=parent)
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id
+    logs = aws.cloudwatch.LogGroup(f"{name}-logs", name=spec.log_group, retention_in_days=log_retention_days,
+                                   opts=child)
+    execution = aws.iam.Role(f"{name}-execution", assume_role_policy=account.apply(_assume_ecs_tasks),
+                             description=f"{name_prefix} {spec.name}: pull, log, read its secrets", opts=child)
+    aws.iam.RolePolicyAttachment(f"{name}-execution-managed", role=execution.name,
+                                 policy_arn=MANAGED_EXECUTION_POLICY, opts=child)
+    if secret_arns:
+        aws.iam.RolePolicy(f"{name}-execution-secrets", role=execution.id,
+                           policy=pulumi.Output.all(*secret_arns).apply(secrets_read_policy), opts=child)
+    task_role = aws.iam.Role(f"{name}-task", assume_role_policy=account.apply(_assume_ecs_tasks),
+                             description=f"{name_prefix} {spec.name}: what the application may do", opts=child)
+    if task_policy is not None:
+        aws.iam.RolePolicy(f"{name}-task-policy", role=task_role.id, policy=task_policy, opts=child)
+
+    request = pulumi.Output.all(execution.arn, task_role.arn, pulumi.Output.all(**dict(secrets)),
+                                pulumi.Output.all(**dict(environment_inputs or {}))).apply(
+        lambda v: ecs.register_request(
+            ecs.TaskSpec(**{**spec.__dict__, "secrets": dict(v[2]), "environment": {**spec.environment, **dict(v[3] or {})}}),
+            f"{name_prefix}-{spec.name}", v[0], v[1]))
+    cpu, memory = ecs.fargate_size(spec.cpus, spec.memory_mb)
+    definition = aws.ecs.TaskDefinition(
+        f"{name}-task-definition", family=f"{name_prefix}-{spec.name}", network_mode="awsvpc",
+        requires_compatibilities=["FARGATE"], cpu=str(cpu), memory=str(memory),
+        execution_role_arn=execution.arn, task_role_arn=task_role.arn,
+        runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
+            operating_system_family="LINUX", cpu_architecture="X86_64"),
+        volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=volume) for volume, _ in ecs.scratch_volumes(spec)],
+        container_definitions=request.apply(lambda r: json.dumps(r["containerDefinitions"])),
+        # `runs`: a long-running service's task, or a one-off (which has no health check to pass).
+        tags={"Name": f"{name_prefix}-{spec.name}", RUNS_TAG: runs},
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs]))
+    return definition, task_role
 
 
 class ClusterService(pulumi.ComponentResource):
@@ -76,37 +125,9 @@ class ClusterService(pulumi.ComponentResource):
         spec = args.spec
         if args.scaling.minimum < 1 or args.scaling.maximum < args.scaling.minimum:
             raise ValueError(f"{spec.name}: scaling bounds {args.scaling.minimum}..{args.scaling.maximum}")
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        logs = aws.cloudwatch.LogGroup(f"{name}-logs", name=spec.log_group,
-                                       retention_in_days=args.log_retention_days, opts=child)
-        execution = aws.iam.Role(f"{name}-execution", assume_role_policy=account.apply(_assume_ecs_tasks),
-                                 description=f"{args.name_prefix} {spec.name}: pull, log, read its secrets",
-                                 opts=child)
-        aws.iam.RolePolicyAttachment(f"{name}-execution-managed", role=execution.name,
-                                     policy_arn=MANAGED_EXECUTION_POLICY, opts=child)
-        if args.secret_arns:
-            aws.iam.RolePolicy(f"{name}-execution-secrets", role=execution.id,
-                               policy=pulumi.Output.all(*args.secret_arns).apply(secrets_read_policy), opts=child)
-        self.task_role = aws.iam.Role(f"{name}-task", assume_role_policy=account.apply(_assume_ecs_tasks),
-                                      description=f"{args.name_prefix} {spec.name}: what the application may do",
-                                      opts=child)
-        if args.task_policy is not None:
-            aws.iam.RolePolicy(f"{name}-task-policy", role=self.task_role.id, policy=args.task_policy, opts=child)
-
-        request = pulumi.Output.all(execution.arn, self.task_role.arn, pulumi.Output.all(**dict(args.secrets))).apply(
-            lambda v: ecs.register_request(
-                ecs.TaskSpec(**{**spec.__dict__, "secrets": dict(v[2])}), f"{args.name_prefix}-{spec.name}",
-                v[0], v[1]))
-        cpu, memory = ecs.fargate_size(spec.cpus, spec.memory_mb)
-        self.task_definition = aws.ecs.TaskDefinition(
-            f"{name}-task-definition", family=f"{args.name_prefix}-{spec.name}", network_mode="awsvpc",
-            requires_compatibilities=["FARGATE"], cpu=str(cpu), memory=str(memory),
-            execution_role_arn=execution.arn, task_role_arn=self.task_role.arn,
-            runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
-                operating_system_family="LINUX", cpu_architecture="X86_64"),
-            volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=ecs.TMP_VOLUME)],
-            container_definitions=request.apply(lambda r: json.dumps(r["containerDefinitions"])),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs]))
+        self.task_definition, self.task_role = define_task(
+            self, name, spec, args.name_prefix, args.log_retention_days, args.secrets, args.secret_arns,
+            args.task_policy, environment_inputs=args.environment_inputs)
 
         load_balancers = []
         if args.target_group_arn is not None and spec.port is not None:
@@ -121,6 +142,9 @@ class ClusterService(pulumi.ComponentResource):
                 subnets=list(args.subnet_ids), security_groups=list(args.security_group_ids),
                 assign_public_ip=False),
             load_balancers=load_balancers,
+            # Found by name from the other tasks (the edge's upstreams), one A record per task.
+            service_registries=aws.ecs.ServiceServiceRegistriesArgs(registry_arn=args.discovery_arn)
+            if args.discovery_arn is not None else None,
             health_check_grace_period_seconds=60 if load_balancers else None,
             # A new version starts beside the old one; the old goes only once the new is healthy.
             deployment_minimum_healthy_percent=100, deployment_maximum_percent=200,
@@ -156,3 +180,57 @@ class ClusterService(pulumi.ComponentResource):
                 # Out quickly, in slowly: a burst is served, a lull does not flap.
                 scale_out_cooldown=60, scale_in_cooldown=300),
             opts=pulumi.ResourceOptions(parent=self))
+
+
+@dataclass
+class ClusterTaskArgs:
+    """A one-off task (the database bootstrap, the API's migrations): run to completion on each
+    new task definition, before what depends on it, failing `pulumi up` when it fails."""
+
+    spec: ecs.TaskSpec
+    name_prefix: str
+    region: str
+    cluster_arn: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_ids: Sequence[pulumi.Input[str]]
+    log_retention_days: int
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_arns: Sequence[pulumi.Input[str]] = ()
+    task_policy: pulumi.Input[str] | None = None
+    environment_inputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    timeout_seconds: int = 1800
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+# Run from the project directory, as `pulumi up` runs every local command: the program's own
+# interpreter (Pulumi.yaml's virtualenv), which has boto3.
+RUN_TASK = "venv/bin/python -m tools.run_task"
+
+
+def run_task_command(region: str, cluster: str, task_definition: str, container: str, subnets: Sequence[str],
+                     security_groups: Sequence[str], timeout: int) -> str:
+    return (f"{RUN_TASK} --region {region} --cluster {cluster} --task-definition {task_definition} "
+            f"--container {container} --subnets {','.join(subnets)} "
+            f"--security-groups {','.join(security_groups)} --timeout {timeout}")
+
+
+class ClusterTask(pulumi.ComponentResource):
+    task_definition: aws.ecs.TaskDefinition
+    task_role: aws.iam.Role
+    run: command.local.Command
+
+    def __init__(self, name: str, args: ClusterTaskArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ClusterTask", name, None, opts)
+        spec = args.spec
+        self.task_definition, self.task_role = define_task(
+            self, name, spec, args.name_prefix, args.log_retention_days, args.secrets, args.secret_arns,
+            args.task_policy, runs="one-off", environment_inputs=args.environment_inputs)
+        create = pulumi.Output.all(args.cluster_arn, self.task_definition.arn, pulumi.Output.all(*args.subnet_ids),
+                                   pulumi.Output.all(*args.security_group_ids)).apply(
+            lambda v: run_task_command(args.region, v[0], v[1], spec.name, v[2], v[3], args.timeout_seconds))
+        self.run = command.local.Command(
+            f"{name}-run", create=create,
+            # A new revision (image, command, settings) runs again; an unchanged one does not.
+            triggers=[self.task_definition.arn],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)))
+        self.register_outputs({})

@@ -22,11 +22,6 @@ ENGINE_VERSION = "16.10"
 PARAMETER_FAMILY = "postgres16"
 # Not `postgres`: FSBP RDS.25 asks for a master user name of one's own.
 MASTER_USER = "sos_admin"
-# Memory of the instance classes the settings accept, for the tuning rules.
-INSTANCE_MEMORY_MB = {
-    "db.t4g.micro": 1024, "db.t4g.small": 2048, "db.t4g.medium": 4096, "db.t4g.large": 8192,
-    "db.m7g.large": 8192, "db.m7g.xlarge": 16384, "db.r7g.large": 16384, "db.r7g.xlarge": 32768,
-}
 
 
 @dataclass
@@ -52,8 +47,8 @@ class ManagedDatabase(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ManagedDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:ManagedDatabase", name, None, opts)
-        if args.instance_class not in INSTANCE_MEMORY_MB:
-            raise ValueError(f"{args.instance_class}: not one of {', '.join(INSTANCE_MEMORY_MB)}")
+        if args.instance_class not in pg.RDS_INSTANCE_MEMORY_MB:
+            raise ValueError(f"{args.instance_class}: not one of {', '.join(pg.RDS_INSTANCE_MEMORY_MB)}")
         if args.backup_retention_days < 7:
             raise ValueError("point-in-time recovery needs at least 7 days of automated backups")
         child = pulumi.ResourceOptions(parent=self)
@@ -67,7 +62,7 @@ class ManagedDatabase(pulumi.ComponentResource):
             description=f"{prefix}: the host's tuning rules for {args.instance_class}",
             parameters=[aws.rds.ParameterGroupParameterArgs(name=key, value=value, apply_method=method)
                         for key, (value, method) in sorted(pg.rds_parameters(
-                            INSTANCE_MEMORY_MB[args.instance_class]).items())],
+                            pg.RDS_INSTANCE_MEMORY_MB[args.instance_class]).items())],
             # A new family or class needs a new group before the instance lets go of the old one.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False))
         monitoring = aws.iam.Role(

@@ -31,6 +31,10 @@ class ObjectStorageArgs:
     # Static keys: each slot's key is replaced this often (configs/key_rotation.py).
     key_rotation_days: int = 90
     today: dt.date = dt.date(2026, 1, 1)
+    # The host's containers sign with static keys; the cluster's tasks with their task roles.
+    static_keys: bool = True
+    # The cluster's load balancer writes its access logs under `alb/` of the log bucket.
+    load_balancer_logs: bool = False
 
 
 # Days after which backups move to Standard-IA (its minimum storage duration is 30 days).
@@ -76,6 +80,14 @@ def deny_insecure_transport(bucket_arn: str, *grants: dict) -> str:
 # Where each kind of log lands in the log bucket.
 ACCESS_LOG_PREFIX = "s3-access/"
 FLOW_LOG_PREFIX = "flow-logs/"
+LOAD_BALANCER_LOG_PREFIX = "alb"
+
+
+def load_balancer_log_statement(log_arn: str, account: str, elb_account_arn: str) -> dict:
+    """Elastic Load Balancing writes an ALB's access logs as its regional account (regions
+    opened before August 2022), into this account's prefix only."""
+    return {"Sid": "LoadBalancerAccessLogs", "Effect": "Allow", "Principal": {"AWS": elb_account_arn},
+            "Action": "s3:PutObject", "Resource": f"{log_arn}/{LOAD_BALANCER_LOG_PREFIX}/AWSLogs/{account}/*"}
 
 
 def log_delivery_statements(log_arn: str, account: str, region: str, sources: Mapping[str, str]) -> list[dict]:
@@ -131,6 +143,8 @@ class ObjectStorage(pulumi.ComponentResource):
     log_bucket: aws.s3.Bucket
     policies: dict[str, aws.s3.BucketPolicy]
     access_keys: dict[str, RotatingAccessKey]
+    # What the API may do in S3 (its static key's group, or its task role on the cluster).
+    api_policy: pulumi.Output[str]
 
     @property
     def flow_log_destination(self) -> pulumi.Output[str]:
@@ -173,21 +187,23 @@ class ObjectStorage(pulumi.ComponentResource):
                 max_age_seconds=3600,
             )], opts=child)
 
-        # Keys, not the instance role: IMDS is out of the containers' reach (hop limit 1).
-        api = RotatingAccessKey(f"{name}-api", RotatingAccessKeyArgs(
-            purpose="api", rotation_days=args.key_rotation_days, today=args.today,
-            policy=pulumi.Output.all(self.bucket_resources["content"].arn,
-                                     self.bucket_resources["images"].arn).apply(lambda arns: api_policy(*arns)),
-        ), opts=child)
-        self.access_key_id = api.access_key_id
-        self.secret_access_key = api.secret_access_key
-        writer = RotatingAccessKey(f"{name}-backup-writer", RotatingAccessKeyArgs(
-            purpose="backup-writer", rotation_days=args.key_rotation_days, today=args.today,
-            policy=self.bucket_resources["backups"].arn.apply(backup_writer_policy),
-        ), opts=child)
-        self.backup_access_key_id = writer.access_key_id
-        self.backup_secret_access_key = writer.secret_access_key
-        self.access_keys = {"api": api, "backup-writer": writer}
+        self.api_policy = pulumi.Output.all(self.bucket_resources["content"].arn,
+                                            self.bucket_resources["images"].arn).apply(lambda arns: api_policy(*arns))
+        self.access_keys = {}
+        if args.static_keys:
+            # Keys, not the instance role: IMDS is out of the containers' reach (hop limit 1).
+            api = RotatingAccessKey(f"{name}-api", RotatingAccessKeyArgs(
+                purpose="api", rotation_days=args.key_rotation_days, today=args.today, policy=self.api_policy,
+            ), opts=child)
+            self.access_key_id = api.access_key_id
+            self.secret_access_key = api.secret_access_key
+            writer = RotatingAccessKey(f"{name}-backup-writer", RotatingAccessKeyArgs(
+                purpose="backup-writer", rotation_days=args.key_rotation_days, today=args.today,
+                policy=self.bucket_resources["backups"].arn.apply(backup_writer_policy),
+            ), opts=child)
+            self.backup_access_key_id = writer.access_key_id
+            self.backup_secret_access_key = writer.secret_access_key
+            self.access_keys = {"api": api, "backup-writer": writer}
         self.register_outputs({})
 
     @staticmethod
@@ -268,8 +284,12 @@ class ObjectStorage(pulumi.ComponentResource):
             policy = bucket.arn.apply(deny_insecure_transport)
         else:
             account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-            policy = pulumi.Output.all(bucket.arn, account, log_sources).apply(
-                lambda v: deny_insecure_transport(v[0], *log_delivery_statements(v[0], v[1], args.region, v[2])))
+            elb_account = aws.elb.get_service_account_output(
+                region=args.region, opts=pulumi.InvokeOutputOptions(parent=self)).arn \
+                if args.load_balancer_logs else None
+            policy = pulumi.Output.all(bucket.arn, account, log_sources, elb_account).apply(
+                lambda v: deny_insecure_transport(v[0], *log_delivery_statements(v[0], v[1], args.region, v[2]),
+                                                  *([load_balancer_log_statement(v[0], v[1], v[3])] if v[3] else [])))
         self.policies[kind] = aws.s3.BucketPolicy(
             f"{name}-{kind}-tls-only", bucket=bucket.id, policy=policy,
             # Applying a policy before the public access block can race it on a new bucket.

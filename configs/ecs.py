@@ -52,6 +52,13 @@ class TaskSpec:
     secrets: Mapping[str, str] = field(default_factory=dict)
     stop_timeout: int = 30
     command: Sequence[str] = ()
+    # Writable directories under the read-only root, each an ephemeral volume of the task.
+    writable: Sequence[str] = ("/tmp",)
+
+
+def scratch_volumes(spec: TaskSpec) -> list[tuple[str, str]]:
+    """(volume name, path) of each writable directory: `tmp` for the first, as every task has."""
+    return [(TMP_VOLUME if i == 0 else f"scratch-{i}", path) for i, path in enumerate(spec.writable)]
 
 
 def container_definition(spec: TaskSpec) -> dict[str, Any]:
@@ -74,13 +81,15 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
         "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True},
         "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
-        "mountPoints": [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}],
-        "healthCheck": {"command": list(spec.health_command), "interval": 15, "timeout": 5, "retries": 3,
-                        "startPeriod": 60},
+        "mountPoints": [{"sourceVolume": volume, "containerPath": path, "readOnly": False}
+                        for volume, path in scratch_volumes(spec)],
         "stopTimeout": spec.stop_timeout,
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": spec.log_group, "awslogs-region": spec.region, "awslogs-stream-prefix": spec.name}},
     }
+    if spec.health_command:
+        definition["healthCheck"] = {"command": list(spec.health_command), "interval": 15, "timeout": 5,
+                                     "retries": 3, "startPeriod": 60}
     if spec.port is not None:
         definition["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp", "name": spec.name}]
     if spec.command:
@@ -102,5 +111,5 @@ def register_request(spec: TaskSpec, family: str, execution_role_arn: str, task_
         "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
         "containerDefinitions": [container_definition(spec)],
         # Fargate's ephemeral storage, writable under a read-only root.
-        "volumes": [{"name": TMP_VOLUME}],
+        "volumes": [{"name": volume} for volume, _ in scratch_volumes(spec)],
     }

@@ -11,6 +11,8 @@ files together.
 from __future__ import annotations
 
 import base64
+import gzip
+import hashlib
 import io
 import shlex
 import tarfile
@@ -82,3 +84,26 @@ def apply_script(settings: Mapping[str, str]) -> str:
     body = [line for line in (SCRIPTS / "apply-release.sh").read_text().splitlines()
             if not line.startswith("#!")]
     return "\n".join(header + body) + "\n"
+
+
+# The cluster placement: the release rides in the task definition (configs/edge_scripts/cluster-entrypoint.sh).
+CLUSTER_RELEASE_VARIABLE = "SOS_EDGE_RELEASE"
+CLUSTER_CACHE_DIR = "/tmp/nginx-cache"
+
+
+def release_conf(release_id: str) -> str:
+    """What install-release.sh writes into a release on the host: its id as $sos_release."""
+    return f'geo $sos_release {{\n    default "{release_id}";\n}}\n'
+
+
+def cluster_release(conf: str) -> str:
+    """nginx.conf and its release.conf as a gzipped tar, base64, for a task's environment
+    (a few kB: the ECS API takes a task definition of up to 64 KiB). Reproducible: the same
+    configuration gives the same text, so an unchanged edge is no new task definition."""
+    release_id = hashlib.sha256(conf.encode()).hexdigest()[:12]
+    files = [ReleaseFile(CONF_FILE, conf), ReleaseFile(RELEASE_FILE, release_conf(release_id))]
+    return base64.b64encode(gzip.compress(bundle(files), mtime=0)).decode()
+
+
+def cluster_entrypoint() -> str:
+    return (SCRIPTS / "cluster-entrypoint.sh").read_text()

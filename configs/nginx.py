@@ -51,6 +51,7 @@ N8N_PUBLIC = r"^/(webhook|webhook-test|webhook-waiting|form|form-test|form-waiti
 # auth routes by the application contract (docs/architecture.md: /auth/... or /v1/auth/...).
 N8N_LOGIN = r"^/rest/(login|forgot-password|change-password|resolve-password-token)$"
 API_LOGIN = r"^/(v[0-9]+/)?auth/"
+N8N_WEBHOOKS = "n8n_webhooks"
 
 
 def edge_hosts(domain: str, *, n8n: bool, grafana: bool) -> dict[str, str]:
@@ -100,6 +101,15 @@ class EdgeConfig:
     login_limit: RateLimit = RateLimit("login", "10r/m", 5, key="$login_attempt")
     webhook_limit: RateLimit = RateLimit("webhooks", "10r/s", 20)
     max_body: str = "10m"
+    # The cluster placement: TLS and Cloudflare's client certificate end at the load balancer,
+    # which forwards plain HTTP to HTTP_PORT and checks HEALTH_PORT; `real_ip_from` is then the
+    # VPC (only the load balancer reaches the edge's tasks, and only Cloudflare reaches it).
+    behind_load_balancer: bool = False
+    # n8n's webhook processes (queue mode): its public entry points go there, the editor to
+    # `n8n_server`.
+    n8n_webhook_server: str | None = None
+    # Writable on the cluster's read-only root: the task's ephemeral /tmp.
+    cache_dir: str = CACHE_DIR
 
     @property
     def limits(self) -> tuple[RateLimit, ...]:
@@ -236,9 +246,11 @@ def upstream(name: str, servers: Sequence[str], keepalive: int) -> dict[str, Any
 
 
 def tls_server(name: str, kind: str, cfg: EdgeConfig, body: Block) -> dict[str, Any]:
+    """One host's server: TLS here, or plain HTTP from the load balancer that ended it."""
+    listen = [d("listen", HTTP_PORT)] if cfg.behind_load_balancer else [d("listen", HTTPS_PORT, "ssl"),
+                                                                         d("http2", "on")]
     return d("server", block=[
-        d("listen", HTTPS_PORT, "ssl"),
-        d("http2", "on"),
+        *listen,
         d("server_name", name),
         *security_headers(kind, cfg),
         *body,
@@ -304,28 +316,31 @@ def build(cfg: EdgeConfig) -> Block:
             d("default", "no-store")]),
         d("limit_req_status", "429"),
         d("limit_req_log_level", "warn"),
-        d("proxy_cache_path", f"{CACHE_DIR}/static", "levels=1:2", "keys_zone=static:10m",
+        d("proxy_cache_path", f"{cfg.cache_dir}/static", "levels=1:2", "keys_zone=static:10m",
           "max_size=512m", "inactive=30d", "use_temp_path=off"),
         # Pages and API answers, for as long as the application's Cache-Control allows. Kept a
         # week unused, so a page survives a frontend outage of that long as a stale copy.
-        d("proxy_cache_path", f"{CACHE_DIR}/{RESPONSES_CACHE}", "levels=1:2", f"keys_zone={RESPONSES_CACHE}:20m",
+        d("proxy_cache_path", f"{cfg.cache_dir}/{RESPONSES_CACHE}", "levels=1:2", f"keys_zone={RESPONSES_CACHE}:20m",
           "max_size=1g", "inactive=7d", "use_temp_path=off"),
         # A request with a cookie or credentials may get a personal answer: never from the
         # cache, never into it.
         d("map", "$http_cookie$http_authorization", "$sos_personal", block=[d("default", "1"), d("", "0")]),
         # A server error is never stored, whatever its headers say.
         d("map", "$upstream_status", "$sos_server_error", block=[d("default", "0"), d("~^5", "1")]),
-        d("ssl_protocols", "TLSv1.2", "TLSv1.3"),
-        d("ssl_ciphers", CIPHERS),
-        d("ssl_prefer_server_ciphers", "off"),
-        d("ssl_ecdh_curve", "X25519:prime256v1:secp384r1"),
-        d("ssl_session_cache", "shared:TLS:10m"),
-        d("ssl_session_timeout", "1d"),
-        d("ssl_session_tickets", "off"),
-        d("ssl_certificate", release.CERT_FILE),
-        d("ssl_certificate_key", release.KEY_FILE),
     ]
-    if cfg.client_ca:
+    if not cfg.behind_load_balancer:
+        http += [
+            d("ssl_protocols", "TLSv1.2", "TLSv1.3"),
+            d("ssl_ciphers", CIPHERS),
+            d("ssl_prefer_server_ciphers", "off"),
+            d("ssl_ecdh_curve", "X25519:prime256v1:secp384r1"),
+            d("ssl_session_cache", "shared:TLS:10m"),
+            d("ssl_session_timeout", "1d"),
+            d("ssl_session_tickets", "off"),
+            d("ssl_certificate", release.CERT_FILE),
+            d("ssl_certificate_key", release.KEY_FILE),
+        ]
+    if cfg.client_ca and not cfg.behind_load_balancer:
         # Authenticated Origin Pulls: only a client certificate from this stack's own CA,
         # which Cloudflare presents for this stack's hostnames, completes a handshake.
         http += [d("ssl_client_certificate", release.CLIENT_CA_FILE),
@@ -336,21 +351,32 @@ def build(cfg: EdgeConfig) -> Block:
     ]
     if cfg.n8n_server:
         http.append(upstream("n8n", [cfg.n8n_server], 8))
+    if cfg.n8n_webhook_server:
+        http.append(upstream(N8N_WEBHOOKS, [cfg.n8n_webhook_server], 16))
     if cfg.grafana_server:
         http.append(upstream("grafana", [cfg.grafana_server], 8))
 
+    if cfg.behind_load_balancer:
+        # The load balancer ended TLS (HTTPS only; Cloudflare redirects plain HTTP): an unknown
+        # Host gets no site.
+        http.append(d("server", block=[d("listen", HTTP_PORT, "default_server"), d("return", "421")]))
+    else:
+        http += [
+            # Unknown Host on port 80, unknown SNI on 443: no site, not even a certificate.
+            d("server", block=[d("listen", HTTP_PORT, "default_server"), d("return", "444")]),
+            d("server", block=[d("listen", HTTPS_PORT, "ssl", "default_server"),
+                               d("ssl_reject_handshake", "on"),
+                               # A known SNI with an unknown Host header lands here too.
+                               d("return", "421")]),
+            d("server", block=[d("listen", HTTP_PORT), d("server_name", *hosts.values()),
+                               d("location", "/", block=[d("return", "301", "https://$host$request_uri")])]),
+        ]
     http += [
-        # Unknown Host on port 80, unknown SNI on 443: no site, not even a certificate.
-        d("server", block=[d("listen", HTTP_PORT, "default_server"), d("return", "444")]),
-        d("server", block=[d("listen", HTTPS_PORT, "ssl", "default_server"),
-                           d("ssl_reject_handshake", "on"),
-                           # A known SNI with an unknown Host header lands here too.
-                           d("return", "421")]),
-        d("server", block=[d("listen", HTTP_PORT), d("server_name", *hosts.values()),
-                           d("location", "/", block=[d("return", "301", "https://$host$request_uri")])]),
-        # Liveness for the container's healthcheck, on loopback only. It answers with the id of
-        # the release nginx runs, which is how a deployment sees that a reload took effect.
-        d("server", block=[d("listen", f"127.0.0.1:{HEALTH_PORT}"), d("access_log", "off"),
+        # Liveness for the container's healthcheck, on loopback only (the load balancer's
+        # check too, on the cluster). It answers with the id of the release nginx runs, which
+        # is how a deployment sees that a reload took effect.
+        d("server", block=[d("listen", HEALTH_PORT if cfg.behind_load_balancer else f"127.0.0.1:{HEALTH_PORT}"),
+                           d("access_log", "off"),
                            d("location", "=", HEALTH_PATH, block=[
                                d("default_type", "text/plain"),
                                d("return", "200", release.RELEASE_VARIABLE)])]),
@@ -396,7 +422,8 @@ def build(cfg: EdgeConfig) -> Block:
     if cfg.n8n_server:
         http.append(tls_server(hosts["n8n"], "n8n", cfg, [
             # Public: webhooks and forms, for anyone, at a webhook's pace.
-            d("location", "~", N8N_PUBLIC, block=[*limited(cfg.webhook_limit), *proxy_to("n8n")]),
+            d("location", "~", N8N_PUBLIC, block=[*limited(cfg.webhook_limit),
+                                                  *proxy_to(N8N_WEBHOOKS if cfg.n8n_webhook_server else "n8n")]),
             # Everything else is the editor, for admin networks only.
             d("location", "~", N8N_LOGIN, block=[*admin_only(cfg), *limited(cfg.login_limit), *proxy_to("n8n")]),
             # REST calls and the push channel (a WebSocket held open for the editor's session).

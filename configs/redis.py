@@ -79,6 +79,7 @@ def healthcheck(port: int = PORT, password_file: str = PASSWORD_FILE) -> list[st
     return ["CMD-SHELL", healthcheck_script(port, password_file)]
 
 
-def redis_url(password: str, host: str, port: int = PORT, db: int = 0) -> str:
-    """redis:// URL with the password percent-encoded (ioredis and redis-cli decode it)."""
-    return f"redis://:{quote(password, safe='')}@{host}:{port}/{db}"
+def redis_url(password: str, host: str, port: int = PORT, db: int = 0, tls: bool = False) -> str:
+    """redis:// URL with the password percent-encoded (ioredis and redis-cli decode it);
+    rediss:// where the server speaks TLS only (ElastiCache with encryption in transit)."""
+    return f"{'rediss' if tls else 'redis'}://:{quote(password, safe='')}@{host}:{port}/{db}"

@@ -82,6 +82,6 @@ class PlatformPlacement(Protocol):
         """A volume the backup container snapshots besides the databases (dev: MinIO's)."""
         ...
 
-    def export(self) -> None:
-        """The placement's own stack outputs, and `absentOutputs` for those it has not."""
+    def outputs(self) -> Mapping[str, pulumi.Input[str]]:
+        """The placement's own stack outputs (platforms/outputs.py lists the rest as absent)."""
         ...

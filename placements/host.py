@@ -87,7 +87,7 @@ class HostPlacement:
             zone=cfg.cloudflare_zone,
             domain=cfg.domain,
             hostnames=list(hostnames),
-            origin_ip=self.host.public_ip,
+            origin=self.host.public_ip,
             manage_zone=cfg.manages_zone,
         ), opts=pulumi.ResourceOptions(providers={"cloudflare": cloudflare_provider}))
         # One Origin CA certificate covers every edge host name.
@@ -126,6 +126,5 @@ class HostPlacement:
     def backup_extra_volume(self) -> pulumi.Input[str] | None:
         return None
 
-    def export(self) -> None:
-        pulumi.export("hostPublicIp", self.host.public_ip)
-        pulumi.export("cloudflareZoneId", self.edge_dns.zone_id)
+    def outputs(self) -> dict[str, pulumi.Input[str]]:
+        return {"hostPublicIp": self.host.public_ip, "cloudflareZoneId": self.edge_dns.zone_id}

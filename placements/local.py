@@ -79,6 +79,6 @@ class LocalPlacement:
     def backup_extra_volume(self) -> pulumi.Input[str] | None:
         return self._created_storage().volume.name
 
-    def export(self) -> None:
-        # The contract's cloud-only outputs, named so a consumer can tell "absent" from "renamed".
-        pulumi.export("absentOutputs", ["hostPublicIp", "cloudflareZoneId"])
+    def outputs(self) -> dict[str, pulumi.Input[str]]:
+        # No host and no Cloudflare zone: those outputs are listed as absent.
+        return {}

@@ -253,8 +253,9 @@ def task_definition_hardened(r: Resource, report: Report) -> None:
             report(f"{name}: must drop ALL capabilities")
         if not (c.get("logConfiguration") or {}).get("logDriver"):
             report(f"{name}: needs a log configuration")
-        if not (c.get("healthCheck") or {}).get("command"):
-            report(f"{name}: needs a health check")
+        one_off = (r.props.get("tags") or {}).get("runs") == "one-off"
+        if not one_off and not (c.get("healthCheck") or {}).get("command"):
+            report(f"{name}: needs a health check (only a one-off task, tagged runs=one-off, has none)")
         for variable in c.get("environment") or []:
             if CREDENTIAL_NAME.search(str(variable.get("name", ""))):
                 report(f"{name}: {variable.get('name')} looks like a credential; pass it in `secrets` by reference")

@@ -21,6 +21,7 @@ from typing import Any
 
 import pulumi
 
+from configs.postgres import RDS_INSTANCE_MEMORY_MB
 from settings.defaults import (
     CLOUD_LIMITS,
     DEFAULT_IMAGES,
@@ -84,6 +85,23 @@ class Features:
 
 
 @dataclass(frozen=True)
+class TaskBounds:
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class ClusterSizes:
+    """What the cluster placement runs on (settings `cluster`): the managed data services'
+    sizes and each autoscaled service's task bounds."""
+
+    database_class: str
+    database_storage_gb: int
+    cache_node_type: str
+    tasks: Mapping[str, TaskBounds]
+
+
+@dataclass(frozen=True)
 class Registry:
     server: str
     username: str
@@ -118,6 +136,9 @@ class Settings:
     allow_data_replacement: bool
     access_key_rotation_days: int
     registry: Registry | None
+    # `host` (one EC2 Docker host) or `cluster` (ECS Fargate, RDS, ElastiCache); dev: `local`.
+    placement: str = "local"
+    cluster: ClusterSizes | None = None
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -128,6 +149,10 @@ class Settings:
     def is_cloud(self) -> bool:
         """staging and production run on an EC2 Docker host; dev on the local engine."""
         return self.stack in CLOUD_STACKS
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.placement == "cluster"
 
     @property
     def is_production(self) -> bool:
@@ -301,6 +326,66 @@ def parse_registry(raw: Any) -> Mapping[str, str]:
     return MappingProxyType(dict(raw))
 
 
+PLACEMENTS = ("host", "cluster")
+# The cluster's autoscaled services (settings `cluster.tasks`): n8n's main and webhook processes
+# run one task each; its workers scale.
+CLUSTER_SERVICES = ("edge", "api", "frontend", "n8nWorker")
+# Instance classes whose memory the tuning rules know (components/managed_database.py).
+DATABASE_CLASSES = tuple(RDS_INSTANCE_MEMORY_MB)
+
+
+def parse_placement(raw: Any) -> str:
+    if raw not in PLACEMENTS:
+        raise Invalid(f"one of {', '.join(PLACEMENTS)}")
+    return raw
+
+
+def parse_task_bounds(raw: Any) -> TaskBounds:
+    if not isinstance(raw, dict) or set(raw) != {"min", "max"}:
+        raise Invalid("an object with exactly min and max")
+    bounds = TaskBounds(_sub("min", int_between(1, 100), raw["min"]), _sub("max", int_between(1, 100), raw["max"]))
+    if bounds.maximum < bounds.minimum:
+        raise Invalid(f"max at least min (given min {bounds.minimum}, max {bounds.maximum})")
+    return bounds
+
+
+def parse_cluster(raw: Any) -> ClusterSizes:
+    fields = {"databaseClass", "databaseStorageGb", "cacheNodeType", "tasks"}
+    if not isinstance(raw, dict):
+        raise Invalid(f"an object with {', '.join(sorted(fields))}")
+    unknown = set(raw) - fields
+    if unknown:
+        raise Invalid(f"only {', '.join(sorted(fields))} (unknown: {', '.join(sorted(unknown))})")
+    database_class = raw.get("databaseClass")
+    if database_class not in DATABASE_CLASSES:
+        raise Invalid(f"databaseClass: one of {', '.join(DATABASE_CLASSES)}")
+    node_type = raw.get("cacheNodeType")
+    if not isinstance(node_type, str) or not re.fullmatch(r"cache\.[a-z0-9]+\.[a-z0-9]+", node_type):
+        raise Invalid("cacheNodeType: an ElastiCache node type such as cache.t4g.small")
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, dict) or set(tasks) - set(CLUSTER_SERVICES):
+        raise Invalid(f"tasks: an object keyed by {', '.join(CLUSTER_SERVICES)}")
+    return ClusterSizes(
+        database_class=database_class,
+        database_storage_gb=_sub("databaseStorageGb", int_between(20, 65536), raw.get("databaseStorageGb")),
+        cache_node_type=node_type,
+        tasks=MappingProxyType({name: _sub(f"tasks.{name}", parse_task_bounds, tasks.get(name))
+                                for name in CLUSTER_SERVICES}),
+    )
+
+
+def _cluster_defaults(production: bool) -> dict[str, Any]:
+    def bounds(minimum: int, maximum: int) -> dict[str, int]:
+        return {"min": minimum, "max": maximum}
+
+    if production:
+        return {"databaseClass": "db.t4g.medium", "databaseStorageGb": 50, "cacheNodeType": "cache.t4g.small",
+                "tasks": {"edge": bounds(2, 6), "api": bounds(2, 10), "frontend": bounds(2, 8),
+                          "n8nWorker": bounds(1, 4)}}
+    return {"databaseClass": "db.t4g.micro", "databaseStorageGb": 20, "cacheNodeType": "cache.t4g.micro",
+            "tasks": {"edge": bounds(1, 2), "api": bounds(1, 2), "frontend": bounds(1, 2), "n8nWorker": bounds(1, 2)}}
+
+
 @dataclass(frozen=True)
 class ServiceMap:
     """A per-service object: keys limited to `names`, each value checked by `item`. A stack
@@ -427,6 +512,14 @@ KEYS: tuple[Key, ...] = (
         "Days between two new access keys of the same slot (the API's and the backup writer's "
         "keys, two slots each, half a period apart): the first `pulumi up` on or after the day "
         "replaces it. 90 at most (AWS FSBP IAM.3); an alert fires when a key is older."),
+    Key("placement", parse_placement, _per_stack(None, "host", "host"),
+        "Where the platform runs: `host` (one EC2 Docker host) or `cluster` (ECS Fargate over two "
+        "or three zones, RDS PostgreSQL, ElastiCache Redis; docs/runbook.md: switching)."),
+    Key("cluster", parse_cluster, _per_stack(None, _cluster_defaults(False), _cluster_defaults(True)),
+        "placement cluster only: the RDS instance class (`databaseClass`) and storage "
+        "(`databaseStorageGb`), the ElastiCache node type (`cacheNodeType`), and per autoscaled "
+        "service (`tasks.edge`, `.api`, `.frontend`, `.n8nWorker`) its `{min, max}` tasks. "
+        "A stack sets only what it changes."),
     Key("registry", parse_registry, _all({}),
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )
@@ -495,6 +588,9 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
                 problem(key.name, f"no value: it applies to {applies} only", given)
             continue
         value = _decode(given) if given is not None else default
+        if isinstance(default, Mapping) and isinstance(value, dict) and not isinstance(key.parse, ServiceMap):
+            # An object key: the stack sets only the fields it changes.
+            value = _merged(default, value)
         if isinstance(key.parse, ServiceMap):
             values[key.name] = _parse_service_map(key.name, key.parse, default, value, problem)
             continue
@@ -526,6 +622,8 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
             continue
         secrets[name] = cfg.require_secret(name)
 
+    if "cluster" in raw and values.get("placement") == "host":
+        problem("cluster", "no value with placement host (set placement: cluster to use it)", _decode(raw["cluster"]))
     _check_stack_rules(stack, values, problem)
     today = dt.datetime.now(dt.UTC).date()
     if ROTATION_DATE_VARIABLE in os.environ:
@@ -571,9 +669,19 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         allow_data_replacement=values["allowDataReplacement"],
         access_key_rotation_days=values.get("accessKeyRotationDays", 0),
         registry=registry,
+        placement=values.get("placement", "local"),
+        cluster=values.get("cluster"),
         external_secrets=MappingProxyType(secrets),
         today=today,
     )
+
+
+def _merged(default: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(default)
+    for name, value in given.items():
+        base = default.get(name)
+        out[name] = _merged(base, value) if isinstance(base, Mapping) and isinstance(value, dict) else value
+    return out
 
 
 def _parse_service_map(key_name: str, spec: ServiceMap, default: Mapping[str, Any], given: Any,
@@ -608,6 +716,17 @@ def _check_stack_rules(stack: str, values: dict[str, Any],
     zone, domain = values.get("cloudflareZone"), values.get("domain")
     if zone and domain and domain != zone and not domain.endswith("." + zone):
         problem("cloudflareZone", f"the zone that holds the domain {domain}", zone)
+    if values.get("placement") == "cluster":
+        cluster = values.get("cluster")
+        if stack == "production" and cluster is not None:
+            for service in ("edge", "api", "frontend"):
+                if cluster.tasks[service].minimum < 2:
+                    problem(f"cluster.tasks.{service}.min", "at least 2 on production (one task per zone "
+                            "that can be lost)", cluster.tasks[service].minimum)
+        retention = values.get("backupRetentionDays")
+        if retention is not None and not 7 <= retention <= 35:
+            problem("backupRetentionDays", "7 to 35 with placement cluster (RDS keeps point-in-time "
+                    "recovery that long)", retention)
     cidrs = values.get("adminCidrs")
     if cidrs is None:
         return

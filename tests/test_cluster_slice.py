@@ -132,7 +132,7 @@ def test_rds_admits_the_tasks_only(plan):
 def test_the_parameter_group_is_the_host_tuning_for_the_instance_class(plan):
     params = plan.one("aws:rds/parameterGroup:ParameterGroup").inputs
     db = plan.one("aws:rds/instance:Instance").inputs
-    memory = managed_database.INSTANCE_MEMORY_MB[db["instanceClass"]]
+    memory = pg.RDS_INSTANCE_MEMORY_MB[db["instanceClass"]]
     assert params["family"] == "postgres16"
     assert {p["name"]: (p["value"], p["applyMethod"]) for p in params["parameters"]} == pg.rds_parameters(memory)
     assert pg.rds_parameters(memory)["rds.force_ssl"] == ("1", "immediate")

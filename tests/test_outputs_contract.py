@@ -8,44 +8,53 @@ import re
 
 import pytest
 
-from testsupport.plans import STACKS, plan_for
+from testsupport.plans import cluster_plan_for, plan_for
 from testsupport.tools import ROOT
 from tools.harness import Secret
 
-# name -> (type, secret, on dev). Written from the delivery issue's list, not from the program.
-CONTRACT: dict[str, tuple[type, bool, bool]] = {
-    "siteUrl": (str, False, True),
-    "apiUrl": (str, False, True),
-    "n8nUrl": (str, False, True),
-    "grafanaUrl": (str, False, True),
-    "hostPublicIp": (str, False, False),
-    "contentBucket": (str, False, True),
-    "imagesBucket": (str, False, True),
-    "backupBucket": (str, False, True),
-    "s3Endpoint": (str, False, True),
-    "s3Region": (str, False, True),
-    "databaseUrl": (str, True, True),
-    "redisUrl": (str, True, True),
-    "cloudflareZoneId": (str, False, False),
+# name -> (type, secret, the placements that export it). Written from the delivery issue's list
+# and issue 19's (the load balancer's and the cluster's names), not from the program.
+LOCAL, HOST, CLUSTER = "local", "host", "cluster"
+EVERYWHERE = frozenset({LOCAL, HOST, CLUSTER})
+CONTRACT: dict[str, tuple[type, bool, frozenset[str]]] = {
+    "siteUrl": (str, False, EVERYWHERE),
+    "apiUrl": (str, False, EVERYWHERE),
+    "n8nUrl": (str, False, EVERYWHERE),
+    "grafanaUrl": (str, False, frozenset({LOCAL, HOST})),
+    "hostPublicIp": (str, False, frozenset({HOST})),
+    "contentBucket": (str, False, EVERYWHERE),
+    "imagesBucket": (str, False, EVERYWHERE),
+    "backupBucket": (str, False, EVERYWHERE),
+    "s3Endpoint": (str, False, EVERYWHERE),
+    "s3Region": (str, False, EVERYWHERE),
+    "databaseUrl": (str, True, EVERYWHERE),
+    "redisUrl": (str, True, EVERYWHERE),
+    "cloudflareZoneId": (str, False, frozenset({HOST, CLUSTER})),
+    "loadBalancerName": (str, False, frozenset({CLUSTER})),
+    "clusterName": (str, False, frozenset({CLUSTER})),
 }
 SHAPES = {
     "siteUrl": r"https://[a-z0-9.-]+", "apiUrl": r"https://api\.[a-z0-9.-]+", "n8nUrl": r"https://n8n\.[a-z0-9.-]+",
     "grafanaUrl": r"https://grafana\.[a-z0-9.-]+", "s3Endpoint": r"https?://[a-z0-9.:-]+",
     "s3Region": r"[a-z]{2}(-[a-z]+)+-\d", "cloudflareZoneId": r"[0-9a-f]{32}",
-    "databaseUrl": r"postgres(ql)?://.+", "redisUrl": r"redis://.+",
+    "databaseUrl": r"postgres(ql)?://.+", "redisUrl": r"rediss?://.+",
+    # ALB names: 1-32 letters, digits and hyphens.
+    "loadBalancerName": r"[A-Za-z0-9-]{1,32}", "clusterName": r"[A-Za-z0-9_-]{1,255}",
 }
+PLANS = [("dev", LOCAL), ("staging", HOST), ("production", HOST), ("staging", CLUSTER), ("production", CLUSTER)]
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_outputs_match_the_contract(stack):
-    outputs = dict(plan_for(stack).outputs)
-    expected = {name for name, (_, _, on_dev) in CONTRACT.items() if stack != "dev" or on_dev}
-    absent = set(outputs.pop("absentOutputs", []))
+def _plan(stack: str, placement: str):
+    return cluster_plan_for(stack) if placement == CLUSTER else plan_for(stack)
+
+
+@pytest.mark.parametrize(("stack", "placement"), PLANS)
+def test_outputs_match_the_contract(stack, placement):
+    outputs = dict(_plan(stack, placement).outputs)
+    expected = {name for name, (_, _, where) in CONTRACT.items() if placement in where}
+    absent = set(outputs.pop("absentOutputs"))
     assert set(outputs) == expected, "an output was added, renamed or removed: update the contract and docs/architecture.md"
-    if stack == "dev":
-        assert absent == set(CONTRACT) - expected, "dev names every contract output it does not export"
-    else:
-        assert absent == set()
+    assert absent == set(CONTRACT) - expected, "every contract output not exported is named in absentOutputs"
     for name, value in outputs.items():
         kind, secret, _ = CONTRACT[name]
         assert isinstance(value, Secret) is secret, f"{name}: secrecy changed"
@@ -53,14 +62,25 @@ def test_outputs_match_the_contract(stack):
         assert isinstance(plain, kind), f"{name}: type changed"
         if name in SHAPES:
             assert re.fullmatch(SHAPES[name], plain), (name, plain if not secret else "<secret>")
-    if stack != "dev":
+    if placement == HOST:
         assert ipaddress.ip_address(outputs["hostPublicIp"]).version == 4
+    if placement == CLUSTER:
+        # TLS-only on the cluster: ElastiCache encrypts in transit; RDS forces TLS.
+        assert outputs["redisUrl"].value.startswith("rediss://")
+        assert outputs["databaseUrl"].value.endswith("?sslmode=require")
+
+
+def test_program_and_contract_name_the_same_outputs():
+    from platforms.outputs import CONTRACT as PROGRAM_CONTRACT
+
+    assert set(PROGRAM_CONTRACT) == set(CONTRACT)
 
 
 def test_readme_documents_every_output_with_its_type():
     text = (ROOT / "docs" / "architecture.md").read_text()
     section = text[text.index("## Stack outputs"):]
-    for name, (kind, secret, on_dev) in CONTRACT.items():
-        row = f"| `{name}` | {kind.__name__}{' (secret)' if secret else ''} | {'yes' if on_dev else 'no'} |"
+    for name, (kind, secret, where) in CONTRACT.items():
+        row = (f"| `{name}` | {kind.__name__}{' (secret)' if secret else ''} | "
+               + " | ".join("yes" if p in where else "no" for p in (LOCAL, HOST, CLUSTER)) + " |")
         assert row in section, row
     assert "StackReference" in section

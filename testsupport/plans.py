@@ -6,7 +6,8 @@ from configs import edge_release
 from settings import CLOUD_STACKS, STACKS
 from tools import harness
 
-__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "container_env", "edge_release_files", "plan_for", "service_of"]
+__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "cluster_plan_for", "container_env", "edge_release_files", "plan_for",
+           "service_of"]
 
 # Where `--write-files` puts the edge's nginx.conf (tools/plan.py, from the release command).
 EDGE_CONF = "edge-release/nginx.conf"
@@ -18,6 +19,16 @@ def plan_for(stack: str) -> harness.Plan:
     if stack not in _PLANS:
         _PLANS[stack] = harness.run(stack)
     return _PLANS[stack]
+
+
+_CLUSTER_PLANS: dict[str, harness.Plan] = {}
+
+
+def cluster_plan_for(stack: str) -> harness.Plan:
+    """The stack with `placement: cluster` (issue 19)."""
+    if stack not in _CLUSTER_PLANS:
+        _CLUSTER_PLANS[stack] = harness.run(stack, overrides={"placement": "cluster"})
+    return _CLUSTER_PLANS[stack]
 
 
 def service_of(container: harness.Registration) -> str:

@@ -7,6 +7,7 @@ Invokes
   aws:ec2/getAmi               -> ami-0abcdef1234567890, an Ubuntu 24.04 LTS amd64 image
   aws:index/getAvailabilityZones -> <region>a, <region>b, <region>c
   aws:index/getCallerIdentity  -> account 123456789012 (moto's default account, too)
+  aws:elb/getServiceAccount    -> 127311923021 (ELB's log writer in us-east-1)
   cloudflare:index/getZone     -> zone id 023e105f4ecef8ad9ca31a8372d0c353 for the looked-up name
   cloudflare:index/getIpRanges -> a fixed snapshot of Cloudflare's published ranges (CF_IPV4/6)
   command:local:run            -> empty stdout (nothing is run)
@@ -86,6 +87,9 @@ class CannedMocks(Mocks):
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"id": ACCOUNT_ID, "accountId": ACCOUNT_ID, "userId": "AIDAMOCKOPERATOR",
                     "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/operator"}, []
+        if token == "aws:elb/getServiceAccount:getServiceAccount":
+            # Elastic Load Balancing's log-writing account in us-east-1, as AWS documents it.
+            return {"id": "127311923021", "arn": "arn:aws:iam::127311923021:root", "region": self.region}, []
         if token == "cloudflare:index/getZone:getZone":
             name = (args.args.get("filter") or {}).get("name", "example.com")
             return {"id": ZONE_ID, "zoneId": ZONE_ID, "name": name,
@@ -139,6 +143,19 @@ class CannedMocks(Mocks):
             prefix = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg",
                       "InternetGateway": "igw", "RouteTable": "rtb"}[t.split(":")[-1]]
             rid = f"{prefix}-" + _digest(name)[:17]
+        elif t == "aws:rds/instance:Instance":
+            # identifier_prefix + a suffix; the endpoint's shape; the secret RDS keeps the
+            # master password in (manage_master_user_password).
+            rid = inputs.get("identifier") or f"{inputs.get('identifierPrefix', '')}{_digest('rds', name)[:12]}"
+            out.update(identifier=rid, address=f"{rid}.c{_digest('rds-host', name)[:11]}.{self.region}.rds.amazonaws.com",
+                       port=5432, arn=f"arn:aws:rds:{self.region}:{ACCOUNT_ID}:db:{rid}",
+                       masterUserSecrets=[{"secretArn": f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:"
+                                                        f"rds!db-{_digest('rds-secret', name)[:8]}-AbCdEf",
+                                           "secretStatus": "active", "kmsKeyId": ""}])
+        elif t == "aws:elasticache/replicationGroup:ReplicationGroup":
+            rid = inputs.get("replicationGroupId") or f"{name}-{_digest('autoname', name)[:7]}"
+            out.update(primaryEndpointAddress=f"master.{rid}.{_digest('cache', name)[:6]}.use1.cache.amazonaws.com",
+                       arn=f"arn:aws:elasticache:{self.region}:{ACCOUNT_ID}:replicationgroup:{rid}")
         elif t in AUTONAMED_AWS and not inputs.get("name"):
             # Pulumi's autonaming: `<logical name>-<7 hex>`.
             out["name"] = f"{name}-{_digest('autoname', name)[:7]}"
@@ -147,6 +164,10 @@ class CannedMocks(Mocks):
             kind = "app" if t.endswith("LoadBalancer") else "targetgroup"
             out["arnSuffix"] = f"{kind}/{name}/{_digest('lb', name)[:16]}"
             out["arn"] = f"arn:aws:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:{'loadbalancer/' if kind == 'app' else ''}{out['arnSuffix']}"
+            if kind == "app":
+                # Autonamed as pulumi-aws names it, and its public DNS name.
+                out["name"] = inputs.get("name") or f"{name}-{_digest('autoname', name)[:7]}"
+                out["dnsName"] = f"{out['name']}-{int(_digest('dns', name)[:8], 16)}.{self.region}.elb.amazonaws.com"
         elif t == "aws:iam/accessKey:AccessKey":
             # An access key's shapes; the date is the plan's "now" for a key created by this run.
             rid = "AKIA" + _digest("key", name)[:16].upper()

@@ -1,0 +1,61 @@
+"""The cluster placement's alarms (issue 19): the host's alert set as CloudWatch alarms
+(configs/cloudwatch.py), and RDS's own events, on one encrypted SNS topic that the on-call
+subscribes to (docs/runbook.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from configs import cloudwatch
+from configs import postgres as pg
+
+# What RDS reports by itself that the host's backup and failover alerts watched for.
+RDS_EVENT_CATEGORIES = ["availability", "backup", "failover", "failure", "low storage", "maintenance", "recovery"]
+
+
+@dataclass
+class ClusterAlarmsArgs:
+    name_prefix: str
+    load_balancer_suffix: pulumi.Input[str]
+    target_group_suffix: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    # name -> (its ECS service name, minimum tasks)
+    services: Mapping[str, tuple[pulumi.Input[str], int]]
+    database_id: pulumi.Input[str]
+    database_class: str
+    storage_gb: int
+    cache_nodes: Sequence[pulumi.Input[str]]
+    certificate_arn: pulumi.Input[str]
+
+
+class ClusterAlarms(pulumi.ComponentResource):
+    topic: aws.sns.Topic
+
+    def __init__(self, name: str, args: ClusterAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("storiesofsoftware:platform:ClusterAlarms", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.topic = aws.sns.Topic(f"{name}-topic", name_prefix=f"{args.name_prefix}-alarms-",
+                                   kms_master_key_id="alias/aws/sns", opts=child)
+        aws.rds.EventSubscription(
+            f"{name}-database-events", name_prefix=f"{args.name_prefix}-postgres-", sns_topic=self.topic.arn,
+            source_type="db-instance", source_ids=[args.database_id], event_categories=RDS_EVENT_CATEGORIES,
+            opts=child)
+        for alarm in cloudwatch.alarms(
+                load_balancer=args.load_balancer_suffix, target_group=args.target_group_suffix,
+                cluster=args.cluster_name, services=args.services, database=args.database_id,
+                database_memory_mb=pg.RDS_INSTANCE_MEMORY_MB[args.database_class], storage_gb=args.storage_gb,
+                cache_nodes=args.cache_nodes, certificate_arn=args.certificate_arn):
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{alarm.name}", name=f"{args.name_prefix}-{alarm.name}",
+                alarm_description=f"{alarm.name} (the host placement's {alarm.host_alert})",
+                namespace=alarm.namespace, metric_name=alarm.metric, dimensions=dict(alarm.dimensions),
+                comparison_operator=alarm.comparison, threshold=alarm.threshold,
+                evaluation_periods=alarm.periods, datapoints_to_alarm=alarm.periods, period=alarm.period_s,
+                statistic=alarm.statistic, extended_statistic=alarm.extended_statistic,
+                treat_missing_data=alarm.missing, alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn],
+                opts=child)
+        self.register_outputs({})

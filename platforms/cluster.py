@@ -1,0 +1,317 @@
+"""The platform on ECS Fargate (`placement: cluster`, issue 19): the same services as on the
+host, over two or three availability zones, on RDS PostgreSQL and ElastiCache Redis.
+
+Cloudflare -> the load balancer (Cloudflare's ranges only, its client certificate verified) ->
+the edge (nginx, the host's configuration with TLS ended at the load balancer) -> the API,
+the frontend and n8n (main and webhook processes), found by name through Cloud Map. n8n runs in
+queue mode: workers take executions from Redis. One-off tasks bootstrap the database (roles,
+databases, extensions: the host's init SQL) and migrate it before the services that need it
+update; a failed one fails `pulumi up`. Secrets reach tasks by reference from Secrets Manager;
+the API reaches S3 through its task role, so no static key exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_cloudflare as cloudflare
+
+from components import api as api_component
+from components import frontend as frontend_component
+from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
+from components.cluster_alarms import ClusterAlarms, ClusterAlarmsArgs
+from components.cluster_entry import ClusterEntry, ClusterEntryArgs
+from components.cluster_network import ClusterNetwork, ClusterNetworkArgs
+from components.cluster_service import (
+    ClusterService,
+    ClusterServiceArgs,
+    ClusterTask,
+    ClusterTaskArgs,
+    Scaling,
+)
+from components.container_service import node_http_check
+from components.managed_cache import ManagedCache, ManagedCacheArgs
+from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
+from components.object_storage import ObjectStorage, ObjectStorageArgs
+from components.platform_secrets import CLUSTER_UNUSED, PlatformSecrets, PlatformSecretsArgs
+from components.task_groups import TaskGroups
+from configs import ecs, edge_release
+from configs import n8n as n8n_config
+from configs import nginx as nginx_config
+from configs import postgres as pg
+from configs import redis as redis_config
+from platforms import outputs
+from settings import Settings
+
+# The VPC's resolver (Route 53 Resolver), which answers for Cloud Map's private namespace.
+VPC_RESOLVER = "169.254.169.253"
+# Seconds a discovered address is cached: the edge's resolver re-asks as often (`valid=10s`).
+DISCOVERY_TTL = 10
+EDGE_USER = "101:101"  # the nginx image's nginx user
+POSTGRES_IMAGE_USER = "70:70"  # the postgres alpine image's postgres user
+# The one-off database steps' scratch directory for the password files psql reads.
+BOOTSTRAP_SECRETS_DIR = "/tmp/sos-secrets"
+# Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
+VERIFIER_VARIABLES = {"app": "SOS_APP_VERIFIER", "n8n": "SOS_N8N_VERIFIER", "monitoring": "SOS_MONITORING_VERIFIER"}
+ROLES = {"app": pg.APP_ROLE, "n8n": pg.N8N_ROLE, "monitoring": pg.MONITORING_ROLE}
+
+
+def secret_json(values: Mapping[str, str]) -> str:
+    return json.dumps(dict(sorted(values.items())))
+
+
+def bootstrap_script() -> str:
+    """The bootstrap task's shell: the verifiers into files (where the init SQL reads its
+    passwords from), then the init SQL as the master user."""
+    writes = [f'printf "%s" "${variable}" > "{BOOTSTRAP_SECRETS_DIR}/{pg.PASSWORD_FILES[key]}"'
+              for key, variable in VERIFIER_VARIABLES.items()]
+    return " && ".join([
+        "set -eu", "umask 077", f"mkdir -p {BOOTSTRAP_SECRETS_DIR}", *writes,
+        'printf "%s" "$SOS_INIT_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 --dbname postgres -f -',
+    ])
+
+
+def build(cfg: Settings) -> None:
+    sizes = cfg.cluster
+    if sizes is None:
+        raise ValueError("placement cluster needs the cluster settings")
+    prefix = cfg.name_prefix
+    region = cfg.aws_region
+    production = cfg.is_production
+    aws_provider = aws.Provider("aws", region=region, default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.labels))
+    on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
+    # The API token comes from CLOUDFLARE_API_TOKEN in the environment, never from state.
+    cloudflare_provider = cloudflare.Provider("cloudflare")
+    cloudflare_ranges = ip_ranges(cloudflare_provider)
+    hosts = nginx_config.edge_hosts(cfg.domain, n8n=cfg.features.n8n, grafana=False)
+    site_url, api_url, n8n_host = f"https://{cfg.hostname()}", f"https://{cfg.hostname('api')}", cfg.hostname("n8n")
+
+    secrets = PlatformSecrets("secrets", PlatformSecretsArgs(with_minio=False, protect=production,
+                                                             without=CLUSTER_UNUSED))
+    storage = ObjectStorage("storage", ObjectStorageArgs(
+        name_prefix=prefix, region=region,
+        site_origins=[site_url, f"https://{cfg.hostname('www')}"],
+        noncurrent_days=cfg.noncurrent_version_days, protect=production,
+        backup_retention_days=cfg.backup_retention_days,
+        backup_lock_mode="COMPLIANCE" if production else None,
+        log_retention_days=cfg.log_retention_days, static_keys=False, load_balancer_logs=True, today=cfg.today,
+    ), opts=on_aws)
+    network_args = ClusterNetworkArgs(
+        name_prefix=prefix, region=region, zones=3 if production else 2, nat_per_zone=production,
+        flow_log_destination=storage.flow_log_destination, flow_log_ready=[storage.policies["logs"]])
+    network = ClusterNetwork("cluster", network_args, opts=on_aws)
+    private_subnets = [s.id for s in network.private_subnets]
+
+    # Cloudflare first: the load balancer serves its Origin CA certificate and trusts its
+    # origin-pull CA; the DNS records then point at the load balancer.
+    edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
+        zone=cfg.cloudflare_zone, domain=cfg.domain, hostnames=list(hosts.values()), origin=None,
+        manage_zone=cfg.manages_zone), opts=pulumi.ResourceOptions(providers={"cloudflare": cloudflare_provider}))
+    entry = ClusterEntry("entry", ClusterEntryArgs(
+        name_prefix=prefix, vpc_id=network.vpc.id, vpc_cidr=network_args.cidr,
+        public_subnet_ids=[s.id for s in network.public_subnets], ingress_cidrs=cloudflare_ranges.all,
+        certificate_pem=edge_dns.origin_cert_pem, private_key_pem=edge_dns.origin_key_pem,
+        client_ca_pem=edge_dns.client_ca_pem, trust_store_bucket=storage.log_bucket.bucket,
+        target_port=nginx_config.HTTP_PORT, health_path=nginx_config.HEALTH_PATH,
+        health_port=nginx_config.HEALTH_PORT, protect=production,
+        access_log_bucket=storage.log_bucket.bucket, access_log_ready=[storage.policies["logs"]],
+    ), opts=on_aws)
+    edge_dns.point_at(entry.load_balancer.dns_name, is_hostname=True)
+
+    groups = TaskGroups("tasks", network.vpc.id, network_args.cidr, entry.security_group.id, prefix, opts=on_aws)
+    database = ManagedDatabase("postgres", ManagedDatabaseArgs(
+        name_prefix=prefix, instance_class=sizes.database_class, allocated_storage_gb=sizes.database_storage_gb,
+        multi_az=production, backup_retention_days=cfg.backup_retention_days, subnet_ids=private_subnets,
+        vpc_id=network.vpc.id, client_security_group_ids=[groups.apps.id], protect=production), opts=on_aws)
+    cache = ManagedCache("redis", ManagedCacheArgs(
+        name_prefix=prefix, node_type=sizes.cache_node_type, failover=production,
+        snapshot_retention_days=7 if production else 1, subnet_ids=private_subnets, vpc_id=network.vpc.id,
+        client_security_group_ids=[groups.apps.id], protect=production), opts=on_aws)
+    db_host = database.instance.address
+    redis_host = cache.group.primary_endpoint_address
+
+    def vault(name: str, values: Mapping[str, pulumi.Input[str]]) -> aws.secretsmanager.Secret:
+        """One Secrets Manager secret per consumer, a JSON object of its variables."""
+        secret = aws.secretsmanager.Secret(
+            f"{name}-secrets", name_prefix=f"{prefix}/{name}-", description=f"{prefix} {name}: its secrets",
+            recovery_window_in_days=30 if production else 7, opts=on_aws)
+        aws.secretsmanager.SecretVersion(
+            f"{name}-secrets-value", secret_id=secret.id,
+            secret_string=pulumi.Output.secret(pulumi.Output.all(**dict(values)).apply(secret_json)), opts=on_aws)
+        return secret
+
+    def keys_of(secret: aws.secretsmanager.Secret, names: Sequence[str]) -> dict[str, pulumi.Output[str]]:
+        return {n: secret.arn.apply(lambda arn, n=n: f"{arn}:{n}::") for n in names}
+
+    pw = secrets.values
+    database_url = pulumi.Output.all(pw["postgresApp"], db_host).apply(
+        lambda v: pg.database_url(v[0], v[1]) + "?sslmode=require")
+    redis_url = pulumi.Output.all(cache.auth_token, redis_host).apply(
+        lambda v: redis_config.redis_url(v[0], v[1], tls=True))
+    api_values: dict[str, pulumi.Input[str]] = {
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+        "JWT_ACCESS_SECRET": pw["jwtAccess"], "JWT_REFRESH_SECRET": pw["jwtRefresh"],
+        **{variable: cfg.external_secrets[key] for key, variable in api_component.EXTERNAL_ENV.items()
+           if cfg.external_secrets.get(key) is not None}}
+    api_secret = vault("api", api_values)
+    roles_secret = vault("database-roles", {
+        VERIFIER_VARIABLES[key]: pw[name].apply(lambda p, role=ROLES[key]: pg.scram_verifier(p, role))
+        for key, name in (("app", "postgresApp"), ("n8n", "postgresN8n"), ("monitoring", "postgresMonitoring"))})
+
+    cluster = aws.ecs.Cluster("cluster-ecs", name=f"{prefix}", settings=[aws.ecs.ClusterSettingArgs(
+        name="containerInsights", value="enhanced")], opts=on_aws)
+    namespace = aws.servicediscovery.PrivateDnsNamespace(
+        "discovery", name=f"{prefix}.internal", vpc=network.vpc.id,
+        description=f"{prefix}: the services' names inside the VPC", opts=on_aws)
+
+    def discovered(name: str) -> tuple[aws.servicediscovery.Service, str]:
+        service = aws.servicediscovery.Service(
+            f"{name}-discovery", name=name,
+            dns_config=aws.servicediscovery.ServiceDnsConfigArgs(
+                namespace_id=namespace.id, routing_policy="MULTIVALUE",
+                dns_records=[aws.servicediscovery.ServiceDnsConfigDnsRecordArgs(type="A", ttl=DISCOVERY_TTL)]),
+            opts=on_aws)
+        return service, f"{name}.{prefix}.internal"
+
+    common = {"name_prefix": prefix, "cluster_arn": cluster.arn, "subnet_ids": private_subnets,
+              "log_retention_days": cfg.log_retention_days}
+    in_apps = {"security_group_ids": [groups.apps.id]}
+
+    def spec(name: str, image: str, limits: str, user: str, port: int | None, health: Sequence[str],
+             environment: Mapping[str, str], **extra: object) -> ecs.TaskSpec:
+        lim = cfg.limits[limits]
+        return ecs.TaskSpec(name=name, image=image, cpus=lim.cpus, memory_mb=lim.memory_mb, user=user, port=port,
+                            health_command=list(health), log_group=f"/sos/{cfg.stack}/{name}", region=region,
+                            environment=dict(environment), **extra)  # type: ignore[arg-type]
+
+    # --- the database: roles and databases, then the API's migrations -----------------------
+    master = database.master_secret_arn
+    bootstrap = ClusterTask("database-bootstrap", ClusterTaskArgs(
+        spec=spec("database-bootstrap", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
+                  {"PGPORT": str(pg.PORT), "PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10",
+                   "SOS_SECRETS_DIR": BOOTSTRAP_SECRETS_DIR, "SOS_INIT_SQL": pg.init_sql(managed=True)},
+                  command=["sh", "-c", bootstrap_script()]),
+        region=region, security_group_ids=[groups.apps.id],
+        secrets={"PGUSER": master.apply(lambda a: f"{a}:username::"),
+                 "PGPASSWORD": master.apply(lambda a: f"{a}:password::"),
+                 **keys_of(roles_secret, list(VERIFIER_VARIABLES.values()))},
+        secret_arns=[master, roles_secret.arn], environment_inputs={"PGHOST": db_host},
+        depends_on=[database.instance], **common), opts=on_aws)
+    migrate = ClusterTask("api-migrate", ClusterTaskArgs(
+        spec=spec("api-migrate", cfg.images["api"], "api", api_component.USER, None, (),
+                  {"NODE_ENV": "production"}, command=["npx", "--no-install", "prisma", "migrate", "deploy"]),
+        region=region, security_group_ids=[groups.apps.id], secrets=keys_of(api_secret, ["DATABASE_URL"]),
+        secret_arns=[api_secret.arn], depends_on=[bootstrap.run], **common), opts=on_aws)
+    indexes = ClusterTask("api-indexes", ClusterTaskArgs(
+        spec=spec("api-indexes", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
+                  {"SOS_MIGRATION_SQL": pg.migration_sql()},
+                  command=["sh", "-c", 'printf "%s" "$SOS_MIGRATION_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 '
+                                       '--dbname "$DATABASE_URL" -f -']),
+        region=region, security_group_ids=[groups.apps.id], secrets=keys_of(api_secret, ["DATABASE_URL"]),
+        secret_arns=[api_secret.arn], depends_on=[migrate.run], **common), opts=on_aws)
+
+    # --- the services ----------------------------------------------------------------------
+    tasks = sizes.tasks
+    api_discovery, api_name = discovered("api")
+    api = ClusterService("api", ClusterServiceArgs(
+        spec=spec("api", cfg.images["api"], "api", api_component.USER, api_component.PORT,
+                  node_http_check(api_component.PORT, "/health", start_period="60s").test,
+                  {"NODE_ENV": "production", "PORT": str(api_component.PORT), "HOST": "0.0.0.0",
+                   "SITE_URL": site_url, "S3_ENDPOINT": storage.endpoint, "AWS_REGION": region,
+                   "S3_FORCE_PATH_STYLE": "false"},
+                  stop_timeout=cfg.drain_seconds),
+        environment_inputs={"S3_BUCKET_CONTENT": storage.buckets["content"],
+                            "S3_BUCKET_IMAGES": storage.buckets["images"]},
+        cluster_name=cluster.name, scaling=Scaling(tasks["api"].minimum, tasks["api"].maximum),
+        secrets=keys_of(api_secret, sorted(api_values)), secret_arns=[api_secret.arn],
+        # S3 through the task role: no static key exists on the cluster.
+        task_policy=storage.api_policy, discovery_arn=api_discovery.arn,
+        depends_on=[indexes.run], **in_apps, **common), opts=on_aws)
+    frontend_discovery, frontend_name = discovered("frontend")
+    frontend = ClusterService("frontend", ClusterServiceArgs(
+        spec=spec("frontend", cfg.images["frontend"], "frontend", frontend_component.USER, frontend_component.PORT,
+                  node_http_check(frontend_component.PORT, "/api/health", start_period="30s").test,
+                  {"NODE_ENV": "production", "PORT": str(frontend_component.PORT), "HOSTNAME": "0.0.0.0",
+                   "NEXT_TELEMETRY_DISABLED": "1", "SITE_URL": site_url, "API_URL": api_url,
+                   "API_INTERNAL_URL": f"http://{api_name}:{api_component.PORT}"},
+                  stop_timeout=cfg.drain_seconds, writable=("/tmp", "/app/.next/cache")),
+        cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum),
+        discovery_arn=frontend_discovery.arn, depends_on=[api.service], **in_apps, **common), opts=on_aws)
+
+    n8n_names: tuple[str, str] | None = None
+    watched: dict[str, ClusterService] = {}
+    if cfg.features.n8n:
+        # Queue mode: one main (editor, triggers), webhook processes, autoscaled workers.
+        n8n_secret = vault("n8n", {"DB_POSTGRESDB_PASSWORD": pw["postgresN8n"],
+                                   # Losing it makes every stored credential unreadable: kept in
+                                   # the stack's state (protected in production), never regenerated.
+                                   "N8N_ENCRYPTION_KEY": pw["n8nEncryptionKey"],
+                                   "QUEUE_BULL_REDIS_PASSWORD": cache.auth_token})
+        n8n_common = {
+            "cluster_name": cluster.name,
+            "secrets": keys_of(n8n_secret, ["DB_POSTGRESDB_PASSWORD", "N8N_ENCRYPTION_KEY",
+                                            "QUEUE_BULL_REDIS_PASSWORD"]),
+            "secret_arns": [n8n_secret.arn],
+            "environment_inputs": {"DB_POSTGRESDB_HOST": db_host, "QUEUE_BULL_REDIS_HOST": redis_host},
+            "depends_on": [bootstrap.run], **in_apps, **common}
+        n8n_env = {**n8n_config.n8n_env(n8n_host, ""), **n8n_config.queue_env("")}
+        for variable in ("DB_POSTGRESDB_HOST", "QUEUE_BULL_REDIS_HOST"):
+            n8n_env.pop(variable)
+        n8n_health = node_http_check(n8n_config.PORT, "/healthz", start_period="120s").test
+        n8n_stop = n8n_config.GRACEFUL_SHUTDOWN_SECONDS + 15
+        names: list[str] = []
+        for process, command, bounds in (("n8n", (), (1, 1)), ("n8n-webhook", ("webhook",), (1, 1)),
+                                         ("n8n-worker", ("worker",),
+                                          (tasks["n8nWorker"].minimum, tasks["n8nWorker"].maximum))):
+            registry, name = discovered(process) if process != "n8n-worker" else (None, "")
+            names.append(name)
+            watched[process] = ClusterService(process, ClusterServiceArgs(
+                spec=spec(process, cfg.images["n8n"], "n8n", n8n_config.USER,
+                          n8n_config.PORT, n8n_health, n8n_env, command=list(command), stop_timeout=n8n_stop),
+                scaling=Scaling(*bounds), discovery_arn=registry.arn if registry else None,
+                **n8n_common), opts=on_aws)  # type: ignore[arg-type]
+        n8n_names = (names[0], names[1])
+
+    edge_conf = nginx_config.render(nginx_config.EdgeConfig(
+        domain=cfg.domain, n8n_server=f"{n8n_names[0]}:{n8n_config.PORT}" if n8n_names else None,
+        n8n_webhook_server=f"{n8n_names[1]}:{n8n_config.PORT}" if n8n_names else None,
+        grafana_server=None, admin_cidrs=list(cfg.admin_cidrs),
+        # Only the load balancer reaches the edge's tasks, and only Cloudflare reaches it.
+        real_ip_from=[network_args.cidr], client_ca=False, hsts_max_age=63072000,
+        api_servers=[f"{api_name}:{api_component.PORT}"],
+        frontend_servers=[f"{frontend_name}:{frontend_component.PORT}"],
+        resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR))
+    edge = ClusterService("edge", ClusterServiceArgs(
+        spec=spec("edge", cfg.images["nginx"], "nginx", EDGE_USER, nginx_config.HTTP_PORT,
+                  ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{nginx_config.HEALTH_PORT}"
+                                f"{nginx_config.HEALTH_PATH} || exit 1"],
+                  {edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
+                  command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds),
+        cluster_name=cluster.name,
+        scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=1000,
+                        load_balancer_label=entry.request_label),
+        target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id], **common), opts=on_aws)
+
+    watched = {"edge": edge, "api": api, "frontend": frontend, **watched}
+    minimums = {"edge": tasks["edge"].minimum, "api": tasks["api"].minimum, "frontend": tasks["frontend"].minimum,
+                "n8n-worker": tasks["n8nWorker"].minimum}
+    nodes = 2 if production else 1
+    ClusterAlarms("alarms", ClusterAlarmsArgs(
+        name_prefix=prefix, load_balancer_suffix=entry.load_balancer.arn_suffix,
+        target_group_suffix=entry.target_group.arn_suffix, cluster_name=cluster.name,
+        services={name: (svc.service.name, minimums.get(name, 1)) for name, svc in watched.items()},
+        database_id=database.instance.identifier, database_class=sizes.database_class,
+        storage_gb=sizes.database_storage_gb,
+        # ElastiCache names a replication group's nodes <group id>-001, -002, ...
+        cache_nodes=[cache.group.id.apply(lambda g, i=i: f"{g}-{i + 1:03d}") for i in range(nodes)],
+        certificate_arn=entry.certificate.arn), opts=on_aws)
+
+    outputs.export_contract(outputs.Contract(
+        site_url=site_url, api_url=api_url, n8n_url=f"https://{n8n_host}", grafana_url=None,
+        buckets=storage.buckets, s3_endpoint=storage.endpoint, s3_region=storage.region,
+        database_url=database_url, redis_url=redis_url,
+        extra={"cloudflareZoneId": edge_dns.zone_id, "loadBalancerName": entry.load_balancer.name,
+               "clusterName": cluster.name}))

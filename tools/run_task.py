@@ -1,0 +1,73 @@
+"""Run one ECS task to completion and fail when it fails: the cluster placement's one-off steps
+(the database bootstrap, the API's migrations) as `pulumi up` runs them.
+
+    python -m tools.run_task --region R --cluster ARN --task-definition ARN --container NAME \\
+        --subnets subnet-a,subnet-b --security-groups sg-1 [--timeout 1800]
+
+Exit status 0 only when the task stopped with the container's exit code 0; otherwise the reason
+ECS gives and where the container's log is, on stderr. It prints no secret: the task receives
+its secrets from Secrets Manager by reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+
+def run(ecs: Any, *, cluster: str, task_definition: str, container: str, subnets: list[str],
+        security_groups: list[str], timeout: float, poll: float = 6.0,
+        sleep: Any = time.sleep, clock: Any = time.monotonic) -> tuple[int, str]:
+    """(exit status, message). `ecs` is a boto3 ECS client (a stubbed one in tests)."""
+    started = ecs.run_task(
+        cluster=cluster, taskDefinition=task_definition, launchType="FARGATE", count=1,
+        startedBy="pulumi-up",
+        networkConfiguration={"awsvpcConfiguration": {
+            "subnets": subnets, "securityGroups": security_groups, "assignPublicIp": "DISABLED"}})
+    if started.get("failures") or not started.get("tasks"):
+        reasons = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')} {f.get('detail', '')}".strip()
+                            for f in started.get("failures", []))
+        return 1, f"ECS did not start the task: {reasons or 'no task returned'}"
+    task_arn = started["tasks"][0]["taskArn"]
+    deadline = clock() + timeout
+    while True:
+        task = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
+        if task.get("lastStatus") == "STOPPED":
+            break
+        if clock() >= deadline:
+            ecs.stop_task(cluster=cluster, task=task_arn, reason="pulumi up: timed out")
+            return 1, f"{task_arn}: still {task.get('lastStatus')} after {timeout:.0f} s; stopped"
+        sleep(poll)
+    mine = [c for c in task.get("containers", []) if c.get("name") == container]
+    code = mine[0].get("exitCode") if mine else None
+    if code == 0:
+        return 0, f"{task_arn}: {container} exited 0"
+    reason = (mine[0].get("reason") if mine else None) or task.get("stoppedReason", "")
+    return 1, (f"{task_arn}: {container} exited {code if code is not None else 'without a code'}"
+               f" ({reason}); its log is in CloudWatch Logs under the task definition's log group")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--cluster", required=True)
+    parser.add_argument("--task-definition", required=True)
+    parser.add_argument("--container", required=True)
+    parser.add_argument("--subnets", required=True)
+    parser.add_argument("--security-groups", required=True)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args(argv)
+    import boto3
+
+    code, message = run(boto3.client("ecs", region_name=args.region), cluster=args.cluster,
+                        task_definition=args.task_definition, container=args.container,
+                        subnets=args.subnets.split(","), security_groups=args.security_groups.split(","),
+                        timeout=args.timeout)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
