@@ -22,7 +22,6 @@ NOT_MAPPED = {
     "BackupMetricsMissing": "no backup job to report metrics",
     "WalArchivingBehind": "RDS archives WAL itself (PITR reaches five minutes back at most)",
     "AccessKeyRotationOverdue": "no static key exists on the cluster (task roles)",
-    "HostDiskFillingUp": "no host; RDS storage is alarmed (PostgresStorageLow)",
 }
 
 

@@ -70,6 +70,7 @@ def bootstrap_script() -> str:
               for key, variable in VERIFIER_VARIABLES.items()]
     return " && ".join([
         "set -eu", "umask 077", f"mkdir -p {BOOTSTRAP_SECRETS_DIR}", *writes,
+        f"export SOS_SECRETS_DIR={BOOTSTRAP_SECRETS_DIR}",
         'printf "%s" "$SOS_INIT_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 --dbname postgres -f -',
     ])
 
@@ -192,7 +193,7 @@ def build(cfg: Settings) -> None:
     bootstrap = ClusterTask("database-bootstrap", ClusterTaskArgs(
         spec=spec("database-bootstrap", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
                   {"PGPORT": str(pg.PORT), "PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10",
-                   "SOS_SECRETS_DIR": BOOTSTRAP_SECRETS_DIR, "SOS_INIT_SQL": pg.init_sql(managed=True)},
+                   "SOS_INIT_SQL": pg.init_sql(managed=True)},
                   command=["sh", "-c", bootstrap_script()]),
         region=region, security_group_ids=[groups.apps.id],
         secrets={"PGUSER": master.apply(lambda a: f"{a}:username::"),

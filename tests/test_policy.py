@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from testsupport.plans import STACKS, plan_for
+from testsupport.plans import STACKS, cluster_plan_for, plan_for
 from testsupport.tools import ROOT
 from tools import policy as offline
 
@@ -226,11 +226,9 @@ def test_the_whole_pack_passes_over_the_offline_plan(stack):
 
 def test_every_rule_applies_to_something_the_program_registers():
     """A rule whose type never occurs would pass vacuously (the cluster placement's rules apply to
-    its parts built so far, composed in tests/programs/cluster_slice)."""
-    from tests.test_cluster_slice import slice_plan
-
+    the stacks with `placement: cluster`)."""
     types = {r.type for stack in STACKS for r in offline.resources(plan_for(stack))}
-    types |= {r.type for stack in ("staging", "production") for r in offline.resources(slice_plan(stack))}
+    types |= {r.type for stack in ("staging", "production") for r in offline.resources(cluster_plan_for(stack))}
     for rule in rules.RULES:
         assert rule.types & types, f"{rule.name} matches no registered resource"
 
@@ -321,12 +319,20 @@ def test_web_ports_admit_cloudflare_and_the_vpc_itself_only():
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
-def test_the_cluster_slice_passes_every_rule(stack):
-    """The cluster placement's parts as built so far (tests/programs/cluster_slice)."""
-    from tests.test_cluster_slice import slice_plan
-
-    plan = slice_plan(stack)
+def test_the_cluster_placement_passes_every_rule(stack):
+    plan = cluster_plan_for(stack)
     assert {r.type for r in plan.resources} >= {"aws:ecs/taskDefinition:TaskDefinition", "aws:ecs/service:Service",
                                                   "aws:rds/instance:Instance", "aws:lb/listener:Listener",
                                                   "aws:elasticache/replicationGroup:ReplicationGroup"}
     assert offline.violations(plan) == []
+
+
+def test_only_a_one_off_task_goes_without_a_health_check():
+    """The bootstrap and migration tasks run to completion (nothing to check while they run);
+    a service's task without a health check is reported, whatever it claims to be."""
+    unchecked = json.dumps([{k: v for k, v in TASK_CONTAINER.items() if k != "healthCheck"}])
+    task = "aws:ecs/taskDefinition:TaskDefinition"
+    assert _run("ecs-task-hardened", task, {"containerDefinitions": unchecked, "tags": {"runs": "one-off"}}, False) == []
+    for tags in ({"runs": "service"}, {}):
+        found = _run("ecs-task-hardened", task, {"containerDefinitions": unchecked, "tags": tags}, False)
+        assert any("needs a health check" in m for m in found), tags

@@ -192,6 +192,10 @@ class CannedMocks(Mocks):
                 out["name"] = f"{name}-{_digest('autoname', name, str(inputs.get('image')))[:7]}"
         elif t == "command:remote:Command" or t == "command:local:Command":
             out.update(stdout="", stderr="")
+        if t == "aws:secretsmanager/secret:Secret":
+            # <name prefix><random>-<6 characters>, as Secrets Manager names its ARNs.
+            out["arn"] = (f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:"
+                          f"{inputs.get('namePrefix', name)}{_digest('secret-arn', name)[:8]}-{_digest('sfx', name)[:6]}")
         if t.startswith("aws:") and "arn" not in out and not t.startswith("pulumi:providers"):
             out["arn"] = f"arn:aws:{t.split(':')[1].split('/')[0]}:{self.region}:{ACCOUNT_ID}:{name}"
         return rid, {**inputs, **out}

@@ -42,6 +42,13 @@ TYPE_OVERRIDES: dict[str, str] = {
     "aws:rds/subnetGroup:SubnetGroup": "aws_db_subnet_group",
     "aws:lb/loadBalancer:LoadBalancer": "aws_lb",
     "aws:s3/bucketObjectv2:BucketObjectv2": "aws_s3_object",
+    "aws:rds/eventSubscription:EventSubscription": "aws_db_event_subscription",
+    "aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace": "aws_service_discovery_private_dns_namespace",
+    "aws:servicediscovery/service:Service": "aws_service_discovery_service",
+}
+# Inputs whose Terraform attribute has another name (pulumi-aws renames them).
+ATTRIBUTE_RENAMES: dict[str, dict[str, str]] = {
+    "aws:cloudwatch/metricAlarm:MetricAlarm": {"name": "alarmName"},
 }
 # Attributes whose value is the identity of a resource, and so worth a reference.
 IDENTITY_ATTRIBUTES = ("id", "arn", "name", "bucket", "allocationId", "publicIp")
@@ -276,7 +283,8 @@ def translate(plan: Plan, schema: dict[str, Any], *, isolated: bool = False) -> 
         for key, value in r.inputs.items():
             converter = _Converter(address, _references(registrations, r, key, addresses, plan.states), isolated,
                                    translation)
-            body.update(converter.block({key: value}, schemas[kind]["block"], ""))
+            renamed = ATTRIBUTE_RENAMES.get(r.type, {}).get(key, key)
+            body.update(converter.block({renamed: value}, schemas[kind]["block"], ""))
         _autoname(r, address, body, schemas[kind]["block"], translation)
         for key, legacy in LEGACY_EQUIVALENTS.get(r.type, {}).items():
             if key in r.inputs:

@@ -1,37 +1,45 @@
-"""Issue 19, first steps: the cluster placement's network and PostgreSQL on RDS, composed on their
-own (tests/programs/cluster_slice) until the placement is wired into the program. Checked over
-the registered graph, by the real AWS provider's validators, and (the parameter group) by the
-real PostgreSQL 16."""
+"""Issue 19: the program with `placement: cluster` on staging and production, checked over the
+whole registered graph (table-driven), by the ECS API model in botocore, by the real AWS
+provider's validators, and (the parameter group) by the real PostgreSQL 16."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import ipaddress
 import json
 import re
-from functools import cache
-from pathlib import Path
 
 import pytest
+import yaml
 
 from components import cluster_network, managed_database
 from configs import postgres as pg
+from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
+from testsupport.plans import cluster_plan_for
 from testsupport.servers import PgCluster
 from testsupport.tools import require_tool
 from tools import harness
 from tools import terraform as tf
 
-PROGRAM = Path(__file__).resolve().parent / "programs" / "cluster_slice"
 STACKS = ("staging", "production")
-
-
-@cache
-def slice_plan(stack: str) -> harness.Plan:
-    return harness.run(stack, program_dir=PROGRAM)
+DOMAINS = {"staging": "staging.storiesofsoftware.com", "production": "storiesofsoftware.com"}
 
 
 @pytest.fixture(params=STACKS)
 def plan(request) -> harness.Plan:
-    return slice_plan(request.param)
+    return cluster_plan_for(request.param)
+
+
+# The task bounds settings give each service by default (settings `cluster.tasks`), written
+# from the issue: at least two tasks of everything that serves requests in production; one n8n
+# main and one webhook process.
+BOUNDS = {
+    "staging": {"edge-service": (1, 2), "api-service": (1, 2), "frontend-service": (1, 2),
+                "n8n-service": (1, 1), "n8n-webhook-service": (1, 1), "n8n-worker-service": (1, 2)},
+    "production": {"edge-service": (2, 6), "api-service": (2, 10), "frontend-service": (2, 8),
+                   "n8n-service": (1, 1), "n8n-webhook-service": (1, 1), "n8n-worker-service": (1, 4)},
+}
 
 
 def _zones(plan: harness.Plan) -> int:
@@ -122,7 +130,7 @@ def test_rds_is_private_encrypted_kept_and_recoverable(plan):
 
 def test_rds_admits_the_tasks_only(plan):
     group = plan.one("aws:ec2/securityGroup:SecurityGroup", "postgres-sg")
-    tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-sg")
+    tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-apps")
     rules = [r for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
              if group.urn in r.property_dependencies["securityGroupId"]]
     assert [(r.inputs["fromPort"], r.inputs.get("cidrIpv4")) for r in rules] == [(5432, None)]
@@ -191,7 +199,7 @@ def test_redis_is_encrypted_authenticated_and_fails_over_in_production(plan):
     params = plan.one("aws:elasticache/parameterGroup:ParameterGroup").inputs
     assert params["parameters"] == [{"name": "maxmemory-policy", "value": "allkeys-lru"}]
     group_sg = plan.one("aws:ec2/securityGroup:SecurityGroup", "redis-sg")
-    tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-sg")
+    tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-apps")
     (rule,) = [r for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
                if group_sg.urn in r.property_dependencies["securityGroupId"]]
     assert rule.inputs["fromPort"] == 6379 and tasks.urn in rule.property_dependencies["referencedSecurityGroupId"]
@@ -238,7 +246,9 @@ def test_every_task_definition_is_what_the_ecs_api_takes_and_hardened(plan):
             assert container["user"].split(":")[0] not in ("0", "root")
             assert container["readonlyRootFilesystem"] is True and not container.get("privileged")
             assert container["linuxParameters"]["capabilities"]["drop"] == ["ALL"]
-            assert container["healthCheck"]["command"] and 1 <= container["stopTimeout"] <= 120
+            one_off = i["tags"]["runs"] == "one-off"
+            assert one_off or container["healthCheck"]["command"]
+            assert 1 <= container["stopTimeout"] <= 120
             log = container["logConfiguration"]
             assert log["logDriver"] == "awslogs" and groups[log["options"]["awslogs-group"]].inputs["retentionInDays"] > 0
             assert not [e["name"] for e in container["environment"] if CREDENTIAL.search(e["name"])]
@@ -258,21 +268,28 @@ def test_every_service_deploys_rolling_privately_and_scales(plan):
         assert i["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
         assert i["waitForSteadyState"] is True and "desiredCount" in service.ignore_changes
         (target,) = [t for t in targets if service.urn in t.all_dependencies]
-        production = plan.stack == "production"
-        assert target.inputs["minCapacity"] == i["desiredCount"] == (2 if production else 1)
-        assert target.inputs["maxCapacity"] > target.inputs["minCapacity"]
+        assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == BOUNDS[plan.stack][service.name]
+        assert i["desiredCount"] == target.inputs["minCapacity"]
         policies = [p for p in plan.of_type("aws:appautoscaling/policy:Policy") if target.urn in p.all_dependencies]
         metrics = {p.inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"]
                    ["predefinedMetricType"] for p in policies}
         assert "ECSServiceAverageCPUUtilization" in metrics
 
 
-def test_an_execution_role_reads_only_its_own_service_s_secrets(plan):
-    (policy,) = [p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-execution-secrets")]
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
-    secret = plan.one("aws:secretsmanager/secret:Secret", "api-secrets")
-    assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Resource"] == [_state(plan, secret, "arn")]
+def test_an_execution_role_reads_exactly_the_secrets_its_containers_name(plan):
+    policies = {p.name.removesuffix("-execution-secrets"): p for p in plan.of_type("aws:iam/rolePolicy:RolePolicy")
+                if p.name.endswith("-execution-secrets")}
+    for definition in plan.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        task = definition.name.removesuffix("-task-definition")
+        # A secret's own ARN is the first seven fields of `<arn>:<json key>::`.
+        named = {":".join(s["valueFrom"].split(":")[:7])
+                 for c in json.loads(definition.inputs["containerDefinitions"]) for s in c["secrets"]}
+        if not named:
+            assert task not in policies, f"{task} reads no secret, so its role may read none"
+            continue
+        (statement,) = json.loads(policies[task].inputs["policy"])["Statement"]
+        assert statement["Action"] == "secretsmanager:GetSecretValue"
+        assert set(statement["Resource"]) == named, task
 
 
 def test_the_cluster_has_container_insights(plan):
@@ -287,10 +304,11 @@ def test_only_cloudflare_reaches_the_load_balancer_and_only_with_its_client_cert
     ingress = [r.inputs for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
                if group.urn in r.property_dependencies["securityGroupId"]]
     assert {(i["fromPort"], i.get("cidrIpv4") or i.get("cidrIpv6")) for i in ingress} == {
-        (443, "173.245.48.0/20"), (443, "2400:cb00::/32")}
-    (egress,) = [r.inputs for r in plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
-                 if group.urn in r.property_dependencies["securityGroupId"]]
-    assert (egress["fromPort"], egress["cidrIpv4"]) == (8443, "10.44.0.0/16")
+        (443, cidr) for cidr in (*CF_IPV4, *CF_IPV6)}
+    egress = [r.inputs for r in plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+              if group.urn in r.property_dependencies["securityGroupId"]]
+    # The edge's HTTP port and its health port, inside the VPC.
+    assert {(e["fromPort"], e["cidrIpv4"]) for e in egress} == {(8080, "10.44.0.0/16"), (8081, "10.44.0.0/16")}
     (listener,) = plan.of_type("aws:lb/listener:Listener")
     i = listener.inputs
     assert (i["port"], i["protocol"]) == (443, "HTTPS") and "TLS13" in i["sslPolicy"]
@@ -298,7 +316,7 @@ def test_only_cloudflare_reaches_the_load_balancer_and_only_with_its_client_cert
     store = plan.one("aws:lb/trustStore:TrustStore")
     assert store.urn in listener.property_dependencies["mutualAuthentication"]
     bundle = plan.one("aws:s3/bucketObjectv2:BucketObjectv2")
-    ca = plan.one("tls:index/selfSignedCert:SelfSignedCert", "origin-pull-ca")
+    ca = plan.one("tls:index/selfSignedCert:SelfSignedCert", "cdn-pull-ca")
     assert ca.urn in bundle.property_dependencies["content"] and bundle.urn in store.all_dependencies
     certificate = plan.one("aws:acm/certificate:Certificate")
     assert isinstance(certificate.inputs["privateKey"], harness.Secret)
@@ -317,14 +335,14 @@ def test_the_load_balancer_drops_bad_requests_and_is_kept_in_production(plan):
 # ------------------------------------------------------------------------------ the real provider
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_terraform_validate_accepts_the_slice(stack, tmp_path):
+def test_terraform_validate_accepts_the_cluster_placement(stack, tmp_path):
     require_tool("terraform")
     work = tmp_path / "schema"
     tfrc = tf.cli_config(tmp_path, tf.mirror())
     schema = tf.provider_schema(work, tfrc)
-    translation = tf.translate(slice_plan(stack), schema)
+    translation = tf.translate(cluster_plan_for(stack), schema)
     assert translation.dropped == []
-    for kind, config in (("linked", translation.config), ("isolated", tf.translate(slice_plan(stack), schema,
+    for kind, config in (("linked", translation.config), ("isolated", tf.translate(cluster_plan_for(stack), schema,
                                                                                     isolated=True).config)):
         directory = tmp_path / kind
         directory.mkdir()
@@ -332,3 +350,176 @@ def test_terraform_validate_accepts_the_slice(stack, tmp_path):
         assert tf.terraform(["init", "-input=false", "-no-color"], directory, tfrc).returncode == 0
         report = json.loads(tf.terraform(["validate", "-json", "-no-color"], directory, tfrc).stdout)
         assert [d for d in report["diagnostics"] if d["severity"] == "error"] == [], kind
+
+
+# ------------------------------------------------------------------------------ the platform on it
+
+def _definition(plan: harness.Plan, task: str) -> dict:
+    (container,) = json.loads(plan.one("aws:ecs/taskDefinition:TaskDefinition", f"{task}-task-definition")
+                              .inputs["containerDefinitions"])
+    return container
+
+
+def test_one_off_tasks_run_in_order_before_what_needs_them(plan):
+    run = {name: plan.one("command:local:Command", f"{name}-run")
+           for name in ("database-bootstrap", "api-migrate", "api-indexes")}
+    service = {s.name.removesuffix("-service"): s for s in plan.of_type("aws:ecs/service:Service")}
+    db = plan.one("aws:rds/instance:Instance")
+    assert plan.depends_transitively(run["database-bootstrap"].urn, db.urn)
+    assert plan.depends_transitively(run["api-migrate"].urn, run["database-bootstrap"].urn)
+    assert plan.depends_transitively(run["api-indexes"].urn, run["api-migrate"].urn)
+    assert plan.depends_transitively(service["api"].urn, run["api-indexes"].urn)
+    for process in ("n8n", "n8n-webhook", "n8n-worker"):
+        assert plan.depends_transitively(service[process].urn, run["database-bootstrap"].urn), process
+    # The edge does not wait for the database: it answers (and serves its cache) regardless.
+    assert not plan.depends_transitively(service["edge"].urn, run["database-bootstrap"].urn)
+    private = [plan.states[s.urn][0] for s in plan.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "private"]
+    cluster_arn = plan.states[plan.one("aws:ecs/cluster:Cluster").urn][1]["arn"]
+    for name, command in run.items():
+        definition = plan.one("aws:ecs/taskDefinition:TaskDefinition", f"{name}-task-definition")
+        arn = plan.states[definition.urn][1]["arn"]
+        argv = command.inputs["create"].split()
+        assert argv[:3] == ["venv/bin/python", "-m", "tools.run_task"]
+        options = dict(zip(argv[3::2], argv[4::2], strict=True))
+        assert options["--task-definition"] == arn and options["--container"] == name
+        assert options["--cluster"] == cluster_arn and options["--subnets"].split(",") == private
+        # Each new revision (image, command, settings) runs once; an unchanged one never again.
+        assert command.inputs["triggers"] == [arn]
+
+
+def test_no_static_key_exists_and_only_the_api_reaches_s3(plan):
+    assert plan.of_type("aws:iam/accessKey:AccessKey") == [] and plan.of_type("aws:iam/user:User") == []
+    task_policies = {p.name.removesuffix("-task-policy"): json.loads(p.inputs["policy"])
+                     for p in plan.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-task-policy")}
+    assert set(task_policies) == {"api"}, "one task role with rights: the API's"
+    (statement,) = task_policies["api"]["Statement"]
+    buckets = {k: plan.states[plan.one("aws:s3/bucket:Bucket", f"storage-{k}").urn][1]["arn"]
+               for k in ("content", "images", "backups")}
+    assert set(statement["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert set(statement["Resource"]) == {f"{buckets['content']}/*", f"{buckets['images']}/*"}
+
+
+def test_no_secret_reaches_a_task_definition_or_a_plain_input(plan):
+    secrets = {v for v in plan.secret_values if len(v) >= 8}
+    assert secrets, "the plan has generated secrets to look for"
+    for definition in plan.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        text = definition.inputs["containerDefinitions"]
+        assert not [s for s in secrets if s in text], definition.name
+    for version in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
+        assert isinstance(version.inputs["secretString"], harness.Secret)
+    # The bootstrap task carries SCRAM verifiers, never the passwords themselves.
+    roles = json.loads(plan.one("aws:secretsmanager/secretVersion:SecretVersion",
+                                "database-roles-secrets-value").inputs["secretString"].value)
+    assert set(roles) == {"SOS_APP_VERIFIER", "SOS_N8N_VERIFIER", "SOS_MONITORING_VERIFIER"}
+    assert all(v.startswith("SCRAM-SHA-256$4096:") for v in roles.values())
+    assert not set(roles.values()) & plan.secret_values - set(roles.values())
+
+
+def test_the_edge_runs_the_host_edge_behind_the_load_balancer(plan):
+    from configs import edge_release
+    from configs import nginx as ng
+
+    container = _definition(plan, "edge")
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    files = edge_release.unbundle(base64.b64encode(gzip.decompress(base64.b64decode(
+        env[edge_release.CLUSTER_RELEASE_VARIABLE]))).decode())
+    conf = files["nginx.conf"].content
+    assert "ssl_certificate" not in conf and "ssl_verify_client" not in conf, "TLS ends at the load balancer"
+    prefix = f"sos-{plan.stack}"
+    for upstream, port in (("api", 3001), ("frontend", 3000), ("n8n", 5678), ("n8n-webhook", 5678)):
+        assert f"server {upstream}.{prefix}.internal:{port} resolve" in conf
+    assert "resolver 169.254.169.253 valid=10s" in conf and "set_real_ip_from 10.44.0.0/16;" in conf
+    assert files["release.conf"].content.startswith("geo $sos_release")
+    assert container["command"][:2] == ["sh", "-c"] and container["portMappings"][0]["containerPort"] == ng.HTTP_PORT
+    namespace = plan.one("aws:servicediscovery/privateDnsNamespace:PrivateDnsNamespace")
+    assert namespace.inputs["name"] == f"{prefix}.internal"
+    registered = {s.inputs["name"] for s in plan.of_type("aws:servicediscovery/service:Service")}
+    assert registered == {"api", "frontend", "n8n", "n8n-webhook"}
+    group = plan.one("aws:lb/targetGroup:TargetGroup")
+    assert group.inputs["port"] == ng.HTTP_PORT and group.inputs["healthCheck"]["port"] == str(ng.HEALTH_PORT)
+
+
+def test_n8n_runs_in_queue_mode_on_the_managed_services(plan):
+    for process, command in (("n8n", None), ("n8n-webhook", ["webhook"]), ("n8n-worker", ["worker"])):
+        container = _definition(plan, process)
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        assert container.get("command") == command
+        assert env["EXECUTIONS_MODE"] == "queue" and env["QUEUE_BULL_REDIS_TLS"] == "true"
+        assert env["QUEUE_BULL_REDIS_HOST"].endswith(".cache.amazonaws.com")
+        assert env["DB_POSTGRESDB_HOST"].endswith(".rds.amazonaws.com") and env["DB_POSTGRESDB_SSL_ENABLED"] == "true"
+        assert {s["name"] for s in container["secrets"]} == {
+            "DB_POSTGRESDB_PASSWORD", "N8N_ENCRYPTION_KEY", "QUEUE_BULL_REDIS_PASSWORD"}
+
+
+def test_cloudflare_points_at_the_load_balancer_which_logs_every_request(plan):
+    lb = plan.one("aws:lb/loadBalancer:LoadBalancer")
+    dns = plan.states[lb.urn][1]["dnsName"]
+    records = plan.of_type("cloudflare:index/dnsRecord:DnsRecord")
+    assert {r.inputs["name"] for r in records} == {f"{k}{DOMAINS[plan.stack]}" for k in ("", "www.", "api.", "n8n.")}
+    assert all((r.inputs["type"], r.inputs["content"], r.inputs["proxied"]) == ("CNAME", dns, True) for r in records)
+    logs = plan.one("aws:s3/bucket:Bucket", "storage-logs")
+    assert lb.inputs["accessLogs"] == {"bucket": plan.states[logs.urn][1]["bucket"], "prefix": "alb", "enabled": True}
+    policy = plan.one("aws:s3/bucketPolicy:BucketPolicy", "storage-logs-tls-only")
+    assert policy.urn in lb.depends_on, "the load balancer checks its log bucket's policy when it is created"
+    (grant,) = [s for s in json.loads(policy.inputs["policy"])["Statement"] if s["Sid"] == "LoadBalancerAccessLogs"]
+    assert grant["Principal"] == {"AWS": "arn:aws:iam::127311923021:root"}
+    assert grant["Resource"].endswith("/alb/AWSLogs/123456789012/*") and grant["Action"] == "s3:PutObject"
+
+
+def test_every_host_alert_is_an_alarm_or_says_why_not(plan):
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from configs import cloudwatch
+    from configs import monitoring as mon
+
+    host_alerts = {rule["alert"] for group in yaml.safe_load(mon.alert_rules())["groups"] for rule in group["rules"]}
+    alarms = plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    mapped = {re.search(r"the host placement's (\w+)", a.inputs["alarmDescription"]).group(1) for a in alarms}
+    assert mapped | set(cloudwatch.NOT_MAPPED) == host_alerts
+    assert mapped <= host_alerts and not mapped & set(cloudwatch.NOT_MAPPED)
+    topic = plan.one("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+    shape = botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm").input_shape
+    topic_arn = plan.states[topic.urn][1]["arn"]
+    for alarm in alarms:
+        i = alarm.inputs
+        assert i["alarmActions"] == [topic_arn] and i["okActions"] == [topic_arn]
+        request = {"AlarmName": i["name"], "Namespace": i["namespace"], "MetricName": i["metricName"],
+                   "Dimensions": [{"Name": k, "Value": v} for k, v in i["dimensions"].items()],
+                   "ComparisonOperator": i["comparisonOperator"], "Threshold": i["threshold"],
+                   "EvaluationPeriods": i["evaluationPeriods"], "Period": i["period"],
+                   "TreatMissingData": i["treatMissingData"], "AlarmActions": i["alarmActions"],
+                   **({"ExtendedStatistic": i["extendedStatistic"]} if "extendedStatistic" in i
+                      else {"Statistic": i["statistic"]})}
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), report.generate_report()
+        assert all(v for v in i["dimensions"].values()), alarm.name
+    # Each service that serves is watched for missing tasks.
+    watched = {a.name.removeprefix("alarms-").removesuffix("-tasks-missing") for a in alarms
+               if a.name.endswith("-tasks-missing")}
+    assert watched == {"edge", "api", "frontend", "n8n", "n8n-webhook", "n8n-worker"}
+    events = plan.one("aws:rds/eventSubscription:EventSubscription").inputs
+    assert "backup" in events["eventCategories"] and "failover" in events["eventCategories"]
+
+
+def test_the_alarm_request_is_shown_able_to_fail_validation():
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from configs import cloudwatch
+
+    shape = botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm").input_shape
+    (alarm, *_) = cloudwatch.alarms(load_balancer="app/x/1", target_group="targetgroup/y/2", cluster="c",
+                                    services={"api": ("api-1", 2)}, database="db", database_memory_mb=1024,
+                                    storage_gb=20, cache_nodes=["r-001"], certificate_arn="arn:aws:acm:x")
+    good = alarm.request("sos-staging", "arn:aws:sns:us-east-1:1:t")
+    assert not ParamValidator().validate(good, shape).has_errors()
+    assert ParamValidator().validate({**good, "ComparisonOperator": 5, "Statistic": None}, shape).has_errors()
+
+
+def test_the_cluster_keeps_no_unused_secret():
+    staging = cluster_plan_for("staging")
+    generated = {r.name.removeprefix("secrets-") for r in staging.of_type("random:index/randomPassword:RandomPassword")
+                 if r.name.startswith("secrets-")}
+    assert generated == {"postgresApp", "postgresN8n", "postgresMonitoring", "jwtAccess", "jwtRefresh", "n8nEncryptionKey"}
