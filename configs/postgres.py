@@ -255,13 +255,16 @@ def scram_verifier(password: str, role: str) -> str:
     (SASLprep leaves them as they are; the generated ones are)."""
     if not password.isascii():
         raise ValueError(f"{role}: only ASCII passwords have a verifier computed here")
-    salt = hashlib.sha256(f"sos-scram:{role}:{password}".encode()).digest()[:16]
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    return scram_with_salt(password, hashlib.sha256(f"sos-scram:{role}:{password}".encode()).digest()[:16])
+
+
+def scram_with_salt(password: str, salt: bytes, iterations: int = SCRAM_ITERATIONS) -> str:
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", "sha256").digest()
     b64 = base64.b64encode
-    return (f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt).decode()}$"
+    return (f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}$"
             f"{b64(stored_key).decode()}:{b64(server_key).decode()}")
 
 

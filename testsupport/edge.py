@@ -226,7 +226,8 @@ def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int] | 
                 node["args"] = [f"127.0.0.1:{upstreams[upstream_name]}",
                                 *[a for a in args[1:] if a != "resolve"]]
             elif name == "proxy_cache_path":
-                args[0] = args[0].replace(ng.CACHE_DIR, str(work / "cache"))
+                # The host's cache volume or the cluster task's /tmp: here, the work directory.
+                args[0] = str(work / "cache" / Path(args[0]).name)
             elif name.endswith("_temp_path"):
                 args[0] = str(work / Path(args[0]).name)
             elif name == "stub_status":
@@ -268,7 +269,7 @@ class Nginx:
         self.domain = domain
         # Stand-ins first: they hold their ports, so nginx's cannot collide with them.
         self.stand_ins = {} if upstreams is not None else \
-            {name: StandIn(name, stand_in_ms) for name in ("api", "frontend", "n8n", "grafana")}
+            {name: StandIn(name, stand_in_ms) for name in ("api", "frontend", "n8n", "grafana", ng.N8N_WEBHOOKS)}
         upstream_ports = upstreams if upstreams is not None else {k: v.port for k, v in self.stand_ins.items()}
         taken = set(upstream_ports.values())
         self.ports = {}
@@ -352,6 +353,28 @@ class Nginx:
         statuses = []
         for i in range(count):
             conn.request(method, path or f"/burst/{i}", body=body, headers={"Host": host, **(headers or {})})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+        return statuses
+
+    def http(self, host: str, path: str = "/", headers: dict[str, str] | None = None,
+             method: str = "GET", port: int = ng.HTTP_PORT) -> http.client.HTTPResponse:
+        """Plain HTTP, as the cluster's load balancer forwards a request it took over TLS."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports[port], timeout=10)
+        conn.request(method, path, headers={"Host": host, **(headers or {})})
+        response = conn.getresponse()
+        response.body = response.read()  # type: ignore[attr-defined]
+        conn.close()
+        return response
+
+    def http_burst(self, host: str, count: int, headers: dict[str, str] | None = None) -> list[int]:
+        """`count` plain-HTTP requests back to back on one keep-alive connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.ports[ng.HTTP_PORT], timeout=10)
+        statuses = []
+        for i in range(count):
+            conn.request("GET", f"/burst/{i}", headers={"Host": host, **(headers or {})})
             response = conn.getresponse()
             response.read()
             statuses.append(response.status)
