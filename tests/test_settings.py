@@ -50,6 +50,25 @@ BAD_INPUTS = [
     ("dev", {"features": {"n8n": "yes"}}, "features", ["n8n: true or false"]),
     ("dev", {"sendgridApiKey": "SG.plain-text"}, "sendgridApiKey", ["expected a secret"]),
     ("dev", {"registry": {"server": "ghcr.io"}}, "registry", ["exactly 'server' and 'username'"]),
+    # The placement (issue 19).
+    ("dev", {"placement": "cluster"}, "placement", ["applies to staging, production only"]),
+    ("production", {"placement": "kubernetes"}, "placement", ["one of host, cluster", "'kubernetes'"]),
+    ("staging", {"cluster": {"databaseClass": "db.t4g.micro"}}, "cluster", ["no value with placement host"]),
+    ("production", {"placement": "cluster", "cluster": {"tasks": {"api": {"min": 1, "max": 4}}}},
+     "cluster.tasks.api.min", ["at least 2 on production", "given 1"]),
+    ("staging", {"placement": "cluster", "cluster": {"tasks": {"edge": {"min": 3, "max": 2}}}},
+     "cluster", ["tasks.edge: max at least min"]),
+    ("staging", {"placement": "cluster", "cluster": {"tasks": {"worker": {"min": 1, "max": 2}}}},
+     "cluster", ["tasks: an object keyed by edge, api, frontend, n8nWorker"]),
+    ("staging", {"placement": "cluster", "cluster": {"databaseClass": "db.m5.24xlarge"}},
+     "cluster", ["databaseClass: one of db.t4g.micro"]),
+    ("staging", {"placement": "cluster", "cluster": {"cacheNodeType": "t4g.small"}},
+     "cluster", ["cacheNodeType: an ElastiCache node type"]),
+    ("staging", {"placement": "cluster", "cluster": {"databaseStorageGb": 10}},
+     "cluster", ["databaseStorageGb: an integer from 20"]),
+    ("staging", {"placement": "cluster", "cluster": {"replicas": 3}}, "cluster", ["unknown: replicas"]),
+    ("production", {"placement": "cluster", "backupRetentionDays": 60}, "backupRetentionDays",
+     ["7 to 35 with placement cluster", "given 60"]),
 ]
 
 
@@ -143,3 +162,14 @@ def test_settings_are_immutable_and_typed():
 def test_every_default_passes_its_own_validation(stack):
     # A default that its parser rejects would make the committed stack unusable.
     harness.run(stack)
+
+
+def test_cluster_settings_merge_over_the_stack_defaults():
+    """A stack sets only the cluster sizes it changes; the rest keep the stack's defaults."""
+    plan = harness.run("production", overrides={"placement": "cluster",
+                                                "cluster": {"tasks": {"api": {"min": 3, "max": 12}}}})
+    bounds = {t.name: (t.inputs["minCapacity"], t.inputs["maxCapacity"])
+              for t in plan.of_type("aws:appautoscaling/target:Target")}
+    assert bounds["api-scaling"] == (3, 12)
+    assert bounds["frontend-scaling"] == (2, 8), "an unset service keeps production's default"
+    assert plan.one("aws:rds/instance:Instance").inputs["instanceClass"] == "db.t4g.medium"
