@@ -152,4 +152,7 @@ class CloudflareEdge(pulumi.ComponentResource):
             cloudflare.DnsRecord(
                 f"{self._record_prefix}-dns-{host.replace('.', '-')}", zone_id=self.zone_id, name=host,
                 type="CNAME" if is_hostname else "A", content=origin, proxied=True, ttl=1,
-                comment="storiesofsoftware: proxied to the origin", opts=pulumi.ResourceOptions(parent=self))
+                comment="storiesofsoftware: proxied to the origin",
+                # A CNAME cannot stand beside an A record of the same name: a switch of placement
+                # (A to the host, CNAME to the load balancer) replaces the record delete-first.
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))

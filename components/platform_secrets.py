@@ -39,17 +39,10 @@ LOCAL_ONLY = {
 }
 
 
-# What the cluster placement does not use: RDS keeps its own master password, ElastiCache an
-# AUTH token of its own format, there is no Grafana and no pgBackRest repository.
-CLUSTER_UNUSED = frozenset({"postgresSuperuser", "redis", "grafanaAdmin", "backupCipher"})
-
-
 @dataclass
 class PlatformSecretsArgs:
     with_minio: bool
     protect: bool
-    # Leave these out (the cluster placement's CLUSTER_UNUSED).
-    without: frozenset[str] = frozenset()
 
 
 class PlatformSecrets(pulumi.ComponentResource):
@@ -64,7 +57,6 @@ class PlatformSecrets(pulumi.ComponentResource):
         specs = dict(SPECS)
         if args.with_minio:
             specs.update(LOCAL_ONLY)
-        specs = {key: spec for key, spec in specs.items() if key not in args.without}
         self.values = {}
         for key, spec in specs.items():
             password = random.RandomPassword(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
@@ -36,7 +37,7 @@ from components.container_service import node_http_check
 from components.managed_cache import ManagedCache, ManagedCacheArgs
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
 from components.object_storage import ObjectStorage, ObjectStorageArgs
-from components.platform_secrets import CLUSTER_UNUSED, PlatformSecrets, PlatformSecretsArgs
+from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
 from components.task_groups import TaskGroups
 from configs import ecs, edge_release
 from configs import n8n as n8n_config
@@ -52,8 +53,7 @@ VPC_RESOLVER = "169.254.169.253"
 DISCOVERY_TTL = 10
 EDGE_USER = "101:101"  # the nginx image's nginx user
 POSTGRES_IMAGE_USER = "70:70"  # the postgres alpine image's postgres user
-# The one-off database steps' scratch directory for the password files psql reads.
-BOOTSTRAP_SECRETS_DIR = "/tmp/sos-secrets"
+CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
 # Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
 VERIFIER_VARIABLES = {"app": "SOS_APP_VERIFIER", "n8n": "SOS_N8N_VERIFIER", "monitoring": "SOS_MONITORING_VERIFIER"}
 ROLES = {"app": pg.APP_ROLE, "n8n": pg.N8N_ROLE, "monitoring": pg.MONITORING_ROLE}
@@ -63,16 +63,9 @@ def secret_json(values: Mapping[str, str]) -> str:
     return json.dumps(dict(sorted(values.items())))
 
 
-def bootstrap_script() -> str:
-    """The bootstrap task's shell: the verifiers into files (where the init SQL reads its
-    passwords from), then the init SQL as the master user."""
-    writes = [f'printf "%s" "${variable}" > "{BOOTSTRAP_SECRETS_DIR}/{pg.PASSWORD_FILES[key]}"'
-              for key, variable in VERIFIER_VARIABLES.items()]
-    return " && ".join([
-        "set -eu", "umask 077", f"mkdir -p {BOOTSTRAP_SECRETS_DIR}", *writes,
-        f"export SOS_SECRETS_DIR={BOOTSTRAP_SECRETS_DIR}",
-        'printf "%s" "$SOS_INIT_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 --dbname postgres -f -',
-    ])
+def cluster_script(name: str) -> str:
+    """A shell script of configs/cluster_scripts/, as a task's `sh -c` command."""
+    return (CLUSTER_SCRIPTS / f"{name}.sh").read_text()
 
 
 def build(cfg: Settings) -> None:
@@ -90,8 +83,9 @@ def build(cfg: Settings) -> None:
     hosts = nginx_config.edge_hosts(cfg.domain, n8n=cfg.features.n8n, grafana=False)
     site_url, api_url, n8n_host = f"https://{cfg.hostname()}", f"https://{cfg.hostname('api')}", cfg.hostname("n8n")
 
-    secrets = PlatformSecrets("secrets", PlatformSecretsArgs(with_minio=False, protect=production,
-                                                             without=CLUSTER_UNUSED))
+    # Every secret the host placement generates, kept: a switch from the host must not delete
+    # them (backupCipher still opens the host's pgBackRest repository in the backups bucket).
+    secrets = PlatformSecrets("secrets", PlatformSecretsArgs(with_minio=False, protect=production))
     storage = ObjectStorage("storage", ObjectStorageArgs(
         name_prefix=prefix, region=region,
         site_origins=[site_url, f"https://{cfg.hostname('www')}"],
@@ -194,7 +188,7 @@ def build(cfg: Settings) -> None:
         spec=spec("database-bootstrap", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
                   {"PGPORT": str(pg.PORT), "PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10",
                    "SOS_INIT_SQL": pg.init_sql(managed=True)},
-                  command=["sh", "-c", bootstrap_script()]),
+                  command=["sh", "-c", cluster_script("database-bootstrap")]),
         region=region, security_group_ids=[groups.apps.id],
         secrets={"PGUSER": master.apply(lambda a: f"{a}:username::"),
                  "PGPASSWORD": master.apply(lambda a: f"{a}:password::"),

@@ -16,7 +16,7 @@ import yaml
 from components import cluster_network, managed_database
 from configs import postgres as pg
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
-from testsupport.plans import cluster_plan_for
+from testsupport.plans import cluster_plan_for, plan_for
 from testsupport.servers import PgCluster
 from testsupport.tools import require_tool
 from tools import harness
@@ -518,8 +518,14 @@ def test_the_alarm_request_is_shown_able_to_fail_validation():
     assert ParamValidator().validate({**good, "ComparisonOperator": 5, "Statistic": None}, shape).has_errors()
 
 
-def test_the_cluster_keeps_no_unused_secret():
-    staging = cluster_plan_for("staging")
-    generated = {r.name.removeprefix("secrets-") for r in staging.of_type("random:index/randomPassword:RandomPassword")
-                 if r.name.startswith("secrets-")}
-    assert generated == {"postgresApp", "postgresN8n", "postgresMonitoring", "jwtAccess", "jwtRefresh", "n8nEncryptionKey"}
+def test_a_switch_from_the_host_keeps_the_buckets_and_every_secret():
+    """The same names, so the same resources: switching placement neither deletes a bucket nor
+    regenerates a secret (backupCipher still opens the host's pgBackRest repository)."""
+    for stack in STACKS:
+        host, cluster = plan_for(stack), cluster_plan_for(stack)
+        kept = ("random:index/randomPassword:RandomPassword", "aws:s3/bucket:Bucket", "pulumi:providers:aws",
+                "cloudflare:index/originCaCertificate:OriginCaCertificate")
+        for kind in kept:
+            before = {r.urn for r in host.of_type(kind) if not r.name.startswith("redis-auth")}
+            after = {r.urn for r in cluster.of_type(kind)}
+            assert before and before <= after, (stack, kind, before - after)

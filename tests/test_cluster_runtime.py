@@ -22,6 +22,7 @@ from configs import edge_release
 from configs import n8n as n8n_config
 from configs import nginx as ng
 from configs import postgres as pg
+from platforms.cluster import CLUSTER_SCRIPTS
 from testsupport.edge import Nginx
 from testsupport.plans import cluster_plan_for
 from testsupport.servers import PgCluster
@@ -173,13 +174,25 @@ def _bootstrap(cluster: PgCluster, sql: str, passwords: dict[str, str]) -> subpr
     plan = cluster_plan_for("staging")
     container = _container(plan, "database-bootstrap")
     secrets_dir = Path(tempfile.mkdtemp(prefix="sos-bootstrap-"))
-    script = container["command"][2].replace("/tmp/sos-secrets", str(secrets_dir))
+    script = container["command"][2].replace("| psql ", f"| {cluster.psql_bin} ", 1)
     roles = {"app": pg.APP_ROLE, "n8n": pg.N8N_ROLE, "monitoring": pg.MONITORING_ROLE}
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": "sos_admin",
-           "PGPASSWORD": "master-pw", "PGSSLMODE": "disable", "SOS_INIT_SQL": sql,
+           "PGPASSWORD": "master-pw", "PGSSLMODE": "disable", "SOS_INIT_SQL": sql, "SOS_SECRETS_DIR": str(secrets_dir),
            **{f"SOS_{key.upper()}_VERIFIER": pg.scram_verifier(passwords[key], roles[key]) for key in roles}}
-    return subprocess.run(["sh", "-c", script.replace("psql ", f"{cluster.psql_bin} ", 1)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_bootstrap_script_writes_the_files_the_sql_reads():
+    script = _container(cluster_plan_for("staging"), "database-bootstrap")["command"][2]
+    for key in ("app", "n8n", "monitoring"):
+        assert f'"$SOS_{key.upper()}_VERIFIER" > "$dir/{pg.PASSWORD_FILES[key]}"' in script
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in CLUSTER_SCRIPTS.glob("*.sh")))
+def test_cluster_scripts_pass_shellcheck(script):
+    tool = require_tool("shellcheck")
+    result = subprocess.run([tool, str(CLUSTER_SCRIPTS / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
 
 
 PASSWORDS = {"app": "app:pa@ss/w#rd%1", "n8n": "n8n-pass(word)&2", "monitoring": "mon=itor+3"}
@@ -348,3 +361,115 @@ def test_the_edge_release_round_trips():
     files = edge_release.unbundle(base64.b64encode(gzip.decompress(base64.b64decode(text))).decode())
     assert files["nginx.conf"].content == conf
     assert edge_release.cluster_release(conf) == text, "reproducible: an unchanged edge is no new revision"
+
+
+def test_an_operator_s_run_overrides_the_command_and_environment():
+    """The runbook's restore: the bootstrap task's definition (its network, its master
+    credentials) with another command and a short-lived variable."""
+    ecs = _ecs()
+    stub = Stubber(ecs)
+    stub.add_response("run_task", {"tasks": [], "failures": [{"reason": "stubbed"}]}, {
+        "cluster": "c", "taskDefinition": "td", "launchType": "FARGATE", "count": 1, "startedBy": "operator",
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"], "securityGroups": ["g"],
+                                                         "assignPublicIp": "DISABLED"}},
+        "overrides": {"containerOverrides": [{"name": "database-bootstrap", "command": ["sh", "-c", "pg_restore x"],
+                                              "environment": [{"name": "DUMP_URL", "value": "https://x"}]}]}})
+    with stub:
+        code, _ = run_task.run(ecs, cluster="c", task_definition="td", container="database-bootstrap", subnets=["s"],
+                               security_groups=["g"], timeout=5, command=["sh", "-c", "pg_restore x"],
+                               environment={"DUMP_URL": "https://x"}, started_by="operator",
+                               sleep=lambda s: None)
+    stub.assert_no_pending_responses()
+    assert code == 1
+
+
+# ------------------------------------------------------------------------------ the switch's data move
+
+@pytest.fixture(scope="module")
+def host_dumps(tmp_path_factory) -> Path:
+    """What the host's logical-dump job makes (`pg_dump --format=custom` per database) of a
+    host initialised by its own first-boot SQL, with rows in both databases. PostgreSQL 15 here:
+    the machine's client tools are 15, and a dump's tools must be at least the server's."""
+    from testsupport.servers import debian_pg_bin, official_first_boot
+
+    work = tmp_path_factory.mktemp("host-dumps")
+    secrets = work / "secrets"
+    secrets.mkdir()
+    for key, file in pg.PASSWORD_FILES.items():
+        (secrets / file).write_text(f"host-{key}")
+    host = PgCluster(debian_pg_bin(15))
+    init = host.file("init.sql", pg.init_sql())
+    assert official_first_boot(host, init, secrets, "host-superuser").returncode == 0
+    host.start()
+    try:
+        made = host.psql(db=pg.APP_DATABASE, user=pg.APP_ROLE, stdin=(
+            "CREATE TABLE posts (id int PRIMARY KEY, title text);\n"
+            "INSERT INTO posts VALUES (1, 'Ship it'), (2, 'Día de datos');\n"))
+        assert made.returncode == 0, made.stderr
+        made = host.psql(db=pg.N8N_DATABASE, user=pg.N8N_ROLE, stdin=(
+            "CREATE TABLE workflow_entity (id text PRIMARY KEY, name text);\n"
+            "INSERT INTO workflow_entity VALUES ('w1', 'newsletter');\n"))
+        assert made.returncode == 0, made.stderr
+        for db in (pg.APP_DATABASE, pg.N8N_DATABASE):
+            dumped = subprocess.run([require_tool("pg_dump"), "--format=custom", f"--file={work}/{db}.dump",
+                                     f"--dbname={db}", "--host", str(host.sock), "--port", str(host.port),
+                                     "--username", "postgres"], capture_output=True, text=True, timeout=60)
+            assert dumped.returncode == 0, dumped.stderr
+    finally:
+        host.destroy()
+    return work
+
+
+def test_the_host_s_dump_moves_into_the_managed_database(rds_like, host_dumps, tmp_path):
+    """The runbook's step 4: configs/cluster_scripts/restore-managed.sh, with BusyBox's wget
+    fetching the dump over HTTP as it would the presigned URL, into the database the bootstrap
+    and the API's migration (an empty `posts`) made."""
+    import functools
+    import http.server
+    import threading
+
+    assert _bootstrap(rds_like, _env(_container(cluster_plan_for("staging"), "database-bootstrap"))["SOS_INIT_SQL"],
+                      PASSWORDS).returncode == 0
+    migrated = rds_like.psql(db=pg.APP_DATABASE, user=pg.APP_ROLE, password=PASSWORDS["app"], tcp=True,
+                             stdin="CREATE TABLE IF NOT EXISTS posts (id int PRIMARY KEY, title text);\n")
+    assert migrated.returncode == 0, migrated.stderr
+    busybox = require_tool("busybox")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "wget").symlink_to(busybox)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(host_dumps)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = (CLUSTER_SCRIPTS / "restore-managed.sh").read_text()
+        for db, role in ((pg.APP_DATABASE, pg.APP_ROLE), (pg.N8N_DATABASE, pg.N8N_ROLE)):
+            env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PGHOST": "127.0.0.1", "PGPORT": str(rds_like.port),
+                   "PGUSER": "sos_admin", "PGPASSWORD": "master-pw", "DB": db, "ROLE": role,
+                   "DUMP_URL": f"http://127.0.0.1:{server.server_address[1]}/{db}.dump",
+                   "SOS_DUMP_FILE": str(tmp_path / f"{db}.dump")}
+            result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            assert f"restored {db} as {role}" in result.stdout
+    finally:
+        server.shutdown()
+    as_app = {"user": pg.APP_ROLE, "password": PASSWORDS["app"], "tcp": True, "db": pg.APP_DATABASE}
+    assert rds_like.query("SELECT string_agg(title, ',' ORDER BY id) FROM posts", **as_app) == "Ship it,Día de datos"
+    assert rds_like.query("SELECT tableowner FROM pg_tables WHERE tablename = 'posts'") == ""  # other database
+    assert rds_like.query("SELECT tableowner FROM pg_tables WHERE tablename = 'posts'", db=pg.APP_DATABASE) == pg.APP_ROLE
+    assert rds_like.query("SELECT name FROM workflow_entity", user=pg.N8N_ROLE, password=PASSWORDS["n8n"], tcp=True,
+                          db=pg.N8N_DATABASE) == "newsletter"
+    # The extensions are still the bootstrap's, and search still has its configuration.
+    assert rds_like.query("SELECT count(*) FROM pg_extension WHERE extname IN ('pg_trgm', 'unaccent')",
+                          db=pg.APP_DATABASE) == "2"
+
+
+def test_without_the_extension_filter_the_restore_stops(rds_like, host_dumps, tmp_path):
+    """Shown able to fail: restoring every entry, the role may not drop the master's extensions."""
+    sql = _env(_container(cluster_plan_for("staging"), "database-bootstrap"))["SOS_INIT_SQL"]
+    assert _bootstrap(rds_like, sql, PASSWORDS).returncode == 0
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(rds_like.port), "PGUSER": "sos_admin",
+           "PGPASSWORD": "master-pw"}
+    result = subprocess.run([require_tool("pg_restore"), "--clean", "--if-exists", "--no-owner",
+                             f"--role={pg.APP_ROLE}", "--exit-on-error", f"--dbname={pg.APP_DATABASE}",
+                             str(host_dumps / f"{pg.APP_DATABASE}.dump")], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "must be owner of extension" in result.stderr

@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 import settings
-from tools import controls
+from tools import controls, costs
 from tools.harness import Plan
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECURITY = README.parent / "docs" / "security.md"
 CONFIGURATION = README.parent / "docs" / "configuration.md"
+ARCHITECTURE = README.parent / "docs" / "architecture.md"
+COSTS_START, COSTS_END = "<!-- costs:start -->", "<!-- costs:end -->"
+COSTS_SUMMARY_START, COSTS_SUMMARY_END = "<!-- costs-summary:start -->", "<!-- costs-summary:end -->"
 START, END = "<!-- config-table:start -->", "<!-- config-table:end -->"
 CONTROLS_START, CONTROLS_END = "<!-- controls-table:start -->", "<!-- controls-table:end -->"
 SUMMARY_START, SUMMARY_END = "<!-- controls-summary:start -->", "<!-- controls-summary:end -->"
@@ -24,10 +27,16 @@ def _replace(text: str, start: str, end: str, body: str) -> str:
     return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
 
 
-def render(readme: str, plans: dict[str, Plan]) -> str:
-    """The README with its generated table: the FSBP controls' status in the staging and
-    production plans."""
-    return _replace(readme, SUMMARY_START, SUMMARY_END, controls.summary(plans))
+def render(readme: str, plans: dict[str, Plan], cost_plans: dict[str, Plan] | None = None) -> str:
+    """The README with its generated tables: the FSBP controls' status in the staging and
+    production plans, and what each stack costs per month in either placement."""
+    text = _replace(readme, SUMMARY_START, SUMMARY_END, controls.summary(plans))
+    return _replace(text, COSTS_SUMMARY_START, COSTS_SUMMARY_END, costs.summary(cost_plans or costs.plans()))
+
+
+def render_architecture(page: str, cost_plans: dict[str, Plan] | None = None) -> str:
+    """docs/architecture.md with the monthly cost of each stack and placement, line by line."""
+    return _replace(page, COSTS_START, COSTS_END, costs.table(cost_plans or costs.plans()))
 
 
 def render_configuration(page: str) -> str:
@@ -42,8 +51,11 @@ def render_security(page: str, plans: dict[str, Plan]) -> str:
 
 def main() -> int:
     plans = controls.plans()
-    for path, render_page in ((README, lambda t: render(t, plans)), (SECURITY, lambda t: render_security(t, plans)),
-                              (CONFIGURATION, render_configuration)):
+    cost_plans = costs.plans()
+    for path, render_page in ((README, lambda t: render(t, plans, cost_plans)),
+                              (SECURITY, lambda t: render_security(t, plans)),
+                              (CONFIGURATION, render_configuration),
+                              (ARCHITECTURE, lambda t: render_architecture(t, cost_plans))):
         text = path.read_text()
         new = render_page(text)
         if new != text:

@@ -18,14 +18,24 @@ from typing import Any
 
 
 def run(ecs: Any, *, cluster: str, task_definition: str, container: str, subnets: list[str],
-        security_groups: list[str], timeout: float, poll: float = 6.0,
+        security_groups: list[str], timeout: float, poll: float = 6.0, command: list[str] | None = None,
+        environment: dict[str, str] | None = None, started_by: str = "pulumi-up",
         sleep: Any = time.sleep, clock: Any = time.monotonic) -> tuple[int, str]:
-    """(exit status, message). `ecs` is a boto3 ECS client (a stubbed one in tests)."""
-    started = ecs.run_task(
-        cluster=cluster, taskDefinition=task_definition, launchType="FARGATE", count=1,
-        startedBy="pulumi-up",
-        networkConfiguration={"awsvpcConfiguration": {
-            "subnets": subnets, "securityGroups": security_groups, "assignPublicIp": "DISABLED"}})
+    """(exit status, message). `ecs` is a boto3 ECS client (a stubbed one in tests). `command`
+    and `environment` override the container's (the runbook's restore into RDS)."""
+    request: dict[str, Any] = {
+        "cluster": cluster, "taskDefinition": task_definition, "launchType": "FARGATE", "count": 1,
+        "startedBy": started_by,
+        "networkConfiguration": {"awsvpcConfiguration": {
+            "subnets": subnets, "securityGroups": security_groups, "assignPublicIp": "DISABLED"}}}
+    if command or environment:
+        override: dict[str, Any] = {"name": container}
+        if command:
+            override["command"] = command
+        if environment:
+            override["environment"] = [{"name": k, "value": v} for k, v in sorted(environment.items())]
+        request["overrides"] = {"containerOverrides": [override]}
+    started = ecs.run_task(**request)
     if started.get("failures") or not started.get("tasks"):
         reasons = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')} {f.get('detail', '')}".strip()
                             for f in started.get("failures", []))
@@ -58,13 +68,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subnets", required=True)
     parser.add_argument("--security-groups", required=True)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--command", help="a shell command to run instead of the container's (sh -c)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for this run only (repeatable)")
     args = parser.parse_args(argv)
+    environment = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--env takes NAME=VALUE, got {item!r}")
+        environment[name] = value
     import boto3
 
     code, message = run(boto3.client("ecs", region_name=args.region), cluster=args.cluster,
                         task_definition=args.task_definition, container=args.container,
                         subnets=args.subnets.split(","), security_groups=args.security_groups.split(","),
-                        timeout=args.timeout)
+                        timeout=args.timeout, command=["sh", "-c", args.command] if args.command else None,
+                        environment=environment or None,
+                        started_by="pulumi-up" if not (args.command or environment) else "operator")
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 
