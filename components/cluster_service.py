@@ -46,6 +46,10 @@ class Scaling:
     # Requests per target per minute, when behind the load balancer (its `app/…/targetgroup/…` label).
     requests_per_target: int | None = None
     load_balancer_label: pulumi.Input[str] | None = None
+    # Services behind the edge, not the load balancer: the load balancer's requests per task of
+    # this service per minute (metric math over the edge's target group and Container Insights).
+    requests_per_task: int | None = None
+    edge_target: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None  # (LB, target group) ARN suffixes
 
 
 @dataclass
@@ -163,11 +167,45 @@ class ClusterService(pulumi.ComponentResource):
             opts=child)
         self._tracking(name, "cpu", target, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
             predefined_metric_type="ECSServiceAverageCPUUtilization"), args.scaling.cpu_percent)
+        if args.scaling.requests_per_task is not None and args.scaling.edge_target is not None:
+            self._requests_per_task(name, target, args.scaling, args.cluster_name, self.service.name)
         if args.scaling.requests_per_target is not None and args.scaling.load_balancer_label is not None:
             self._tracking(name, "requests", target, aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
                 predefined_metric_type="ALBRequestCountPerTarget", resource_label=args.scaling.load_balancer_label),
                 args.scaling.requests_per_target)
         self.register_outputs({})
+
+    def _requests_per_task(self, name: str, target: aws.appautoscaling.Target, scaling: Scaling,
+                           cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]) -> None:
+        spec = aws.appautoscaling
+        load_balancer, target_group = scaling.edge_target  # type: ignore[misc]
+        spec.Policy(
+            f"{name}-scale-on-requests", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
+            target_tracking_scaling_policy_configuration=spec.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                customized_metric_specification=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
+                    metrics=[
+                        spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
+                            id="requests", return_data=False,
+                            metric_stat=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs(
+                                stat="Sum", metric=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs(
+                                    namespace="AWS/ApplicationELB", metric_name="RequestCount",
+                                    dimensions=[{"name": "LoadBalancer", "value": load_balancer},
+                                                {"name": "TargetGroup", "value": target_group}]))),
+                        spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
+                            id="tasks", return_data=False,
+                            metric_stat=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs(
+                                stat="Average", metric=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs(
+                                    namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
+                                    dimensions=[{"name": "ClusterName", "value": cluster_name},
+                                                {"name": "ServiceName", "value": service_name}]))),
+                        # Every request the edge takes, per running task of this service.
+                        spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
+                            id="per_task", expression="requests / tasks", label="requests per task",
+                            return_data=True),
+                    ]),
+                target_value=scaling.requests_per_task, scale_out_cooldown=60, scale_in_cooldown=300),
+            opts=pulumi.ResourceOptions(parent=self))
 
     def _tracking(self, name: str, metric: str, target: aws.appautoscaling.Target,
                   spec: aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs,

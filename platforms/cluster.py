@@ -51,6 +51,12 @@ from settings import Settings
 VPC_RESOLVER = "169.254.169.253"
 # Seconds a discovered address is cached: the edge's resolver re-asks as often (`valid=10s`).
 DISCOVERY_TTL = 10
+# Requests per minute a task of each serving service is scaled to (target tracking; CPU at 60 %
+# scales too, whichever asks for more). Every request the load balancer takes counts for the API
+# and the frontend alike: the load balancer cannot tell whose it is, so each is sized for all.
+EDGE_REQUESTS_PER_TASK = 3000
+API_REQUESTS_PER_TASK = 1200
+FRONTEND_REQUESTS_PER_TASK = 1200
 EDGE_USER = "101:101"  # the nginx image's nginx user
 POSTGRES_IMAGE_USER = "70:70"  # the postgres alpine image's postgres user
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
@@ -210,6 +216,7 @@ def build(cfg: Settings) -> None:
 
     # --- the services ----------------------------------------------------------------------
     tasks = sizes.tasks
+    edge_target = (entry.load_balancer.arn_suffix, entry.target_group.arn_suffix)
     api_discovery, api_name = discovered("api")
     api = ClusterService("api", ClusterServiceArgs(
         spec=spec("api", cfg.images["api"], "api", api_component.USER, api_component.PORT,
@@ -220,7 +227,8 @@ def build(cfg: Settings) -> None:
                   stop_timeout=cfg.drain_seconds),
         environment_inputs={"S3_BUCKET_CONTENT": storage.buckets["content"],
                             "S3_BUCKET_IMAGES": storage.buckets["images"]},
-        cluster_name=cluster.name, scaling=Scaling(tasks["api"].minimum, tasks["api"].maximum),
+        cluster_name=cluster.name, scaling=Scaling(tasks["api"].minimum, tasks["api"].maximum,
+                                                   requests_per_task=API_REQUESTS_PER_TASK, edge_target=edge_target),
         secrets=keys_of(api_secret, sorted(api_values)), secret_arns=[api_secret.arn],
         # S3 through the task role: no static key exists on the cluster.
         task_policy=storage.api_policy, discovery_arn=api_discovery.arn,
@@ -233,7 +241,9 @@ def build(cfg: Settings) -> None:
                    "NEXT_TELEMETRY_DISABLED": "1", "SITE_URL": site_url, "API_URL": api_url,
                    "API_INTERNAL_URL": f"http://{api_name}:{api_component.PORT}"},
                   stop_timeout=cfg.drain_seconds, writable=("/tmp", "/app/.next/cache")),
-        cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum),
+        cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum,
+                                                   requests_per_task=FRONTEND_REQUESTS_PER_TASK,
+                                                   edge_target=edge_target),
         discovery_arn=frontend_discovery.arn, depends_on=[api.service], **in_apps, **common), opts=on_aws)
 
     n8n_names: tuple[str, str] | None = None
@@ -286,7 +296,7 @@ def build(cfg: Settings) -> None:
                   {edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
                   command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds),
         cluster_name=cluster.name,
-        scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=1000,
+        scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
                         load_balancer_label=entry.request_label),
         target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id], **common), opts=on_aws)
 

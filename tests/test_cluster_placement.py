@@ -271,8 +271,8 @@ def test_every_service_deploys_rolling_privately_and_scales(plan):
         assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == BOUNDS[plan.stack][service.name]
         assert i["desiredCount"] == target.inputs["minCapacity"]
         policies = [p for p in plan.of_type("aws:appautoscaling/policy:Policy") if target.urn in p.all_dependencies]
-        metrics = {p.inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"]
-                   ["predefinedMetricType"] for p in policies}
+        metrics = {p.inputs["targetTrackingScalingPolicyConfiguration"].get("predefinedMetricSpecification", {})
+                   .get("predefinedMetricType") for p in policies}
         assert "ECSServiceAverageCPUUtilization" in metrics
 
 
@@ -529,3 +529,44 @@ def test_a_switch_from_the_host_keeps_the_buckets_and_every_secret():
             before = {r.urn for r in host.of_type(kind) if not r.name.startswith("redis-auth")}
             after = {r.urn for r in cluster.of_type(kind)}
             assert before and before <= after, (stack, kind, before - after)
+
+
+def test_serving_services_scale_on_cpu_and_on_requests(plan):
+    """The edge on requests per target (it is the load balancer's target); the API and the
+    frontend on the load balancer's requests per task of theirs (metric math), each request
+    policy what the Application Auto Scaling API takes."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    shape = botocore.session.get_session().get_service_model("application-autoscaling").operation_model(
+        "PutScalingPolicy").input_shape
+    policies = {p.name: p.inputs for p in plan.of_type("aws:appautoscaling/policy:Policy")}
+    for service in ("edge", "api", "frontend"):
+        assert f"{service}-scale-on-cpu" in policies and f"{service}-scale-on-requests" in policies, service
+    assert policies["edge-scale-on-requests"]["targetTrackingScalingPolicyConfiguration"][
+        "predefinedMetricSpecification"]["predefinedMetricType"] == "ALBRequestCountPerTarget"
+    group = plan.states[plan.one("aws:lb/targetGroup:TargetGroup").urn][1]["arnSuffix"]
+    for service in ("api", "frontend"):
+        config = policies[f"{service}-scale-on-requests"]["targetTrackingScalingPolicyConfiguration"]
+        metrics = {m["id"]: m for m in config["customizedMetricSpecification"]["metrics"]}
+        assert metrics["per_task"]["expression"] == "requests / tasks" and metrics["per_task"]["returnData"] is True
+        dims = {d["name"]: d["value"] for d in metrics["requests"]["metricStat"]["metric"]["dimensions"]}
+        assert dims["TargetGroup"] == group
+        tasks = {d["name"]: d["value"] for d in metrics["tasks"]["metricStat"]["metric"]["dimensions"]}
+        service_name = plan.states[plan.one("aws:ecs/service:Service", f"{service}-service").urn][1]["name"]
+        assert tasks["ServiceName"] == service_name
+        request = {"PolicyName": f"{service}-requests", "ServiceNamespace": "ecs",
+                   "ResourceId": f"service/c/{service_name}", "ScalableDimension": "ecs:service:DesiredCount",
+                   "PolicyType": "TargetTrackingScaling", "TargetTrackingScalingPolicyConfiguration": {
+                       "TargetValue": float(config["targetValue"]),
+                       "CustomizedMetricSpecification": {"Metrics": [
+                           {"Id": m["id"], "ReturnData": m["returnData"],
+                            **({"Expression": m["expression"], "Label": m["label"]} if "expression" in m else
+                               {"MetricStat": {"Stat": m["metricStat"]["stat"], "Metric": {
+                                   "Namespace": m["metricStat"]["metric"]["namespace"],
+                                   "MetricName": m["metricStat"]["metric"]["metricName"],
+                                   "Dimensions": [{"Name": d["name"], "Value": d["value"]}
+                                                  for d in m["metricStat"]["metric"]["dimensions"]]}}})}
+                           for m in metrics.values()]}}}
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), report.generate_report()

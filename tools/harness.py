@@ -442,7 +442,7 @@ def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path =
     outputs = monitor.outputs_by_urn.get(stack_urn, {})
     secret_values = set(monitor.secret_values)
     secret_values |= {config[k] for k in secret_keys if k in config}
-    plan = Plan(stack=stack, project=project, resources=monitor.registrations, outputs=outputs,
+    plan = Plan(stack=stack, project=project, resources=list(monitor.registrations), outputs=outputs,
                 duplicates=monitor.duplicates, secret_values=secret_values,
                 invokes=monitor.invokes,
                 states={urn: (r.id, dict(r.state)) for urn, r in monitor.resources.items()})
