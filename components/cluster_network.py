@@ -55,6 +55,9 @@ class ClusterNetwork(pulumi.ComponentResource):
     private_subnets: list[aws.ec2.Subnet]
     # Admits HTTPS from inside the VPC to the interface endpoints.
     endpoint_security_group: aws.ec2.SecurityGroup
+    # What a task needs before it starts (its image pull, its logs, its secrets): the private
+    # routes out, the NAT gateways and the endpoints. The subnets alone exist before their routes.
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: ClusterNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:ClusterNetwork", name, None, opts)
@@ -73,6 +76,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", gateway_id=igw.id)],
             tags={"Name": f"{prefix}-cluster-public"}, opts=child)
 
+        self.ready = []
         self.public_subnets, self.private_subnets = [], []
         nats: list[aws.ec2.NatGateway] = []
         private_tables: list[aws.ec2.RouteTable] = []
@@ -101,42 +105,45 @@ class ClusterNetwork(pulumi.ComponentResource):
                 routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0",
                                                     nat_gateway_id=nats[i if args.nat_per_zone else 0].id)],
                 tags={"Name": f"{prefix}-cluster-private-{i}"}, opts=child)
-            aws.ec2.RouteTableAssociation(f"{name}-private-{i}-rta", subnet_id=private.id,
-                                          route_table_id=table.id, opts=child)
+            self.ready.append(aws.ec2.RouteTableAssociation(f"{name}-private-{i}-rta", subnet_id=private.id,
+                                                            route_table_id=table.id, opts=child))
             self.private_subnets.append(private)
             private_tables.append(table)
 
+        self.ready += nats
         # S3 (images, backups, the ECR layers ECR serves from S3): a gateway endpoint, free.
-        aws.ec2.VpcEndpoint(
+        s3 = aws.ec2.VpcEndpoint(
             f"{name}-s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway", route_table_ids=[t.id for t in private_tables],
             tags={"Name": f"{prefix}-s3"}, opts=child)
+        self.ready.append(s3)
         self.endpoint_security_group = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg", vpc_id=self.vpc.id,
             description="Interface endpoints: HTTPS from inside the VPC",
             tags={"Name": f"{prefix}-endpoints"}, opts=child)
-        aws.vpc.SecurityGroupIngressRule(
+        self.ready.append(aws.vpc.SecurityGroupIngressRule(
             f"{name}-endpoints-https", security_group_id=self.endpoint_security_group.id, ip_protocol="tcp",
-            from_port=443, to_port=443, cidr_ipv4=args.cidr, description="HTTPS from the VPC", opts=child)
+            from_port=443, to_port=443, cidr_ipv4=args.cidr, description="HTTPS from the VPC", opts=child))
         for service in INTERFACE_ENDPOINTS:
-            aws.ec2.VpcEndpoint(
+            self.ready.append(aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}", vpc_id=self.vpc.id,
                 service_name=f"com.amazonaws.{args.region}.{service}", vpc_endpoint_type="Interface",
                 private_dns_enabled=True, subnet_ids=[s.id for s in self.private_subnets],
                 security_group_ids=[self.endpoint_security_group.id],
-                tags={"Name": f"{prefix}-{service}"}, opts=child)
+                tags={"Name": f"{prefix}-{service}"}, opts=child))
         self.register_outputs({})
 
 
 def reachable_from(name: str, parent: pulumi.Resource, vpc_id: pulumi.Input[str], port: int, what: str,
-                   name_tag: str, clients: Sequence[pulumi.Input[str]]) -> aws.ec2.SecurityGroup:
+                   name_tag: str, clients: Sequence[pulumi.Input[str]],
+                   ) -> tuple[aws.ec2.SecurityGroup, list[aws.vpc.SecurityGroupIngressRule]]:
     """A security group that admits `port` from the given client security groups only (the
     platform's tasks): how every data service of the cluster is reached."""
     child = pulumi.ResourceOptions(parent=parent)
     group = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"{what}: from the platform's tasks only",
                                   tags={"Name": name_tag}, opts=child)
-    for i, client in enumerate(clients):
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-{i}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
-            referenced_security_group_id=client, description=f"{what} from the platform's tasks", opts=child)
-    return group
+    rules = [aws.vpc.SecurityGroupIngressRule(
+        f"{name}-from-{i}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
+        referenced_security_group_id=client, description=f"{what} from the platform's tasks", opts=child)
+        for i, client in enumerate(clients)]
+    return group, rules

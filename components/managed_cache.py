@@ -37,6 +37,7 @@ class ManagedCacheArgs:
 class ManagedCache(pulumi.ComponentResource):
     group: aws.elasticache.ReplicationGroup
     security_group: aws.ec2.SecurityGroup
+    ready: list[pulumi.Resource]
     auth_token: pulumi.Output[str]
 
     def __init__(self, name: str, args: ManagedCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -45,7 +46,7 @@ class ManagedCache(pulumi.ComponentResource):
         prefix = args.name_prefix
         subnets = aws.elasticache.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids),
                                               description=f"{prefix} Redis: private subnets", opts=child)
-        self.security_group = reachable_from(name, self, args.vpc_id, redis_config.PORT, "Redis", f"{prefix}-redis",
+        self.security_group, admitted = reachable_from(name, self, args.vpc_id, redis_config.PORT, "Redis", f"{prefix}-redis",
                                              args.client_security_group_ids)
         parameters = aws.elasticache.ParameterGroup(
             f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: the host's eviction policy",
@@ -67,4 +68,6 @@ class ManagedCache(pulumi.ComponentResource):
             maintenance_window="sun:04:30-sun:05:30", auto_minor_version_upgrade=True,
             tags={"Name": f"{prefix}-redis"},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        # Reachable: the server and the rule that admits the tasks.
+        self.ready = [self.group, *admitted]
         self.register_outputs({})

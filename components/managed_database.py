@@ -42,6 +42,7 @@ class ManagedDatabaseArgs:
 class ManagedDatabase(pulumi.ComponentResource):
     instance: aws.rds.Instance
     security_group: aws.ec2.SecurityGroup
+    ready: list[pulumi.Resource]
     # The Secrets Manager secret RDS keeps the master password in.
     master_secret_arn: pulumi.Output[str]
 
@@ -55,7 +56,7 @@ class ManagedDatabase(pulumi.ComponentResource):
         prefix = args.name_prefix
         subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids),
                                       description=f"{prefix} PostgreSQL: private subnets", opts=child)
-        self.security_group = reachable_from(name, self, args.vpc_id, pg.PORT, "PostgreSQL", f"{prefix}-postgres",
+        self.security_group, admitted = reachable_from(name, self, args.vpc_id, pg.PORT, "PostgreSQL", f"{prefix}-postgres",
                                              args.client_security_group_ids)
         parameters = aws.rds.ParameterGroup(
             f"{name}-params", family=PARAMETER_FAMILY,
@@ -94,4 +95,6 @@ class ManagedDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect))
         self.master_secret_arn = self.instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets else "")
+        # Reachable: the server and the rule that admits the tasks.
+        self.ready = [self.instance, *admitted]
         self.register_outputs({})

@@ -27,11 +27,14 @@ EDGE_PORTS = (nginx_config.HTTP_PORT, nginx_config.HEALTH_PORT)
 class TaskGroups(pulumi.ComponentResource):
     edge: aws.ec2.SecurityGroup
     apps: aws.ec2.SecurityGroup
+    # Every rule: a task started before its egress rule could not pull its image.
+    ready: list[pulumi.Resource]
 
     def __init__(self, name: str, vpc_id: pulumi.Input[str], vpc_cidr: str, load_balancer_group: pulumi.Input[str],
                  name_prefix: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:TaskGroups", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        self.ready = []
         self.edge = aws.ec2.SecurityGroup(f"{name}-edge", vpc_id=vpc_id, description="Edge tasks: from the load balancer",
                                           tags={"Name": f"{name_prefix}-edge"}, opts=child)
         self.apps = aws.ec2.SecurityGroup(f"{name}-apps", vpc_id=vpc_id,
@@ -39,15 +42,15 @@ class TaskGroups(pulumi.ComponentResource):
                                           tags={"Name": f"{name_prefix}-apps"}, opts=child)
 
         def ingress(rule: str, group: aws.ec2.SecurityGroup, port: int, source: pulumi.Input[str], why: str) -> None:
-            aws.vpc.SecurityGroupIngressRule(
+            self.ready.append(aws.vpc.SecurityGroupIngressRule(
                 f"{name}-{rule}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
-                referenced_security_group_id=source, description=why, opts=child)
+                referenced_security_group_id=source, description=why, opts=child))
 
         def egress(rule: str, group: aws.ec2.SecurityGroup, port: int, why: str, *, cidr: str | None = None,
                    target: pulumi.Input[str] | None = None) -> None:
-            aws.vpc.SecurityGroupEgressRule(
+            self.ready.append(aws.vpc.SecurityGroupEgressRule(
                 f"{name}-{rule}", security_group_id=group.id, ip_protocol="tcp", from_port=port, to_port=port,
-                cidr_ipv4=cidr, referenced_security_group_id=target, description=why, opts=child)
+                cidr_ipv4=cidr, referenced_security_group_id=target, description=why, opts=child))
 
         for port in EDGE_PORTS:
             ingress(f"edge-from-lb-{port}", self.edge, port, load_balancer_group, "from the load balancer")

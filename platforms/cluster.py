@@ -132,6 +132,8 @@ def build(cfg: Settings) -> None:
         snapshot_retention_days=7 if production else 1, subnet_ids=private_subnets, vpc_id=network.vpc.id,
         client_security_group_ids=[groups.apps.id], protect=production), opts=on_aws)
     db_host = database.instance.address
+    # No task starts before its way out (image pull, logs, secrets) and its rules exist.
+    started_after: list[pulumi.Resource] = [*network.ready, *groups.ready]
     redis_host = cache.group.primary_endpoint_address
 
     def vault(name: str, values: Mapping[str, pulumi.Input[str]]) -> aws.secretsmanager.Secret:
@@ -200,19 +202,19 @@ def build(cfg: Settings) -> None:
                  "PGPASSWORD": master.apply(lambda a: f"{a}:password::"),
                  **keys_of(roles_secret, list(VERIFIER_VARIABLES.values()))},
         secret_arns=[master, roles_secret.arn], environment_inputs={"PGHOST": db_host},
-        depends_on=[database.instance], **common), opts=on_aws)
+        depends_on=[*database.ready, *started_after], **common), opts=on_aws)
     migrate = ClusterTask("api-migrate", ClusterTaskArgs(
         spec=spec("api-migrate", cfg.images["api"], "api", api_component.USER, None, (),
                   {"NODE_ENV": "production"}, command=["npx", "--no-install", "prisma", "migrate", "deploy"]),
         region=region, security_group_ids=[groups.apps.id], secrets=keys_of(api_secret, ["DATABASE_URL"]),
-        secret_arns=[api_secret.arn], depends_on=[bootstrap.run], **common), opts=on_aws)
+        secret_arns=[api_secret.arn], depends_on=[bootstrap.run, *started_after], **common), opts=on_aws)
     indexes = ClusterTask("api-indexes", ClusterTaskArgs(
         spec=spec("api-indexes", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
                   {"SOS_MIGRATION_SQL": pg.migration_sql()},
                   command=["sh", "-c", 'printf "%s" "$SOS_MIGRATION_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 '
                                        '--dbname "$DATABASE_URL" -f -']),
         region=region, security_group_ids=[groups.apps.id], secrets=keys_of(api_secret, ["DATABASE_URL"]),
-        secret_arns=[api_secret.arn], depends_on=[migrate.run], **common), opts=on_aws)
+        secret_arns=[api_secret.arn], depends_on=[migrate.run, *started_after], **common), opts=on_aws)
 
     # --- the services ----------------------------------------------------------------------
     tasks = sizes.tasks
@@ -232,7 +234,7 @@ def build(cfg: Settings) -> None:
         secrets=keys_of(api_secret, sorted(api_values)), secret_arns=[api_secret.arn],
         # S3 through the task role: no static key exists on the cluster.
         task_policy=storage.api_policy, discovery_arn=api_discovery.arn,
-        depends_on=[indexes.run], **in_apps, **common), opts=on_aws)
+        depends_on=[indexes.run, *cache.ready, *started_after], **in_apps, **common), opts=on_aws)
     frontend_discovery, frontend_name = discovered("frontend")
     frontend = ClusterService("frontend", ClusterServiceArgs(
         spec=spec("frontend", cfg.images["frontend"], "frontend", frontend_component.USER, frontend_component.PORT,
@@ -244,7 +246,8 @@ def build(cfg: Settings) -> None:
         cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum,
                                                    requests_per_task=FRONTEND_REQUESTS_PER_TASK,
                                                    edge_target=edge_target),
-        discovery_arn=frontend_discovery.arn, depends_on=[api.service], **in_apps, **common), opts=on_aws)
+        discovery_arn=frontend_discovery.arn, depends_on=[api.service, *started_after], **in_apps, **common),
+        opts=on_aws)
 
     n8n_names: tuple[str, str] | None = None
     watched: dict[str, ClusterService] = {}
@@ -261,7 +264,7 @@ def build(cfg: Settings) -> None:
                                             "QUEUE_BULL_REDIS_PASSWORD"]),
             "secret_arns": [n8n_secret.arn],
             "environment_inputs": {"DB_POSTGRESDB_HOST": db_host, "QUEUE_BULL_REDIS_HOST": redis_host},
-            "depends_on": [bootstrap.run], **in_apps, **common}
+            "depends_on": [bootstrap.run, *cache.ready, *started_after], **in_apps, **common}
         n8n_env = {**n8n_config.n8n_env(n8n_host, ""), **n8n_config.queue_env("")}
         for variable in ("DB_POSTGRESDB_HOST", "QUEUE_BULL_REDIS_HOST"):
             n8n_env.pop(variable)
@@ -298,7 +301,8 @@ def build(cfg: Settings) -> None:
         cluster_name=cluster.name,
         scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
                         load_balancer_label=entry.request_label),
-        target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id], **common), opts=on_aws)
+        target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id], depends_on=started_after,
+        **common), opts=on_aws)
 
     watched = {"edge": edge, "api": api, "frontend": frontend, **watched}
     minimums = {"edge": tasks["edge"].minimum, "api": tasks["api"].minimum, "frontend": tasks["frontend"].minimum,

@@ -570,3 +570,21 @@ def test_serving_services_scale_on_cpu_and_on_requests(plan):
                            for m in metrics.values()]}}}
         report = ParamValidator().validate(request, shape)
         assert not report.has_errors(), report.generate_report()
+
+
+def test_no_task_starts_before_its_way_out_and_its_rules_exist(plan):
+    """On the first `pulumi up` a task started before the NAT route, the endpoints or its
+    security group's rules could not pull its image (and the circuit breaker would fail the
+    deploy): every one-off run and service waits for them, and for the data services' rules."""
+    needed = [*plan.of_type("aws:ec2/natGateway:NatGateway"), *plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"),
+              *[a for a in plan.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation") if "private" in a.name],
+              *plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")]
+    db_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "postgres-from-0")
+    cache_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "redis-from-0")
+    starters = [*plan.of_type("aws:ecs/service:Service"), *plan.of_type("command:local:Command")]
+    for starter in starters:
+        missing = [r.name for r in needed if not plan.depends_transitively(starter.urn, r.urn)
+                   and not r.name.startswith("entry-")]
+        assert missing == [], (starter.name, missing)
+    assert plan.depends_transitively(plan.one("command:local:Command", "database-bootstrap-run").urn, db_rule.urn)
+    assert plan.depends_transitively(plan.one("aws:ecs/service:Service", "api-service").urn, cache_rule.urn)
