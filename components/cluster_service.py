@@ -22,6 +22,7 @@ import pulumi_command as command
 from configs import ecs
 
 RUNS_TAG = "runs"
+DEPLOY_TAG = "deploy"
 MANAGED_EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 
@@ -72,6 +73,10 @@ class ClusterServiceArgs:
     discovery_arn: pulumi.Input[str] | None = None
     # Plain variables known only at deploy time (a bucket's or the database's name).
     environment_inputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # One task that must never run twice (n8n's main process: two would fire every schedule and
+    # poll twice; several mains need n8n's licensed multi-main): the old task stops before the
+    # new one starts, as the host replaces its container. The named exception to rolling.
+    stop_first: bool = False
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -129,6 +134,8 @@ class ClusterService(pulumi.ComponentResource):
         spec = args.spec
         if args.scaling.minimum < 1 or args.scaling.maximum < args.scaling.minimum:
             raise ValueError(f"{spec.name}: scaling bounds {args.scaling.minimum}..{args.scaling.maximum}")
+        if args.stop_first and args.scaling.maximum != 1:
+            raise ValueError(f"{spec.name}: a stop-first service runs exactly one task")
         self.task_definition, self.task_role = define_task(
             self, name, spec, args.name_prefix, args.log_retention_days, args.secrets, args.secret_arns,
             args.task_policy, environment_inputs=args.environment_inputs)
@@ -151,11 +158,13 @@ class ClusterService(pulumi.ComponentResource):
             if args.discovery_arn is not None else None,
             health_check_grace_period_seconds=60 if load_balancers else None,
             # A new version starts beside the old one; the old goes only once the new is healthy.
-            deployment_minimum_healthy_percent=100, deployment_maximum_percent=200,
+            deployment_minimum_healthy_percent=0 if args.stop_first else 100,
+            deployment_maximum_percent=100 if args.stop_first else 200,
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
             # `pulumi up` returns only once the deployment settled.
             wait_for_steady_state=True,
             propagate_tags="SERVICE", enable_execute_command=False,
+            tags={"Name": f"{args.name_prefix}-{spec.name}", DEPLOY_TAG: "stop-first" if args.stop_first else "rolling"},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
                                         # Autoscaling owns the count once the service exists.
                                         ignore_changes=["desiredCount"]))

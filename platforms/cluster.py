@@ -280,6 +280,8 @@ def build(cfg: Settings) -> None:
                 spec=spec(process, cfg.images["n8n"], "n8n", n8n_config.USER,
                           n8n_config.PORT, n8n_health, n8n_env, command=list(command), stop_timeout=n8n_stop),
                 scaling=Scaling(*bounds), discovery_arn=registry.arn if registry else None,
+                # Two main processes would fire every schedule twice (n8n's multi-main is licensed).
+                stop_first=process == "n8n",
                 **n8n_common), opts=on_aws)  # type: ignore[arg-type]
         n8n_names = (names[0], names[1])
 

@@ -268,8 +268,14 @@ def service_private_and_rolling(r: Resource, report: Report) -> None:
     breaker = r.props.get("deploymentCircuitBreaker") or {}
     if not (breaker.get("enable") and breaker.get("rollback")):
         report("the deployment circuit breaker must be on, with rollback")
-    if r.props.get("deploymentMinimumHealthyPercent", 100) < 100:
-        report("deploymentMinimumHealthyPercent must be 100 (a deploy never lowers capacity)")
+    stop_first = (r.props.get("tags") or {}).get("deploy") == "stop-first"
+    if stop_first:
+        # The named exception: one task that must never run twice (n8n's main process).
+        if r.props.get("desiredCount", 1) != 1 or r.props.get("deploymentMaximumPercent") != 100:
+            report("a stop-first service runs exactly one task and never two (deploymentMaximumPercent 100)")
+    elif r.props.get("deploymentMinimumHealthyPercent", 100) < 100:
+        report("deploymentMinimumHealthyPercent must be 100 (a deploy never lowers capacity); only a single "
+               "task tagged deploy=stop-first may stop before its successor starts")
 
 
 def database_encrypted_private_kept(r: Resource, report: Report) -> None:

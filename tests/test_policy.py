@@ -336,3 +336,15 @@ def test_only_a_one_off_task_goes_without_a_health_check():
     for tags in ({"runs": "service"}, {}):
         found = _run("ecs-task-hardened", task, {"containerDefinitions": unchecked, "tags": tags}, False)
         assert any("needs a health check" in m for m in found), tags
+
+
+def test_only_a_single_stop_first_service_may_deploy_below_full_capacity():
+    service = "aws:ecs/service:Service"
+    base = {"networkConfiguration": {"assignPublicIp": False},
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    stop_first = {**base, "deploymentMinimumHealthyPercent": 0, "deploymentMaximumPercent": 100, "desiredCount": 1,
+                  "tags": {"deploy": "stop-first"}}
+    assert _run("ecs-service-private-rolling", service, stop_first, False) == []
+    for broken in ({**stop_first, "tags": {"deploy": "rolling"}}, {**stop_first, "desiredCount": 2},
+                   {**stop_first, "deploymentMaximumPercent": 200}):
+        assert _run("ecs-service-private-rolling", service, broken, False), broken
