@@ -188,26 +188,26 @@ class ClusterService(pulumi.ComponentResource):
                            cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]) -> None:
         spec = aws.appautoscaling
         load_balancer, target_group = scaling.edge_target  # type: ignore[misc]
+
+        def metric(id_: str, stat: str, namespace: str, metric_name: str,
+                   dimensions: dict[str, pulumi.Input[str]]) -> spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs:
+            return spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
+                id=id_, return_data=False,
+                metric_stat=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs(
+                    stat=stat, metric=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs(
+                        namespace=namespace, metric_name=metric_name,
+                        dimensions=[{"name": k, "value": v} for k, v in dimensions.items()])))
+
         spec.Policy(
             f"{name}-scale-on-requests", policy_type="TargetTrackingScaling", resource_id=target.resource_id,
             scalable_dimension=target.scalable_dimension, service_namespace=target.service_namespace,
             target_tracking_scaling_policy_configuration=spec.PolicyTargetTrackingScalingPolicyConfigurationArgs(
                 customized_metric_specification=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationArgs(
                     metrics=[
-                        spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
-                            id="requests", return_data=False,
-                            metric_stat=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs(
-                                stat="Sum", metric=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs(
-                                    namespace="AWS/ApplicationELB", metric_name="RequestCount",
-                                    dimensions=[{"name": "LoadBalancer", "value": load_balancer},
-                                                {"name": "TargetGroup", "value": target_group}]))),
-                        spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
-                            id="tasks", return_data=False,
-                            metric_stat=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatArgs(
-                                stat="Average", metric=spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricMetricStatMetricArgs(
-                                    namespace="ECS/ContainerInsights", metric_name="RunningTaskCount",
-                                    dimensions=[{"name": "ClusterName", "value": cluster_name},
-                                                {"name": "ServiceName", "value": service_name}]))),
+                        metric("requests", "Sum", "AWS/ApplicationELB", "RequestCount",
+                               {"LoadBalancer": load_balancer, "TargetGroup": target_group}),
+                        metric("tasks", "Average", "ECS/ContainerInsights", "RunningTaskCount",
+                               {"ClusterName": cluster_name, "ServiceName": service_name}),
                         # Every request the edge takes, per running task of this service.
                         spec.PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecificationMetricArgs(
                             id="per_task", expression="requests / tasks", label="requests per task",

@@ -9,7 +9,6 @@ import http.client
 import json
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -130,25 +129,6 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _workflow() -> dict:
-    return {
-        "name": "queue answer",
-        "nodes": [
-            {"id": str(uuid.uuid4()), "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2,
-             "position": [0, 0], "webhookId": str(uuid.uuid4()),
-             "parameters": {"httpMethod": "POST", "path": WEBHOOK_PATH, "responseMode": "lastNode", "options": {}}},
-            {"id": str(uuid.uuid4()), "name": "Answer", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
-             "position": [240, 0],
-             "parameters": {"assignments": {"assignments": [
-                 {"id": str(uuid.uuid4()), "name": "answer", "value": "={{ 20 + 22 }}", "type": "number"}]},
-                 "options": {}}},
-        ],
-        "connections": {"Webhook": {"main": [[{"node": "Answer", "type": "main", "index": 0}]]}},
-        "settings": {"executionOrder": "v1"},
-        "active": False,
-    }
-
-
 def test_a_webhook_is_taken_by_the_webhook_process_and_run_by_a_worker(queue):
     port = queue["main_port"]
     assert wait_for(lambda: _ready(port), 180), queue["main"].output()[-4000:]
@@ -156,7 +136,7 @@ def test_a_webhook_is_taken_by_the_webhook_process_and_run_by_a_worker(queue):
         "email": "owner@example.com", "firstName": "Queue", "lastName": "Test", "password": "Queue-test-1234"})
     assert status == 200, body[:500]
     cookie = headers["set-cookie"].split(";", 1)[0]
-    status, _, body = _request(port, "POST", "/rest/workflows", _workflow(), cookie)
+    status, _, body = _request(port, "POST", "/rest/workflows", apps.answer_workflow("queue answer", WEBHOOK_PATH), cookie)
     assert status == 200, body[:500]
     created = json.loads(body)["data"]
     status, _, body = _request(port, "POST", f"/rest/workflows/{created['id']}/activate",

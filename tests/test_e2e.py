@@ -280,26 +280,6 @@ def _rest(page, method: str, path: str, body: dict | None = None) -> dict:
     return json.loads(result["text"])["data"]
 
 
-def _workflow() -> dict:
-    return {
-        "name": "e2e answer",
-        "nodes": [
-            {"id": str(uuid.uuid4()), "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2,
-             "position": [0, 0], "webhookId": str(uuid.uuid4()),
-             "parameters": {"httpMethod": "POST", "path": WEBHOOK_PATH, "responseMode": "lastNode",
-                            "options": {}}},
-            {"id": str(uuid.uuid4()), "name": "Answer", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
-             "position": [240, 0],
-             "parameters": {"assignments": {"assignments": [
-                 {"id": str(uuid.uuid4()), "name": "answer", "value": "={{ 20 + 22 }}", "type": "number"}]},
-                 "options": {}}},
-        ],
-        "connections": {"Webhook": {"main": [[{"node": "Answer", "type": "main", "index": 0}]]}},
-        "settings": {"executionOrder": "v1"},
-        "active": False,
-    }
-
-
 def _n8n_own(platform: Platform, *pairs: tuple[int, str]) -> frozenset[tuple[int, str]]:
     return frozenset((status, platform.url("n8n", path)) for status, path in pairs)
 
@@ -322,7 +302,7 @@ def test_n8n_editor_owner_setup_expression_and_webhook(platform):
         assert len(_n8n_versions_store_bug(log)) <= 1
         # Before signing in, the editor asks whether a session exists; 401 is the answer.
         _assert_clean(page, log, "n8n sign-in", _n8n_own(platform, (401, "/rest/login")))
-        created = _rest(page, "POST", "/rest/workflows", _workflow())
+        created = _rest(page, "POST", "/rest/workflows", apps.answer_workflow("e2e answer", WEBHOOK_PATH))
 
     with platform.browser.page() as (page, log):
         # A fresh load of the editor, signed in: every module and REST call under the edge's

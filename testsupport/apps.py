@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -156,3 +157,24 @@ def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tu
 
 def cleanup(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def answer_workflow(name: str, path: str) -> dict:
+    """An n8n workflow: a POST webhook on `path` that answers `{"answer": 42}`, computed by an
+    expression (so a run proves the expression engine too)."""
+    return {
+        "name": name,
+        "nodes": [
+            {"id": str(uuid.uuid4()), "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2,
+             "position": [0, 0], "webhookId": str(uuid.uuid4()),
+             "parameters": {"httpMethod": "POST", "path": path, "responseMode": "lastNode", "options": {}}},
+            {"id": str(uuid.uuid4()), "name": "Answer", "type": "n8n-nodes-base.set", "typeVersion": 3.4,
+             "position": [240, 0],
+             "parameters": {"assignments": {"assignments": [
+                 {"id": str(uuid.uuid4()), "name": "answer", "value": "={{ 20 + 22 }}", "type": "number"}]},
+                 "options": {}}},
+        ],
+        "connections": {"Webhook": {"main": [[{"node": "Answer", "type": "main", "index": 0}]]}},
+        "settings": {"executionOrder": "v1"},
+        "active": False,
+    }
