@@ -1,9 +1,14 @@
 """The cluster placement's alarms (issue 19): the host's alert set as CloudWatch alarms
-(configs/cloudwatch.py), and RDS's own events, on one encrypted SNS topic that the on-call
-subscribes to (docs/runbook.md)."""
+(configs/cloudwatch.py), RDS's own events and AWS Backup's failures, on one encrypted SNS topic
+that the on-call subscribes to (docs/runbook.md).
+
+The topic's key is a key of the stack's own: AWS's managed SNS key (`alias/aws/sns`) admits no
+AWS service, so CloudWatch, RDS and AWS Backup could not publish to a topic encrypted with it, and
+every alarm would be dropped without a word."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +17,31 @@ import pulumi_aws as aws
 
 from configs import cloudwatch
 from configs import postgres as pg
+
+# The AWS services that publish to the topic.
+PUBLISHERS = ("cloudwatch.amazonaws.com", "events.rds.amazonaws.com", "backup.amazonaws.com")
+
+
+def topic_key_policy(account: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+         "Action": "kms:*", "Resource": "*"},
+        {"Sid": "PublishersEncrypt", "Effect": "Allow", "Principal": {"Service": list(PUBLISHERS)},
+         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]})
+
+
+def topic_policy(topic_arn: str, account: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "AccountPublishesAndManages", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+         "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
+                    "sns:ListSubscriptionsByTopic"], "Resource": topic_arn},
+        {"Sid": "ServicesPublish", "Effect": "Allow", "Principal": {"Service": list(PUBLISHERS)},
+         "Action": "sns:Publish", "Resource": topic_arn,
+         "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
+        {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish", "Resource": topic_arn,
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+
 
 # What RDS reports by itself that the host's backup and failover alerts watched for.
 RDS_EVENT_CATEGORIES = ["availability", "backup", "failover", "failure", "low storage", "maintenance", "recovery"]
@@ -38,8 +68,15 @@ class ClusterAlarms(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClusterAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:ClusterAlarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        key = aws.kms.Key(f"{name}-topic-key", description=f"{args.name_prefix} alarm topic",
+                          enable_key_rotation=True, deletion_window_in_days=30,
+                          policy=account.apply(topic_key_policy), opts=child)
         self.topic = aws.sns.Topic(f"{name}-topic", name_prefix=f"{args.name_prefix}-alarms-",
-                                   kms_master_key_id="alias/aws/sns", opts=child)
+                                   kms_master_key_id=key.arn, opts=child)
+        aws.sns.TopicPolicy(f"{name}-topic-policy", arn=self.topic.arn,
+                            policy=pulumi.Output.all(self.topic.arn, account).apply(lambda v: topic_policy(*v)),
+                            opts=child)
         aws.rds.EventSubscription(
             f"{name}-database-events", name_prefix=f"{args.name_prefix}-postgres-", sns_topic=self.topic.arn,
             source_type="db-instance", source_ids=[args.database_id], event_categories=RDS_EVENT_CATEGORIES,

@@ -34,6 +34,7 @@ from components.cluster_service import (
     Scaling,
 )
 from components.container_service import node_http_check
+from components.database_vault import DatabaseVault, DatabaseVaultArgs
 from components.managed_cache import ManagedCache, ManagedCacheArgs
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
 from components.object_storage import ObjectStorage, ObjectStorageArgs
@@ -310,7 +311,7 @@ def build(cfg: Settings) -> None:
     minimums = {"edge": tasks["edge"].minimum, "api": tasks["api"].minimum, "frontend": tasks["frontend"].minimum,
                 "n8n-worker": tasks["n8nWorker"].minimum}
     nodes = 2 if production else 1
-    ClusterAlarms("alarms", ClusterAlarmsArgs(
+    alarms = ClusterAlarms("alarms", ClusterAlarmsArgs(
         name_prefix=prefix, load_balancer_suffix=entry.load_balancer.arn_suffix,
         target_group_suffix=entry.target_group.arn_suffix, cluster_name=cluster.name,
         services={name: (svc.service.name, minimums.get(name, 1)) for name, svc in watched.items()},
@@ -319,6 +320,9 @@ def build(cfg: Settings) -> None:
         # ElastiCache names a replication group's nodes <group id>-001, -002, ...
         cache_nodes=[cache.group.id.apply(lambda g, i=i: f"{g}-{i + 1:03d}") for i in range(nodes)],
         certificate_arn=entry.certificate.arn), opts=on_aws)
+    DatabaseVault("postgres-vault", DatabaseVaultArgs(
+        name_prefix=prefix, database_arn=database.instance.arn, retention_days=cfg.backup_retention_days,
+        compliance=production, topic_arn=alarms.topic.arn, protect=production), opts=on_aws)
 
     outputs.export_contract(outputs.Contract(
         site_url=site_url, api_url=api_url, n8n_url=f"https://{n8n_host}", grafana_url=None,

@@ -27,7 +27,8 @@ CREDENTIAL_ASSIGNMENT = re.compile(r"\b[A-Z0-9_]*(PASSWORD|SECRET|TOKEN|_PASS)[A
 # What holds the platform's data or the keys to it: protected in production.
 STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n|prometheus|grafana)-data$")
 STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword",
-                 "aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup"}
+                 "aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup",
+                 "aws:backup/vault:Vault"}
 # Replacing one of these stops the database or the cache: never by accident in production.
 DATA_SERVICES = {"postgres", "redis"}
 ALLOW_DATA_REPLACEMENT = "policy/allow-data-replacement.json"

@@ -483,7 +483,6 @@ def test_every_host_alert_is_an_alarm_or_says_why_not(plan):
     assert mapped | set(cloudwatch.NOT_MAPPED) == host_alerts
     assert mapped <= host_alerts and not mapped & set(cloudwatch.NOT_MAPPED)
     topic = plan.one("aws:sns/topic:Topic")
-    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
     shape = botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm").input_shape
     topic_arn = plan.states[topic.urn][1]["arn"]
     for alarm in alarms:
@@ -592,3 +591,43 @@ def test_no_task_starts_before_its_way_out_and_its_rules_exist(plan):
         assert missing == [], (starter.name, missing)
     assert plan.depends_transitively(plan.one("command:local:Command", "database-bootstrap-run").urn, db_rule.urn)
     assert plan.depends_transitively(plan.one("aws:ecs/service:Service", "api-service").urn, cache_rule.urn)
+
+
+def test_database_snapshots_are_kept_under_the_backups_bucket_s_lock(plan):
+    """Daily AWS Backup snapshots of RDS in a vault of the account and region, kept
+    backupRetentionDays, locked as the backups bucket: compliance in production (after its
+    grace days), governance on staging; failures on the alarm topic."""
+    production = plan.stack == "production"
+    vault = plan.one("aws:backup/vault:Vault")
+    lock = plan.one("aws:backup/vaultLockConfiguration:VaultLockConfiguration").inputs
+    assert vault.protect is production
+    assert (lock.get("changeableForDays") is not None) is production
+    retention = 35 if production else 14
+    (rule,) = plan.one("aws:backup/plan:Plan").inputs["rules"]
+    assert rule["lifecycle"]["deleteAfter"] == retention
+    assert lock["minRetentionDays"] <= retention <= lock["maxRetentionDays"]
+    selection = plan.one("aws:backup/selection:Selection")
+    db = plan.one("aws:rds/instance:Instance")
+    assert selection.inputs["resources"] == [plan.states[db.urn][1]["arn"]]
+    notifications = plan.one("aws:backup/vaultNotifications:VaultNotifications")
+    topic = plan.one("aws:sns/topic:Topic")
+    assert notifications.inputs["snsTopicArn"] == plan.states[topic.urn][1]["arn"]
+    assert "BACKUP_JOB_FAILED" in notifications.inputs["backupVaultEvents"]
+
+
+def test_every_service_that_alarms_may_publish_to_the_encrypted_topic(plan):
+    """AWS's managed SNS key admits no AWS service: the topic's key is the stack's own, and its
+    policy and the topic's admit CloudWatch, RDS's events and AWS Backup, for this account only."""
+    topic = plan.one("aws:sns/topic:Topic")
+    key = plan.one("aws:kms/key:Key")
+    assert topic.inputs["kmsMasterKeyId"] != "alias/aws/sns"
+    assert key.urn in topic.property_dependencies["kmsMasterKeyId"] and key.inputs["enableKeyRotation"] is True
+    publishers = {"cloudwatch.amazonaws.com", "events.rds.amazonaws.com", "backup.amazonaws.com"}
+    statements = json.loads(key.inputs["policy"])["Statement"]
+    (encrypt,) = [s for s in statements if s["Principal"].get("Service")]
+    assert set(encrypt["Principal"]["Service"]) == publishers
+    assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(encrypt["Action"])
+    assert encrypt["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
+    (publish,) = [s for s in policy if isinstance(s["Principal"], dict) and s["Principal"].get("Service")]
+    assert set(publish["Principal"]["Service"]) == publishers and publish["Action"] == "sns:Publish"

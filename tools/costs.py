@@ -7,7 +7,7 @@ Counted: compute (EC2 or Fargate at each service's minimum tasks), the data serv
 gateways, interface endpoints, the load balancer (one LCU), public IPv4 addresses, EBS, secrets
 and alarms. Not counted, as they follow traffic and data, not the placement: data transfer,
 NAT and endpoint processing per GB, S3, CloudWatch Logs ingestion, backup storage beyond the
-free allowance. Prices change: PRICED_ON says when these were read, SOURCES where.
+free allowance, AWS Backup's snapshot storage (per GB). Prices change: PRICED_ON says when these were read, SOURCES where.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SOURCES = (
     "https://aws.amazon.com/elasticache/pricing/", "https://aws.amazon.com/vpc/pricing/",
     "https://aws.amazon.com/elasticloadbalancing/pricing/", "https://aws.amazon.com/ec2/pricing/on-demand/",
     "https://aws.amazon.com/ebs/pricing/", "https://aws.amazon.com/secrets-manager/pricing/",
-    "https://aws.amazon.com/cloudwatch/pricing/",
+    "https://aws.amazon.com/cloudwatch/pricing/", "https://aws.amazon.com/kms/pricing/",
 )
 HOURS = 730  # AWS's month
 FARGATE_VCPU_HOUR = 0.04048
@@ -43,6 +43,7 @@ ALB_LCU_HOUR = 0.008
 PUBLIC_IPV4_HOUR = 0.005
 SECRET_MONTH = 0.40
 ALARM_MONTH = 0.10
+KMS_KEY_MONTH = 1.00
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ def estimate(plan: Plan) -> list[Line]:
     secrets = len(plan.of_type("aws:secretsmanager/secret:Secret")) + len(plan.of_type("aws:rds/instance:Instance"))
     if secrets:
         lines.append(Line("Secrets Manager secrets", f"{secrets}", secrets * SECRET_MONTH))
+    keys = len(plan.of_type("aws:kms/key:Key"))
+    if keys:
+        lines.append(Line("KMS keys", f"{keys}", keys * KMS_KEY_MONTH))
     alarms = len(plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
     if alarms:
         lines.append(Line("CloudWatch alarms", f"{alarms}", alarms * ALARM_MONTH))
