@@ -14,6 +14,7 @@ from components.container_service import (
     node_http_check,
 )
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
+from components.postgres import USER as POSTGRES_USER
 from configs.postgres import migration_sql
 from settings import Limits
 
@@ -93,7 +94,7 @@ class Api(pulumi.ComponentResource):
             image=args.migration_image,
             limits=args.migration_limits,
             network=args.data_network,
-            user="70:70",
+            user=POSTGRES_USER,
             entrypoint="sh",
             # The data tier's migration-time SQL, applied by psql after Prisma's migrations.
             steps=[["-c", 'printf "%s" "$SOS_MIGRATION_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 '

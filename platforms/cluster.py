@@ -21,7 +21,9 @@ import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
 from components import api as api_component
+from components import edge_proxy
 from components import frontend as frontend_component
+from components import postgres as postgres_component
 from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
 from components.cluster_alarms import ClusterAlarms, ClusterAlarmsArgs
 from components.cluster_entry import ClusterEntry, ClusterEntryArgs
@@ -58,8 +60,8 @@ DISCOVERY_TTL = 10
 EDGE_REQUESTS_PER_TASK = 3000
 API_REQUESTS_PER_TASK = 1200
 FRONTEND_REQUESTS_PER_TASK = 1200
-EDGE_USER = "101:101"  # the nginx image's nginx user
-POSTGRES_IMAGE_USER = "70:70"  # the postgres alpine image's postgres user
+EDGE_USER = edge_proxy.USER
+POSTGRES_IMAGE_USER = postgres_component.USER
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
 # Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
 VERIFIER_VARIABLES = {"app": "SOS_APP_VERIFIER", "n8n": "SOS_N8N_VERIFIER", "monitoring": "SOS_MONITORING_VERIFIER"}
