@@ -18,7 +18,7 @@ from configs import postgres as pg
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
 from testsupport.plans import cluster_plan_for, plan_for
 from testsupport.servers import PgCluster
-from testsupport.tools import require_tool
+from testsupport.tools import ROOT, require_tool
 from tools import harness
 from tools import terraform as tf
 
@@ -631,3 +631,16 @@ def test_every_service_that_alarms_may_publish_to_the_encrypted_topic(plan):
     policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
     (publish,) = [s for s in policy if isinstance(s["Principal"], dict) and s["Principal"].get("Service")]
     assert set(publish["Principal"]["Service"]) == publishers and publish["Action"] == "sns:Publish"
+
+
+def test_the_switch_runbook_names_every_protected_resource_the_switch_removes():
+    """In production the switch stops at each protected resource only the host placement has;
+    the runbook lists exactly those (and the cluster keeps every other protected one)."""
+    host, cluster = plan_for("production"), cluster_plan_for("production")
+    kept = {r.urn for r in cluster.resources}
+    removed = {r.name for r in host.resources if r.protect and r.urn not in kept}
+    assert removed, "the switch removes protected resources in production"
+    step = (ROOT / "docs" / "runbook.md").read_text().split("**Switch**")[1].split("**Load the data**")[0]
+    named = set(re.findall(r"`([a-z0-9-]+)`", step))
+    assert removed <= named, removed - named
+    assert not {r.name for r in host.resources if r.protect and r.urn in kept} & named, "a kept resource named"
