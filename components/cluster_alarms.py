@@ -88,7 +88,7 @@ class ClusterAlarms(pulumi.ComponentResource):
                 cache_nodes=args.cache_nodes, certificate_arn=args.certificate_arn):
             aws.cloudwatch.MetricAlarm(
                 f"{name}-{alarm.name}", name=f"{args.name_prefix}-{alarm.name}",
-                alarm_description=f"{alarm.name} (the host placement's {alarm.host_alert})",
+                alarm_description=alarm.description,
                 namespace=alarm.namespace, metric_name=alarm.metric, dimensions=dict(alarm.dimensions),
                 comparison_operator=alarm.comparison, threshold=alarm.threshold,
                 evaluation_periods=alarm.periods, datapoints_to_alarm=alarm.periods, period=alarm.period_s,

@@ -41,11 +41,15 @@ class Alarm:
     extended_statistic: str | None = None
     missing: str = "notBreaching"
 
+    @property
+    def description(self) -> str:
+        return f"{self.name} (the host placement's {self.host_alert})"
+
     def request(self, prefix: str, topic_arn: str) -> dict[str, Any]:
         """The PutMetricAlarm input."""
         body: dict[str, Any] = {
             "AlarmName": f"{prefix}-{self.name}",
-            "AlarmDescription": f"{self.name} (the host placement's {self.host_alert})",
+            "AlarmDescription": self.description,
             "Namespace": self.namespace, "MetricName": self.metric,
             "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(self.dimensions.items())],
             "ComparisonOperator": self.comparison, "Threshold": self.threshold,

@@ -105,5 +105,10 @@ def cluster_release(conf: str) -> str:
     return base64.b64encode(gzip.compress(bundle(files), mtime=0)).decode()
 
 
+def cluster_unbundle(text: str) -> dict[str, ReleaseFile]:
+    """The files of a cluster_release (tests and reviews)."""
+    return unbundle(base64.b64encode(gzip.decompress(base64.b64decode(text))).decode())
+
+
 def cluster_entrypoint() -> str:
     return (SCRIPTS / "cluster-entrypoint.sh").read_text()

@@ -18,6 +18,8 @@ SUPERUSER = "postgres"
 APP_ROLE = "sos_app"
 N8N_ROLE = "n8n"
 MONITORING_ROLE = "sos_monitoring"
+# The application roles by the key their password is known under (PASSWORD_FILES).
+ROLES = {"app": APP_ROLE, "n8n": N8N_ROLE, "monitoring": MONITORING_ROLE}
 PORT = 5432
 # Memory of the instance classes the settings accept, for the tuning rules.
 RDS_INSTANCE_MEMORY_MB = {
@@ -174,7 +176,7 @@ def init_sql(managed: bool = False) -> str:
     Passwords come from files in $SOS_SECRETS_DIR through psql backquotes, never a command line;
     statement logging is off for the session so an error cannot print one either.
     """
-    roles = [(APP_ROLE, "app"), (N8N_ROLE, "n8n"), (MONITORING_ROLE, "monitoring")]
+    roles = [(role, key) for key, role in ROLES.items()]
     # The superuser keeps the statements (passwords in them) out of the server log. RDS's
     # master may not set these; it is given SCRAM verifiers instead of passwords
     # (`scram_verifier`), so no statement it sends holds one.

@@ -65,7 +65,6 @@ POSTGRES_IMAGE_USER = postgres_component.USER
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
 # Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
 VERIFIER_VARIABLES = {"app": "SOS_APP_VERIFIER", "n8n": "SOS_N8N_VERIFIER", "monitoring": "SOS_MONITORING_VERIFIER"}
-ROLES = {"app": pg.APP_ROLE, "n8n": pg.N8N_ROLE, "monitoring": pg.MONITORING_ROLE}
 
 
 def secret_json(values: Mapping[str, str]) -> str:
@@ -164,7 +163,7 @@ def build(cfg: Settings) -> None:
            if cfg.external_secrets.get(key) is not None}}
     api_secret = vault("api", api_values)
     roles_secret = vault("database-roles", {
-        VERIFIER_VARIABLES[key]: pw[name].apply(lambda p, role=ROLES[key]: pg.scram_verifier(p, role))
+        VERIFIER_VARIABLES[key]: pw[name].apply(lambda p, role=pg.ROLES[key]: pg.scram_verifier(p, role))
         for key, name in (("app", "postgresApp"), ("n8n", "postgresN8n"), ("monitoring", "postgresMonitoring"))})
 
     cluster = aws.ecs.Cluster("cluster-ecs", name=f"{prefix}", settings=[aws.ecs.ClusterSettingArgs(

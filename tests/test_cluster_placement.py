@@ -4,8 +4,6 @@ provider's validators, and (the parameter group) by the real PostgreSQL 16."""
 
 from __future__ import annotations
 
-import base64
-import gzip
 import ipaddress
 import json
 import re
@@ -16,6 +14,7 @@ import yaml
 from components import cluster_network, managed_database
 from configs import postgres as pg
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
+from testsupport.aws_models import api_errors
 from testsupport.plans import cluster_plan_for, plan_for
 from testsupport.servers import PgCluster
 from testsupport.tools import ROOT, require_tool
@@ -221,11 +220,6 @@ def _state(plan: harness.Plan, reg: harness.Registration, attribute: str) -> str
 
 
 def test_every_task_definition_is_what_the_ecs_api_takes_and_hardened(plan):
-    import botocore.session
-    from botocore.validate import ParamValidator
-
-    shape = botocore.session.get_session().get_service_model("ecs").operation_model(
-        "RegisterTaskDefinition").input_shape
     roles = {r.urn: r for r in plan.of_type("aws:iam/role:Role")}
     groups = {g.inputs["name"]: g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
     definitions = plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
@@ -239,8 +233,7 @@ def test_every_task_definition_is_what_the_ecs_api_takes_and_hardened(plan):
             "cpu": i["cpu"], "memory": i["memory"], "executionRoleArn": _state(plan, execution, "arn"),
             "taskRoleArn": _state(plan, task, "arn"), "volumes": i["volumes"], "runtimePlatform": i["runtimePlatform"],
             "containerDefinitions": json.loads(i["containerDefinitions"])}
-        report = ParamValidator().validate(request, shape)
-        assert not report.has_errors(), report.generate_report()
+        assert api_errors("ecs", "RegisterTaskDefinition", request) == ""
         assert execution.urn != task.urn, "one role pulls and logs, another is the application's"
         for container in request["containerDefinitions"]:
             assert container["user"].split(":")[0] not in ("0", "root")
@@ -425,8 +418,7 @@ def test_the_edge_runs_the_host_edge_behind_the_load_balancer(plan):
 
     container = _definition(plan, "edge")
     env = {e["name"]: e["value"] for e in container["environment"]}
-    files = edge_release.unbundle(base64.b64encode(gzip.decompress(base64.b64decode(
-        env[edge_release.CLUSTER_RELEASE_VARIABLE]))).decode())
+    files = edge_release.cluster_unbundle(env[edge_release.CLUSTER_RELEASE_VARIABLE])
     conf = files["nginx.conf"].content
     assert "ssl_certificate" not in conf and "ssl_verify_client" not in conf, "TLS ends at the load balancer"
     prefix = f"sos-{plan.stack}"
@@ -471,9 +463,6 @@ def test_cloudflare_points_at_the_load_balancer_which_logs_every_request(plan):
 
 
 def test_every_host_alert_is_an_alarm_or_says_why_not(plan):
-    import botocore.session
-    from botocore.validate import ParamValidator
-
     from configs import cloudwatch
     from configs import monitoring as mon
 
@@ -483,7 +472,6 @@ def test_every_host_alert_is_an_alarm_or_says_why_not(plan):
     assert mapped | set(cloudwatch.NOT_MAPPED) == host_alerts
     assert mapped <= host_alerts and not mapped & set(cloudwatch.NOT_MAPPED)
     topic = plan.one("aws:sns/topic:Topic")
-    shape = botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm").input_shape
     topic_arn = plan.states[topic.urn][1]["arn"]
     for alarm in alarms:
         i = alarm.inputs
@@ -495,8 +483,7 @@ def test_every_host_alert_is_an_alarm_or_says_why_not(plan):
                    "TreatMissingData": i["treatMissingData"], "AlarmActions": i["alarmActions"],
                    **({"ExtendedStatistic": i["extendedStatistic"]} if "extendedStatistic" in i
                       else {"Statistic": i["statistic"]})}
-        report = ParamValidator().validate(request, shape)
-        assert not report.has_errors(), report.generate_report()
+        assert api_errors("cloudwatch", "PutMetricAlarm", request) == ""
         assert all(v for v in i["dimensions"].values()), alarm.name
     # Each service that serves is watched for missing tasks.
     watched = {a.name.removeprefix("alarms-").removesuffix("-tasks-missing") for a in alarms
@@ -507,18 +494,14 @@ def test_every_host_alert_is_an_alarm_or_says_why_not(plan):
 
 
 def test_the_alarm_request_is_shown_able_to_fail_validation():
-    import botocore.session
-    from botocore.validate import ParamValidator
-
     from configs import cloudwatch
 
-    shape = botocore.session.get_session().get_service_model("cloudwatch").operation_model("PutMetricAlarm").input_shape
     (alarm, *_) = cloudwatch.alarms(load_balancer="app/x/1", target_group="targetgroup/y/2", cluster="c",
                                     services={"api": ("api-1", 2)}, database="db", database_memory_mb=1024,
                                     storage_gb=20, cache_nodes=["r-001"], certificate_arn="arn:aws:acm:x")
     good = alarm.request("sos-staging", "arn:aws:sns:us-east-1:1:t")
-    assert not ParamValidator().validate(good, shape).has_errors()
-    assert ParamValidator().validate({**good, "ComparisonOperator": 5, "Statistic": None}, shape).has_errors()
+    assert api_errors("cloudwatch", "PutMetricAlarm", good) == ""
+    assert api_errors("cloudwatch", "PutMetricAlarm", {**good, "ComparisonOperator": 5, "Statistic": None}) != ""
 
 
 def test_a_switch_from_the_host_keeps_the_buckets_and_every_secret():
@@ -538,11 +521,6 @@ def test_serving_services_scale_on_cpu_and_on_requests(plan):
     """The edge on requests per target (it is the load balancer's target); the API and the
     frontend on the load balancer's requests per task of theirs (metric math), each request
     policy what the Application Auto Scaling API takes."""
-    import botocore.session
-    from botocore.validate import ParamValidator
-
-    shape = botocore.session.get_session().get_service_model("application-autoscaling").operation_model(
-        "PutScalingPolicy").input_shape
     policies = {p.name: p.inputs for p in plan.of_type("aws:appautoscaling/policy:Policy")}
     for service in ("edge", "api", "frontend"):
         assert f"{service}-scale-on-cpu" in policies and f"{service}-scale-on-requests" in policies, service
@@ -571,8 +549,7 @@ def test_serving_services_scale_on_cpu_and_on_requests(plan):
                                    "Dimensions": [{"Name": d["name"], "Value": d["value"]}
                                                   for d in m["metricStat"]["metric"]["dimensions"]]}}})}
                            for m in metrics.values()]}}}
-        report = ParamValidator().validate(request, shape)
-        assert not report.has_errors(), report.generate_report()
+        assert api_errors("application-autoscaling", "PutScalingPolicy", request) == ""
 
 
 def test_no_task_starts_before_its_way_out_and_its_rules_exist(plan):

@@ -6,7 +6,6 @@ one-off task runner against the ECS API's own shapes; n8n's queue-mode settings 
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import json
 import os
@@ -175,10 +174,9 @@ def _bootstrap(cluster: PgCluster, sql: str, passwords: dict[str, str]) -> subpr
     container = _container(plan, "database-bootstrap")
     secrets_dir = Path(tempfile.mkdtemp(prefix="sos-bootstrap-"))
     script = container["command"][2].replace("| psql ", f"| {cluster.psql_bin} ", 1)
-    roles = {"app": pg.APP_ROLE, "n8n": pg.N8N_ROLE, "monitoring": pg.MONITORING_ROLE}
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": "sos_admin",
            "PGPASSWORD": "master-pw", "PGSSLMODE": "disable", "SOS_INIT_SQL": sql, "SOS_SECRETS_DIR": str(secrets_dir),
-           **{f"SOS_{key.upper()}_VERIFIER": pg.scram_verifier(passwords[key], roles[key]) for key in roles}}
+           **{f"SOS_{key.upper()}_VERIFIER": pg.scram_verifier(passwords[key], role) for key, role in pg.ROLES.items()}}
     return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -358,7 +356,7 @@ def test_every_n8n_variable_we_set_is_one_n8n_reads():
 def test_the_edge_release_round_trips():
     conf = "events {}\n"
     text = edge_release.cluster_release(conf)
-    files = edge_release.unbundle(base64.b64encode(gzip.decompress(base64.b64decode(text))).decode())
+    files = edge_release.cluster_unbundle(text)
     assert files["nginx.conf"].content == conf
     assert edge_release.cluster_release(conf) == text, "reproducible: an unchanged edge is no new revision"
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import copy
 
-import botocore.session
 import pytest
-from botocore.validate import ParamValidator
 
 from configs import ecs
+from testsupport.aws_models import api_errors
 
 EXECUTION = "arn:aws:iam::123456789012:role/sos-production-api-execution"
 TASK = "arn:aws:iam::123456789012:role/sos-production-api-task"
@@ -24,10 +23,7 @@ API = ecs.TaskSpec(
 
 
 def _errors(request: dict) -> str:
-    shape = botocore.session.get_session().get_service_model("ecs").operation_model(
-        "RegisterTaskDefinition").input_shape
-    report = ParamValidator().validate(request, shape)
-    return report.generate_report() if report.has_errors() else ""
+    return api_errors("ecs", "RegisterTaskDefinition", request)
 
 
 def test_the_rendered_request_is_what_the_ecs_api_takes():

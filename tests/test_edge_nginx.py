@@ -56,7 +56,7 @@ def test_nginx_t_passes_where_upstream_names_do_not_resolve(plan_files, stack, t
                     "-nodes", "-keyout", release / edge_release.KEY_FILE, "-out", release / edge_release.CERT_FILE,
                     "-days", "1", "-subj", "/CN=t"], check=True, capture_output=True)
     shutil.copy(release / edge_release.CERT_FILE, release / edge_release.CLIENT_CA_FILE)
-    (release / edge_release.RELEASE_FILE).write_text('geo $sos_release {\n    default "t";\n}\n')
+    (release / edge_release.RELEASE_FILE).write_text(edge_release.release_conf("t"))
     (tmp_path / "mime.types").write_text("types { text/html html; }\n")
     (tmp_path / "cache").mkdir()
     text = text.replace("/etc/nginx/mime.types", str(tmp_path / "mime.types"))

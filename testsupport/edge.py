@@ -208,7 +208,7 @@ def remap(conf_text: str, *, ports: dict[int, int], upstreams: dict[str, int] | 
             release.RELEASE_FILE: str(work / release.RELEASE_FILE),
         }
         # What the release installer writes into each release: its id, which /healthz answers.
-        (work / release.RELEASE_FILE).write_text('geo $sos_release {\n    default "remapped";\n}\n')
+        (work / release.RELEASE_FILE).write_text(release.release_conf("remapped"))
     (work / "mime.types").write_text(MIME_TYPES)
 
     def walk(block: list[dict], upstream_name: str | None = None) -> None:

@@ -45,6 +45,11 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
+def autoname(name: str, *salt: str) -> str:
+    """Pulumi's autonaming: `<logical name>-<7 hex>`."""
+    return f"{name}-{_digest('autoname', name, *salt)[:7]}"
+
+
 def mock_password(name: str, length: int = 32, special: bool = True,
                   override_special: str = "") -> str:
     """Deterministic stand-in with the requested shape: every allowed special character first
@@ -153,12 +158,11 @@ class CannedMocks(Mocks):
                                                         f"rds!db-{_digest('rds-secret', name)[:8]}-AbCdEf",
                                            "secretStatus": "active", "kmsKeyId": ""}])
         elif t == "aws:elasticache/replicationGroup:ReplicationGroup":
-            rid = inputs.get("replicationGroupId") or f"{name}-{_digest('autoname', name)[:7]}"
+            rid = inputs.get("replicationGroupId") or autoname(name)
             out.update(primaryEndpointAddress=f"master.{rid}.{_digest('cache', name)[:6]}.use1.cache.amazonaws.com",
                        arn=f"arn:aws:elasticache:{self.region}:{ACCOUNT_ID}:replicationgroup:{rid}")
         elif t in AUTONAMED_AWS and not inputs.get("name"):
-            # Pulumi's autonaming: `<logical name>-<7 hex>`.
-            out["name"] = f"{name}-{_digest('autoname', name)[:7]}"
+            out["name"] = autoname(name)
         elif t in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
             # The ARN's last part, which CloudWatch metrics and request-count scaling name.
             kind = "app" if t.endswith("LoadBalancer") else "targetgroup"
@@ -166,7 +170,7 @@ class CannedMocks(Mocks):
             out["arn"] = f"arn:aws:elasticloadbalancing:{self.region}:{ACCOUNT_ID}:{'loadbalancer/' if kind == 'app' else ''}{out['arnSuffix']}"
             if kind == "app":
                 # Autonamed as pulumi-aws names it, and its public DNS name.
-                out["name"] = inputs.get("name") or f"{name}-{_digest('autoname', name)[:7]}"
+                out["name"] = inputs.get("name") or autoname(name)
                 out["dnsName"] = f"{out['name']}-{int(_digest('dns', name)[:8], 16)}.{self.region}.elb.amazonaws.com"
         elif t == "aws:iam/accessKey:AccessKey":
             # An access key's shapes; the date is the plan's "now" for a key created by this run.
@@ -189,7 +193,7 @@ class CannedMocks(Mocks):
             if not inputs.get("name"):
                 # The provider's autonaming: `<name>-<7 hex>`, anew whenever the container is
                 # replaced; here derived from what it runs, so a new image gives a new name.
-                out["name"] = f"{name}-{_digest('autoname', name, str(inputs.get('image')))[:7]}"
+                out["name"] = autoname(name, str(inputs.get('image')))
         elif t == "command:remote:Command" or t == "command:local:Command":
             out.update(stdout="", stderr="")
         if t == "aws:secretsmanager/secret:Secret":
