@@ -15,8 +15,10 @@ from typing import Protocol
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 
-from components.host_commands import CommandRunner
+from components.host_commands import SHOWN, CommandRunner
+from configs import file_bundle
 from settings import Limits
 
 # name -> why a service may need it. Services name the ones they use; tests list them.
@@ -291,21 +293,14 @@ class ContainerService(pulumi.ComponentResource):
             # Host mounts made after start (a new volume) show up inside too.
             bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave") if v.kind == "bind" else None)
             for v in args.volumes]
-        # Docker refuses uploads into a read-only root filesystem except inside a volume, so
-        # every directory that receives files is a small volume of this container's own.
-        for directory in sorted({f.path.rsplit("/", 1)[0] for f in args.files}):
-            volume = docker.Volume(
-                f"{name}-cfg-{_slug(directory)}", name=f"{container_name}-cfg-{_slug(directory)}",
-                labels=[docker.VolumeLabelArgs(label=CONFIG_LABEL, value=container_name)],
-                opts=child)
-            mounts.append(docker.ContainerMountArgs(target=directory, type="volume", source=volume.name))
-        uploads = [
-            docker.ContainerUploadArgs(
-                file=f.path, content=pulumi.Output.secret(f.content) if f.secret else f.content,
-                # pulumi-docker 5.2 types owner and group as strings.
-                permissions=f.mode, owner=str(uid), group=str(gid))
-            for f in args.files
-        ]
+        writers: list[pulumi.Resource] = []
+        for directory, files in _by_directory(args.files).items():
+            volume, writer = self._config_volume(f"{name}-cfg-{_slug(directory)}", container_name, directory,
+                                                 files, args.placement, uid, gid)
+            writers.append(writer)
+            # Read-only: a service cannot change the configuration it was given.
+            mounts.append(docker.ContainerMountArgs(target=directory, type="volume", source=volume.name,
+                                                    read_only=True))
         aliases = {args.service: [args.service, f"{args.service}-{index}"]}
         networks = [
             docker.ContainerNetworksAdvancedArgs(
@@ -328,7 +323,6 @@ class ContainerService(pulumi.ComponentResource):
             command=list(args.command) if args.command is not None else None,
             entrypoints=list(args.entrypoint) if args.entrypoint is not None else None,
             envs=_envs(args.env, args.secret_env),
-            uploads=uploads or None,
             mounts=mounts or None,
             tmpfs=dict(args.tmpfs) or None,
             read_only="writable-rootfs" not in args.opt_outs,
@@ -360,7 +354,7 @@ class ContainerService(pulumi.ComponentResource):
                 # A fixed name or published port cannot exist twice: the old one goes first.
                 delete_before_replace=not args.rolling,
                 protect=args.protect,
-                depends_on=[*args.depends_on, *([previous] if previous is not None else [])],
+                depends_on=[*args.depends_on, *writers, *([previous] if previous is not None else [])],
                 # Rolling replicas were registered under the component-relative name before.
                 aliases=[pulumi.Alias(name=name)] if args.rolling else None),
         )
@@ -373,6 +367,46 @@ class ContainerService(pulumi.ComponentResource):
             opts=child,
         )
         return container
+
+    def _config_volume(self, name: str, container_name: str, directory: str, files: Sequence[ConfigFile],
+                       placement: Placement, uid: int, gid: int) -> tuple[docker.Volume, pulumi.Resource]:
+        """A volume holding one directory's files, written before the container starts.
+
+        The Docker provider's `uploads` cannot be used: it copies every upload as a tar to `/`,
+        which the engine refuses on a read-only root filesystem even when a volume is mounted at
+        the file's directory ("container rootfs is marked read-only"); a copy into a volume is
+        admitted. Each version of the files gets a volume of its own (a new name when any file
+        changes): the container is replaced onto the new volume, the old one is deleted after it,
+        and a file dropped from the program is gone with its volume. The version is a random id
+        kept while the content stays the same, so no volume name is derived from a secret."""
+        child = pulumi.ResourceOptions(parent=self)
+        secret = any(f.secret for f in files)
+        text = pulumi.Output.all(*[f.content for f in files]).apply(lambda contents: file_bundle.bundle_text(
+            file_bundle.BundleFile(f.path.rsplit("/", 1)[1], c, int(f.mode, 8), uid, gid)
+            for f, c in zip(files, contents, strict=True)))
+        if secret:
+            text = pulumi.Output.secret(text)
+        digest = text.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())
+        version = random.RandomId(f"{name}-version", byte_length=4,
+                                  keepers={"files": pulumi.Output.secret(digest) if secret else digest}, opts=child)
+        volume = docker.Volume(
+            name, name=pulumi.Output.concat(container_name, "-cfg-", _slug(directory), "-", version.hex),
+            labels=[docker.VolumeLabelArgs(label=CONFIG_LABEL, value=container_name)],
+            opts=child)
+        script = pulumi.Output.all(self.image.image_id, volume.name).apply(lambda v: file_bundle.write_files_script(
+            image=v[0], volume=v[1], directory=directory))
+        writer = placement.commands.run(
+            f"{name}-write", create=script, stdin=text, triggers=[volume.name],
+            # Its output names the volume only; the files (secrets among them) come on stdin.
+            logging=SHOWN, opts=child)
+        return volume, writer
+
+
+def _by_directory(files: Sequence[ConfigFile]) -> dict[str, list[ConfigFile]]:
+    out: dict[str, list[ConfigFile]] = {}
+    for f in files:
+        out.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
+    return dict(sorted(out.items()))
 
 
 def _envs(env: Mapping[str, pulumi.Input[str]],

@@ -78,9 +78,14 @@ class EdgeProxy(pulumi.ComponentResource):
         pulled = image(f"{name}-image", args.image, self)
         cache = named_volume(f"{name}-cache", f"{prefix}-nginx-cache", labels, self)
         releases = named_volume(f"{name}-releases", f"{prefix}-nginx-releases", labels, self)
-        # A new volume's root belongs to root, and the image has no directory of the nginx
-        # user's to copy the owner from: without this, nginx cannot create its cache
+        # A new volume's root belongs to root: without this, nginx cannot create its cache
         # (`mkdir() "/var/cache/nginx/static" failed (13: Permission denied)`) and never starts.
+        # The cache's zones are made here too, so the volume is never empty: Docker fills an
+        # empty volume from the image's directory at the mount point, owner and mode included,
+        # at every new container, and the image's /var/cache/nginx is root's (shown with the
+        # real engine in tests/test_docker_engine.py). The `nocopy` mount option would do it
+        # too, but the provider refuses any volume option on engines older than API 1.45.
+        zones = [f"/cache/{zone}" for zone in nginx.CACHE_ZONES]
         owner = OneShotTask(f"{name}-volume-owner", OneShotTaskArgs(
             task="nginx-volume-owner",
             image=args.image,
@@ -88,8 +93,8 @@ class EdgeProxy(pulumi.ComponentResource):
             network="none",
             user="0:0",
             cap_add=["CHOWN"],
-            entrypoint="chown",
-            steps=[[USER, "/cache", "/releases"]],
+            entrypoint="/bin/sh",
+            steps=[["-c", f"mkdir -p {' '.join(zones)} && chown {USER} /cache {' '.join(zones)} /releases"]],
             volumes=[(cache.name, "/cache"), (releases.name, "/releases")],
             commands=args.placement.commands,
             triggers=[cache.name, releases.name],

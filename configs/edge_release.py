@@ -13,12 +13,12 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import io
-import shlex
-import tarfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from configs.file_bundle import BundleFile, bind, bundle, bundle_text, unbundle
+
+__all__ = ["ReleaseFile", "bundle", "bundle_text", "unbundle"]
 
 SCRIPTS = Path(__file__).parent / "edge_scripts"
 EDGE_DIR = "/etc/sos/edge"
@@ -32,40 +32,8 @@ RELEASE_FILE = "release.conf"
 RELEASE_VARIABLE = "$sos_release"
 
 
-@dataclass(frozen=True)
-class ReleaseFile:
-    path: str  # relative to the release directory
-    content: str
-    mode: int = 0o444
-
-
-def bundle(files: list[ReleaseFile]) -> bytes:
-    """A reproducible tar (fixed times and owner, sorted), so the same files give the same bytes
-    and an unchanged release does not show up as a change in `pulumi preview`."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for directory in sorted({str(Path(f.path).parent) for f in files} - {"."}):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
-            tar.addfile(info)
-        for f in sorted(files, key=lambda f: f.path):
-            data = f.content.encode()
-            info = tarfile.TarInfo(f.path)
-            info.size, info.mode, info.mtime = len(data), f.mode, 0
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def bundle_text(files: list[ReleaseFile]) -> str:
-    """What the release command reads on stdin: the bundle, base64 (stdin is text)."""
-    return base64.b64encode(bundle(files)).decode() + "\n"
-
-
-def unbundle(text: str) -> dict[str, ReleaseFile]:
-    """The files of a bundle_text, for tests and `--write-files`."""
-    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(text)), mode="r") as tar:
-        return {m.name: ReleaseFile(m.name, tar.extractfile(m).read().decode(), m.mode)  # type: ignore[union-attr]
-                for m in tar.getmembers() if m.isfile()}
+# A file of a release; its owner is the installer's (the nginx user), so none is given.
+ReleaseFile = BundleFile
 
 
 def install_script() -> str:
@@ -75,15 +43,7 @@ def install_script() -> str:
 def apply_script(settings: Mapping[str, str]) -> str:
     """The host-side script with its settings bound; plain values only (the bundle, which holds
     the private key, comes on stdin)."""
-    header = ["#!/bin/sh", "# Rendered by configs/edge_release.py from configs/edge_scripts/apply-release.sh."]
-    for name, value in sorted(settings.items()):
-        if "\n" in value:
-            # A script for another shell (the container's), quoted whole: its $ stay as they are.
-            header.append("# shellcheck disable=SC2016")
-        header.append(f"{name}={shlex.quote(value)}")
-    body = [line for line in (SCRIPTS / "apply-release.sh").read_text().splitlines()
-            if not line.startswith("#!")]
-    return "\n".join(header + body) + "\n"
+    return bind(SCRIPTS / "apply-release.sh", settings, renderer="configs/edge_release.py")
 
 
 # The cluster placement: the release rides in the task definition (configs/edge_scripts/cluster-entrypoint.sh).

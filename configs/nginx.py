@@ -33,6 +33,9 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.1/32
 CONF_PATH = f"{release.CURRENT}/{release.CONF_FILE}"
 CACHE_DIR = "/var/cache/nginx"
 RESPONSES_CACHE = "responses"
+STATIC_CACHE = "static"
+# The cache zones' directories under the cache directory.
+CACHE_ZONES = (STATIC_CACHE, RESPONSES_CACHE)
 DOCKER_DNS = "127.0.0.11"
 
 # Mozilla intermediate (v5.7), minus the DHE suites: ECDHE only, so every suite is
@@ -316,7 +319,7 @@ def build(cfg: EdgeConfig) -> Block:
             d("default", "no-store")]),
         d("limit_req_status", "429"),
         d("limit_req_log_level", "warn"),
-        d("proxy_cache_path", f"{cfg.cache_dir}/static", "levels=1:2", "keys_zone=static:10m",
+        d("proxy_cache_path", f"{cfg.cache_dir}/{STATIC_CACHE}", "levels=1:2", f"keys_zone={STATIC_CACHE}:10m",
           "max_size=512m", "inactive=30d", "use_temp_path=off"),
         # Pages and API answers, for as long as the application's Cache-Control allows. Kept a
         # week unused, so a page survives a frontend outage of that long as a stale copy.
@@ -391,7 +394,7 @@ def build(cfg: EdgeConfig) -> Block:
         # Content-hashed file names: safe to keep for a year, served from nginx's own cache.
         # Only a 200 is kept; a 404 (a replica that does not have the chunk yet) is asked of the
         # next replica instead, and never stored.
-        d("proxy_cache", "static"),
+        d("proxy_cache", STATIC_CACHE),
         d("proxy_cache_valid", "200", "30d"),
         d("proxy_cache_lock", "on"),
         d("proxy_cache_use_stale", "error", "timeout", "updating", "http_500", "http_502", "http_503", "http_504"),

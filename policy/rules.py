@@ -214,9 +214,7 @@ def no_plain_credentials(r: Resource, report: Report) -> None:
             if CREDENTIAL_NAME.search(name) and not name.endswith(("_FILE", "_DIR", "_PATH")) and name not in declared:
                 report(f"{name} looks like a credential but is not passed as a secret")
         for upload in r.props.get("uploads") or []:
-            path = str(upload.get("file", ""))
-            if ("/secrets/" in path or path.endswith(".key")) and str(upload.get("permissions")) not in ("0400", "0600"):
-                report(f"{path} holds a secret and must be mode 0400")
+            _secret_file_private(str(upload.get("file", "")), str(upload.get("permissions")), report)
         for arg in (r.props.get("command") or []) + (r.props.get("entrypoints") or []):
             if CREDENTIAL_ASSIGNMENT.search(str(arg)):
                 report("a command line carries a credential")
@@ -224,6 +222,31 @@ def no_plain_credentials(r: Resource, report: Report) -> None:
         for key in ("create", "update", "delete"):
             if CREDENTIAL_ASSIGNMENT.search(str(r.props.get(key) or "")):
                 report(f"the {key} script carries a credential; pass it on stdin")
+        # A config writer (components/container_service.py): its bundle's files, once known.
+        directory = re.search(r"^SOS_DIR=(\S+)$", str(r.props.get("create") or ""), re.MULTILINE)
+        stdin = r.props.get("stdin")
+        if directory and isinstance(stdin, str) and "write-files.sh" in str(r.props.get("create")):
+            for name, mode in _bundle_modes(stdin):
+                _secret_file_private(f"{directory.group(1).strip(chr(39))}/{name}", f"{mode:04o}", report)
+
+
+def _secret_file_private(path: str, mode: str, report: Report) -> None:
+    if ("/secrets/" in path or path.endswith(".key")) and mode not in ("0400", "0600"):
+        report(f"{path} holds a secret and must be mode 0400")
+
+
+def _bundle_modes(text: str) -> list[tuple[str, int]]:
+    """(path, mode) of each file in a base64 tar bundle (configs/file_bundle.py)."""
+    import base64
+    import binascii
+    import io
+    import tarfile
+
+    try:
+        with tarfile.open(fileobj=io.BytesIO(base64.b64decode(text)), mode="r") as tar:
+            return [(m.name, m.mode) for m in tar.getmembers() if m.isfile()]
+    except (binascii.Error, tarfile.TarError):
+        return []
 
 
 # --- The cluster placement: ECS, RDS, ElastiCache, the load balancer ---------------------------

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from components.container_service import LOG_OPTS, OPT_OUT_LABEL, OPT_OUTS
-from testsupport.plans import STACKS, container_env, plan_for
+from testsupport.plans import STACKS, container_env, container_files, plan_for
 from testsupport.tools import ROOT
 from tools import canned, harness
 from tools.harness import Secret
@@ -288,17 +288,15 @@ def test_private_registry_credentials_reach_the_docker_provider_as_a_secret(stac
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_uploads_send_owner_and_group_as_the_provider_types_them(stack):
-    """pulumi-docker 5.2 declares `uploads[].owner` and `.group` as strings; the types are read
-    from the SDK itself, and each value is the container's own uid and gid."""
-    import inspect
-
-    import pulumi_docker as docker
-
-    params = inspect.signature(docker.ContainerUploadArgs.__init__).parameters
-    for field in ("owner", "group"):
-        assert "str" in str(params[field].annotation), params[field].annotation
-    for c in plan_for(stack).of_type(CONTAINER):
+def test_config_files_belong_to_the_container_user_and_no_container_has_uploads(stack):
+    """The provider copies `uploads` as a tar to `/`, which the engine refuses on a read-only root
+    filesystem (tests/test_docker_engine.py shows it), so files come in config volumes written
+    before the container starts, owned by the container's uid and gid."""
+    plan = plan_for(stack)
+    for c in plan.of_type(CONTAINER):
+        assert not c.inputs.get("uploads"), c.name
         uid, _, gid = (c.inputs.get("user") or "0").partition(":")
-        for upload in c.inputs.get("uploads") or []:
-            assert upload["owner"] == uid and upload["group"] == (gid or uid), (c.name, upload["file"])
+        for path, (f, _secret) in container_files(plan, c).items():
+            assert (f.uid, f.gid) == (int(uid), int(gid or uid)), (c.name, path)
+
+

@@ -10,7 +10,7 @@ import pytest
 
 from components.one_shot_task import OneShotTaskArgs, docker_run_script, env_file
 from settings import Limits
-from testsupport.plans import CLOUD_STACKS, container_env, plan_for
+from testsupport.plans import CLOUD_STACKS, container_env, container_files, plan_for
 from testsupport.tools import require_tool
 from tools.harness import Secret, unwrap
 
@@ -54,27 +54,26 @@ def test_postgres_container_shape(plan):
     assert "POSTGRES_PASSWORD" not in env, "the superuser password is read from a file"
     assert c.inputs["stopTimeout"] >= 60, "postgres needs time for a clean shutdown"
     assert c.inputs["shmSize"] >= 128
-    uploads = {u["file"]: u for u in c.inputs["uploads"]}
-    for path, upload in uploads.items():
-        secret = path.startswith("/etc/sos/secrets/")
-        assert isinstance(upload["content"], Secret) is secret, path
-        assert upload["owner"] == upload["group"] == "70"
-        assert upload["permissions"] == ("0400" if secret else "0444")
-    assert "/docker-entrypoint-initdb.d/10-storiesofsoftware.sql" in uploads
-    # Every directory that receives a file is a volume (Docker refuses uploads into a
-    # read-only root filesystem elsewhere).
-    targets = {m["target"] for m in c.inputs["mounts"]}
-    assert {os.path.dirname(p) for p in uploads} <= targets
+    files = container_files(plan, c)
+    for path, (f, secret) in files.items():
+        assert secret is path.startswith("/etc/sos/secrets/"), path
+        assert (f.uid, f.gid) == (70, 70)
+        assert f.mode == (0o400 if secret else 0o444)
+    assert "/docker-entrypoint-initdb.d/10-storiesofsoftware.sql" in files
+    assert not c.inputs.get("uploads"), "the provider's uploads go to `/`, refused on a read-only root"
+    # Every directory that receives files is a config volume, mounted read-only.
+    config = {m["target"] for m in c.inputs["mounts"] if m.get("readOnly")}
+    assert {os.path.dirname(p) for p in files} <= config
 
 
 def test_redis_container_shape(plan):
     c = plan.one(CONTAINER, "redis-svc")
     assert c.inputs["user"] == "999:1000"
-    uploads = {u["file"]: u for u in c.inputs["uploads"]}
-    assert not isinstance(uploads["/etc/sos/redis.conf"]["content"], Secret)
-    assert isinstance(uploads["/etc/sos/secrets/redis-password"]["content"], Secret)
-    assert isinstance(uploads["/etc/sos/secrets/users.acl"]["content"], Secret)
-    assert "requirepass" not in uploads["/etc/sos/redis.conf"]["content"]
+    files = container_files(plan, c)
+    assert not files["/etc/sos/redis.conf"][1]
+    assert files["/etc/sos/secrets/redis-password"][1]
+    assert files["/etc/sos/secrets/users.acl"][1]
+    assert "requirepass" not in files["/etc/sos/redis.conf"][0].content
 
 
 def test_connection_urls_are_secret_outputs(plan):

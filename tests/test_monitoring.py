@@ -22,7 +22,7 @@ from configs import backup
 from configs import monitoring as mon
 from configs import nginx as ng
 from configs import postgres as pg
-from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for
+from testsupport.plans import EDGE_CONF, STACKS, container_env, container_files, plan_for
 from testsupport.servers import PgCluster, free_port, port_open, run_init, wait_for
 from testsupport.tools import require_tool
 
@@ -264,12 +264,11 @@ def test_grafana_admin_is_generated_secret_and_reached_only_through_the_edge(sta
     env = container_env(grafana)
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"].startswith("/etc/sos/secrets/")
     assert env["GF_USERS_ALLOW_SIGN_UP"] == "false" and env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-    upload = next(u for u in grafana.inputs["uploads"] if u["file"].endswith("grafana-admin-password"))
-    from tools.harness import Secret
-
-    assert isinstance(upload["content"], Secret)
+    f, is_secret = container_files(plan, grafana)["/etc/sos/secrets/grafana-admin-password"]
+    assert is_secret and f.mode == 0o400
     secret = plan.one("random:index/randomPassword:RandomPassword", "secrets-grafanaAdmin")
-    assert secret.urn in grafana.property_dependencies["uploads"]
+    writer = next(r for r in plan.resources if r.name == "monitoring-grafana-cfg-etc-sos-secrets-write")
+    assert secret.urn in writer.property_dependencies["stdin"]
 
 
 @pytest.mark.parametrize("stack", STACKS)

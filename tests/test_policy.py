@@ -348,3 +348,22 @@ def test_only_a_single_stop_first_service_may_deploy_below_full_capacity():
     for broken in ({**stop_first, "tags": {"deploy": "rolling"}}, {**stop_first, "desiredCount": 2},
                    {**stop_first, "deploymentMaximumPercent": 200}):
         assert _run("ecs-service-private-rolling", service, broken, False), broken
+
+
+def test_a_config_writers_secret_files_must_be_private():
+    """Files reach read-only containers through config writers (components/container_service.py):
+    the rule reads the bundle's modes, once the bundle is known."""
+    from configs import file_bundle
+
+    rule = _rule("no-plain-credentials")
+
+    def writer(mode: int) -> rules.Resource:
+        create = file_bundle.write_files_script(image="sha256:x", volume="v", directory="/etc/sos/secrets")
+        stdin = file_bundle.bundle_text([file_bundle.BundleFile("db-password", "x", mode, 70, 70)])
+        return rules.Resource("command:local:Command", "w", PROD, {"create": create, "stdin": stdin})
+
+    found: list[str] = []
+    rule.check(writer(0o400), found.append)
+    assert found == []
+    rule.check(writer(0o444), found.append)
+    assert found == ["/etc/sos/secrets/db-password holds a secret and must be mode 0400"]

@@ -30,7 +30,8 @@ def test_the_two_commands_exist_and_ci_runs_the_test_one():
     for command in ("bin/main", "bin/test"):
         assert f"{command}    #" in text
         assert os.access(ROOT / command, os.X_OK)
-    assert "exec bin/test" in (ROOT / ".ci" / "run").read_text()
+    # The last thing .ci/run does is the README's test command (its engine stops after it).
+    assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == "bin/test"
 
 
 def test_main_job_without_the_pulumi_cli_says_so_and_prints_the_offline_plan(tmp_path):
@@ -65,7 +66,8 @@ def test_runbook_names_containers_and_volumes_that_production_has():
     # (API and frontend containers are named by Pulumi; the runbook finds them by label.)
     existing = {r.inputs["name"] for r in plan.resources if "name" in r.inputs and r.type in (
         "docker:index/container:Container", "docker:index/volume:Volume", "docker:index/network:Network")}
-    assert len(named) >= 10
+    # (The config volumes are looked up from their containers: each version has a name of its own.)
+    assert len(named) >= 8
     assert {f"sos-production-{n}" for n in named} <= existing, sorted(
         {f"sos-production-{n}" for n in named} - existing)
 

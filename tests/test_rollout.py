@@ -21,6 +21,7 @@ from testsupport import rollout
 from testsupport.plans import plan_for, service_of
 from testsupport.tools import require_tool
 from tools import harness
+from tools.plan import WRITE_FILES_MARK
 
 
 def _steps(before, after, legacy=False) -> list[str]:
@@ -255,8 +256,13 @@ def test_only_the_release_command_shows_its_output(stack):
     release prints nginx's verdict and an id, and the key it installs comes on stdin."""
     commands = [r for r in plan_for(stack).resources if r.type in rollout.COMMANDS]
     shown = sorted(r.name for r in commands if r.inputs.get("logging") != "none")
-    # host-ready prints cloud-init's status and the data volume's mount check.
-    assert shown == (["edge-release"] if stack == "dev" else ["edge-release", "host-ready"])
+    # host-ready prints cloud-init's status and the data volume's mount check; a config writer
+    # prints the volume it wrote and docker's own errors (its files come on stdin).
+    writers = sorted(r.name for r in commands if WRITE_FILES_MARK in harness.unwrap(r.inputs["create"]))
+    assert writers and all(r.endswith("-write") for r in writers)
+    assert shown == sorted(["edge-release", *writers, *([] if stack == "dev" else ["host-ready"])])
+    assert all(isinstance(r.inputs["stdin"], harness.Secret) for r in commands if r.name in writers
+               and "/secrets" in harness.unwrap(r.inputs["create"]))
     release = next(r for r in commands if r.name == "edge-release")
     assert release.inputs["logging"] == "stdoutAndStderr"
     assert isinstance(release.inputs["stdin"], harness.Secret)

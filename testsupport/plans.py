@@ -5,9 +5,10 @@ from __future__ import annotations
 from configs import edge_release
 from settings import CLOUD_STACKS, STACKS
 from tools import harness
+from tools.plan import container_files
 
-__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "cluster_plan_for", "container_env", "edge_release_files", "plan_for",
-           "service_of"]
+__all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "cluster_plan_for", "container_env", "container_files",
+           "edge_release_files", "plan_for", "service_of"]
 
 # Where `--write-files` puts the edge's nginx.conf (tools/plan.py, from the release command).
 EDGE_CONF = "edge-release/nginx.conf"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
@@ -116,7 +117,9 @@ class CannedMocks(Mocks):
                 inputs.get("overrideSpecial", ""),
             )
         elif t == "random:index/randomId:RandomId":
-            out["hex"] = _digest("id", name)[: 2 * int(inputs.get("byteLength", 8))]
+            # A new id whenever the keepers change, as the provider replaces it then.
+            keepers = json.dumps(inputs.get("keepers") or {}, sort_keys=True, default=str)
+            out["hex"] = _digest("id", name, keepers)[: 2 * int(inputs.get("byteLength", 8))]
         elif t == "tls:index/privateKey:PrivateKey":
             out.update(
                 privateKeyPem=_pem("PRIVATE KEY", name),

@@ -10,7 +10,6 @@ program fails (bad config, an exception) or registers a duplicate name, 2 on bad
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import sys
@@ -21,12 +20,14 @@ from typing import Any
 
 import yaml
 
-from configs import edge_release
+from configs import edge_release, file_bundle
 from tools import harness
 from tools.harness import MASK, Plan, Secret, masked, unwrap
 
 # The edge's release command (components/edge_proxy.py): `<component>-release`.
 RELEASE_SUFFIX = "-release"
+# The config writer's script says which file it was rendered from.
+WRITE_FILES_MARK = "configs/docker_scripts/write-files.sh"
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -104,19 +105,37 @@ def plan_mermaid(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def config_writers(plan: Plan) -> dict[str, tuple[str, Any]]:
+    """Every config volume the program fills (components/container_service.py): volume name ->
+    (the directory its service mounts it on, the bundle written into it, secret or not)."""
+    writers = {}
+    for r in plan.resources:
+        if r.type.startswith("command:") and WRITE_FILES_MARK in str(unwrap(r.inputs.get("create") or "")):
+            bound = file_bundle.bound_settings(unwrap(r.inputs["create"]))
+            writers[bound["SOS_VOLUME"]] = (bound["SOS_DIR"], r.inputs.get("stdin"))
+    return writers
+
+
+def container_files(plan: Plan, container: harness.Registration) -> dict[str, tuple[file_bundle.BundleFile, bool]]:
+    """The files a container finds in its config volumes: absolute path -> (file, was secret)."""
+    writers = config_writers(plan)
+    files = {}
+    for mount in container.inputs.get("mounts") or []:
+        source = unwrap(mount.get("source"))
+        if source in writers:
+            directory, stdin = writers[source]
+            for path, f in file_bundle.unbundle(unwrap(stdin)).items():
+                files[f"{directory}/{path}"] = (f, isinstance(stdin, Secret))
+    return files
+
+
 def machine_files(plan: Plan) -> dict[str, tuple[str, bool]]:
     """Every file the program hands to a machine: relative path -> (text, was secret)."""
     files: dict[str, tuple[str, bool]] = {}
     for r in plan.resources:
         if r.type == "docker:index/container:Container":
-            for upload in r.inputs.get("uploads") or []:
-                content = upload.get("content")
-                if content is None and upload.get("contentBase64") is not None:
-                    raw = upload["contentBase64"]
-                    decoded = base64.b64decode(unwrap(raw)).decode("utf-8", "replace")
-                    content = Secret(decoded) if isinstance(raw, Secret) else decoded
-                path = unwrap(upload.get("file", "file")).lstrip("/")
-                files[f"{r.name}/{path}"] = (unwrap(content) or "", isinstance(content, Secret))
+            for path, (f, secret) in container_files(plan, r).items():
+                files[f"{r.name}/{path.lstrip('/')}"] = (f.content, secret)
         elif r.type.startswith("command:") and r.name.endswith(RELEASE_SUFFIX) and r.inputs.get("stdin"):
             # An edge release: its files as nginx reads them from the current release.
             raw = r.inputs["stdin"]

@@ -1,0 +1,208 @@
+"""A real Docker engine for the tests, and the local images they run on it.
+
+.ci/run starts Debian's dockerd with a data root and socket of its own and names the socket in
+SOS_TEST_DOCKER_HOST; without it (a laptop) the tests that need an engine skip, and in CI they
+fail. No registry is reachable, so images are made here: `docker import` of a root filesystem
+built in Python (BusyBox from Debian with the libraries it links, users, groups and directories
+with their owners and modes), tagged with the exact reference a stack pins.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testsupport.tools import missing
+
+ENV = "SOS_TEST_DOCKER_HOST"
+# Every container and volume a test makes carries it, so one call removes them all.
+LABEL = "sos.test"
+
+
+def docker_host() -> str:
+    """The engine's endpoint, checked to answer."""
+    host = os.environ.get(ENV, "")
+    if not host:
+        missing("dockerd", f"no engine named in {ENV}; .ci/run starts Debian's docker.io")
+    if shutil.which("docker") is None:
+        missing("docker", "the docker CLI")
+    result = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], env=cli_env(host),
+                            capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        missing("dockerd", f"{host} does not answer: {result.stderr.strip()}")
+    return host
+
+
+def cli_env(host: str) -> dict[str, str]:
+    """The CLI's environment with one endpoint: DOCKER_HOST wins over the CLI's current context
+    only while DOCKER_CONTEXT is unset."""
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_CONTEXT"}
+    env["DOCKER_HOST"] = host
+    return env
+
+
+def docker(host: str, *args: str, stdin: str | bytes | None = None, check: bool = True,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    result = subprocess.run(["docker", *args], env=cli_env(host), input=data, capture_output=True, timeout=timeout)
+    out = subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(errors="replace"),
+                                      result.stderr.decode(errors="replace"))
+    if check and out.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+    return out
+
+
+def run_script(host: str, script: str, stdin: str = "", timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """A command step's script as pulumi-command runs it: `/bin/sh -c`, stdin given, against the engine."""
+    return subprocess.run(["/bin/sh", "-c", script], env=cli_env(host), input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def rebind(script: str, **settings: str) -> str:
+    """A rendered script (configs/file_bundle.bind) with some of its bound settings replaced."""
+    for name, value in settings.items():
+        script, count = re.subn(rf"^{name}=.*$", lambda _m, n=name, v=value: f"{n}={shlex.quote(v)}", script,
+                                count=1, flags=re.MULTILINE)
+        assert count == 1, f"{name} is not bound in the script"
+    return script
+
+
+def unique(prefix: str) -> str:
+    return f"sos-test-{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_test_objects(host: str) -> None:
+    for kind, ls in (("container", ["ps", "-aq"]), ("volume", ["volume", "ls", "-q"])):
+        ids = docker(host, *ls, "--filter", f"label={LABEL}", check=False).stdout.split()
+        if ids:
+            docker(host, kind, "rm", "-f" if kind == "container" else "-f", *ids, check=False)
+
+
+# ---------------------------------------------------------------- local images
+
+@dataclass(frozen=True)
+class Directory:
+    path: str
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class ImageShape:
+    """What Docker's behaviour depends on in an image: its users and groups, the directories it
+    has with their owners and modes (a new volume is filled from them), its volumes, user and
+    working directory."""
+
+    users: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # name -> (uid, gid)
+    directories: Sequence[Directory] = ()
+    volumes: Sequence[str] = ()
+    user: str = ""
+    workdir: str = "/"
+
+
+def _busybox_files() -> list[tuple[str, Path]]:
+    """Debian's BusyBox and the shared libraries it links, as (path in image, path here)."""
+    busybox = shutil.which("busybox") or missing("busybox", "Debian's busybox package")
+    out = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False).stdout
+    files = [("bin/busybox", Path(busybox))]
+    for line in out.splitlines():
+        match = re.search(r"(/\S+)\s+\(0x", line)
+        if match:
+            lib = Path(match.group(1))
+            files.append((str(lib).lstrip("/"), lib.resolve()))
+    return files
+
+
+APPLETS = ("sh", "ls", "cat", "chown", "chmod", "mkdir", "id", "stat", "sleep", "wget", "tar", "base64", "sha256sum",
+           "find", "test", "true", "false", "echo", "rm", "mv", "touch", "printf", "env", "head", "tail")
+
+
+def rootfs(shape: ImageShape) -> bytes:
+    users = {"root": (0, 0), **shape.users}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        def directory(path: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(path.strip("/"))
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
+            tar.addfile(info)
+
+        def text(path: str, content: str, mode: int = 0o644) -> None:
+            data = content.encode()
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+
+        made = set()
+        wanted = [Directory("bin"), Directory("etc"), Directory("tmp", mode=0o1777), Directory("root", mode=0o700),
+                  *shape.directories]
+        for d in wanted:
+            parts = d.path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                parent = "/".join(parts[:i])
+                if parent not in made:
+                    made.add(parent)
+                    directory(parent)
+            directory(d.path, d.uid, d.gid, d.mode)
+            made.add(d.path.strip("/"))
+        for inside, here in _busybox_files():
+            parent = str(Path(inside).parent)
+            for i, _ in enumerate(Path(parent).parts):
+                p = "/".join(Path(parent).parts[: i + 1])
+                if p not in made:
+                    made.add(p)
+                    directory(p)
+            tar.add(str(here), arcname=inside)
+        for applet in APPLETS:
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+        groups = {gid: name for name, (_, gid) in users.items()}
+        text("etc/passwd", "".join(f"{n}:x:{u}:{g}:{n}:/:/bin/sh\n" for n, (u, g) in users.items()))
+        text("etc/group", "".join(f"{n}:x:{g}:\n" for g, n in sorted(groups.items())))
+    return out.getvalue()
+
+
+def image(host: str, ref: str, shape: ImageShape) -> str:
+    """`ref` on the engine, built from `shape` unless an image of that shape is there already
+    (the shape's digest is a label: cached between runs on the same engine)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(shape).encode() + rootfs_key()).hexdigest()[:16]
+    found = docker(host, "image", "inspect", "--format", "{{index .Config.Labels \"sos.shape\"}}", ref, check=False)
+    if found.returncode == 0 and found.stdout.strip() == digest:
+        return ref
+    changes = [f"LABEL sos.shape={digest}", f"WORKDIR {shape.workdir}", 'CMD ["/bin/sh"]']
+    changes += [f"VOLUME {v}" for v in shape.volumes]
+    if shape.user:
+        changes.append(f"USER {shape.user}")
+    args = [a for c in changes for a in ("--change", c)]
+    docker(host, "import", *args, "-", ref, stdin=rootfs(shape))
+    return ref
+
+
+def rootfs_key() -> bytes:
+    """What the BusyBox layer is made of (a new Debian BusyBox makes new images)."""
+    return repr([(inside, here.stat().st_size) for inside, here in _busybox_files()]).encode()
+
+
+def labelled(*args: str) -> list[str]:
+    return ["--label", LABEL, *args]
+
+
+def stat(host: str, image_ref: str, mounts: Iterable[str], paths: Iterable[str], user: str = "0:0") -> dict[str, str]:
+    """`uid:gid mode` of each path, seen by `user` in a container with these `--mount`s."""
+    paths = list(paths)
+    mount_args = [a for m in mounts for a in ("--mount", m)]
+    out = docker(host, "run", "--rm", *labelled(), "--network", "none", "--user", user, *mount_args, image_ref,
+                 "stat", "-c", "%n %u:%g %a", *paths).stdout
+    return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()}
