@@ -26,6 +26,7 @@ from components.container_service import (
 from components.postgres import POSIX_REPO_DIR, SOCKET_DIR, USER, Postgres
 from configs import backup
 from configs import postgres as pg
+from configs import redis as rc
 from settings import Limits
 
 SERVICE = "backup"
@@ -99,6 +100,8 @@ class Backups(pulumi.ComponentResource):
             limits=args.limits,
             networks=[NetworkAttachment(n) for n in args.networks],
             user=USER,
+            # Redis's files are its group's to read (configs/redis.py); the snapshot copies dump.rdb.
+            groups=[rc.GROUP],
             entrypoint=["/bin/sh"],
             command=[f"{backup.SCRIPTS_DIR}/scheduler"],
             env={

@@ -37,6 +37,10 @@ OPT_OUT_LABEL = "sos.opt-outs"
 # And the names of the variables it gets from secrets, which the policy pack holds against
 # every credential-looking variable (a policy sees values, not their secrecy).
 SECRET_ENV_LABEL = "sos.secret-env"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The provider gives a pull or build 20 minutes; a first `up` pulls and builds about 3 GB (n8n,
+# Grafana, the PostgreSQL build) over whatever link the host has.
+IMAGE_TIMEOUTS = pulumi.CustomTimeouts(create="60m", update="60m")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,23 @@ class Healthcheck:
     start_interval: str = "2s"
 
 
+def go_duration(text: str) -> str:
+    """A duration as the provider reads it back from the engine (Go's `time.Duration.String()`:
+    "2m0s" for 120 s): written in any other form, every refresh shows a change."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not text or match is None:
+        raise ValueError(f"duration {text!r}: whole seconds, minutes or hours (30s, 2m, 1h30m)")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
 def node_http_check(port: int, path: str, start_period: str) -> Healthcheck:
     """For the Node.js images, which have no curl or wget: Node's own http client, healthy on a
     200 within four seconds."""
@@ -97,6 +118,11 @@ class Placement:
     name_prefix: str
     labels: Mapping[str, str]
     commands: CommandRunner
+    # Propagation of a host bind (the node exporter's `/`): "rslave" shows the host's later
+    # mounts (a data volume attached after start) inside, but the engine refuses it where `/` is
+    # not a shared or slave mount (Docker Desktop, WSL2, rootless Docker, a Docker-in-Docker
+    # engine); empty leaves the engine's default (rprivate).
+    bind_propagation: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,13 +154,21 @@ def image(resource_name: str, ref: str, parent: pulumi.Resource, build: ImageBui
     require_pinned(ref, resource_name)
     if build is None:
         return docker.RemoteImage(resource_name, name=ref, keep_locally=True,
-                                  opts=pulumi.ResourceOptions(parent=parent))
+                                  opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=IMAGE_TIMEOUTS))
     return docker.RemoteImage(
         resource_name, name=ref, keep_locally=True,
-        build=docker.RemoteImageBuildArgs(context=str(build.context), dockerfile="Dockerfile",
-                                          build_args=dict(build.args), pull_parent=True, remove=True),
+        build=docker.RemoteImageBuildArgs(
+            # Relative to the project (the provider runs in the program's directory): `context`
+            # forces a new image when it changes, and an absolute path would differ per checkout,
+            # rebuilding the image and replacing PostgreSQL for an `up` from another clone.
+            context=build.context.relative_to(PROJECT_ROOT).as_posix(), dockerfile="Dockerfile",
+            build_args=dict(build.args), pull_parent=True, remove=True,
+            # The engine's own /build API, on the provider's host. Otherwise the provider builds
+            # with buildx on the docker CLI's current context, which is the operator's machine
+            # and not the EC2 host that runs the image.
+            use_legacy_builder=True),
         triggers={"context": build.digest()},
-        opts=pulumi.ResourceOptions(parent=parent))
+        opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=IMAGE_TIMEOUTS))
 
 
 class RunsImage(Protocol):
@@ -153,6 +187,8 @@ class ContainerServiceArgs:
     limits: Limits
     networks: Sequence[NetworkAttachment]
     user: str | None = None
+    # Supplementary groups (numeric): read another service's files through their group.
+    groups: Sequence[str] = ()
     command: Sequence[pulumi.Input[str]] | None = None
     entrypoint: Sequence[str] | None = None
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -290,13 +326,18 @@ class ContainerService(pulumi.ComponentResource):
                   SECRET_ENV_LABEL: ",".join(sorted(args.secret_env))}
         mounts = [docker.ContainerMountArgs(
             target=v.target, type=v.kind, source=v.volume_name, read_only=v.read_only,
-            # Host mounts made after start (a new volume) show up inside too.
-            bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave") if v.kind == "bind" else None)
+            bind_options=docker.ContainerMountBindOptionsArgs(propagation=args.placement.bind_propagation)
+            if v.kind == "bind" and args.placement.bind_propagation else None)
             for v in args.volumes]
         writers: list[pulumi.Resource] = []
-        for directory, files in _by_directory(args.files).items():
+        config = _by_directory(args.files)
+        targets = {*config, *(v.target for v in args.volumes), *args.tmpfs}
+        for directory, files in config.items():
+            # A config volume is mounted read-only, so the engine cannot make the mount point of
+            # a volume inside it (`mkdir …/etc/sos/secrets: read-only file system`): it carries them.
+            inner = sorted(t[len(directory) + 1:] for t in targets if t.startswith(directory + "/"))
             volume, writer = self._config_volume(f"{name}-cfg-{_slug(directory)}", container_name, directory,
-                                                 files, args.placement, uid, gid)
+                                                 files, inner, args.placement, uid, gid)
             writers.append(writer)
             # Read-only: a service cannot change the configuration it was given.
             mounts.append(docker.ContainerMountArgs(target=directory, type="volume", source=volume.name,
@@ -311,8 +352,9 @@ class ContainerService(pulumi.ComponentResource):
         if args.healthcheck:
             h = args.healthcheck
             healthcheck = docker.ContainerHealthcheckArgs(
-                tests=list(h.test), interval=h.interval, timeout=h.timeout, retries=h.retries,
-                start_period=h.start_period, start_interval=h.start_interval)
+                tests=list(h.test), interval=go_duration(h.interval), timeout=go_duration(h.timeout),
+                retries=h.retries, start_period=go_duration(h.start_period),
+                start_interval=go_duration(h.start_interval))
         container = docker.Container(
             container_name if args.rolling else name,
             # Rolling: Pulumi names it `<prefix>-<service>-<i>-<random>`, anew on each replacement.
@@ -320,6 +362,7 @@ class ContainerService(pulumi.ComponentResource):
             hostname=container_name,
             image=self.image.image_id,  # the pulled digest, not a moving tag
             user=args.user,
+            group_adds=list(args.groups) or None,
             command=list(args.command) if args.command is not None else None,
             entrypoints=list(args.entrypoint) if args.entrypoint is not None else None,
             envs=_envs(args.env, args.secret_env),
@@ -369,7 +412,8 @@ class ContainerService(pulumi.ComponentResource):
         return container
 
     def _config_volume(self, name: str, container_name: str, directory: str, files: Sequence[ConfigFile],
-                       placement: Placement, uid: int, gid: int) -> tuple[docker.Volume, pulumi.Resource]:
+                       mount_points: Sequence[str], placement: Placement, uid: int,
+                       gid: int) -> tuple[docker.Volume, pulumi.Resource]:
         """A volume holding one directory's files, written before the container starts.
 
         The Docker provider's `uploads` cannot be used: it copies every upload as a tar to `/`,
@@ -382,8 +426,8 @@ class ContainerService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         secret = any(f.secret for f in files)
         text = pulumi.Output.all(*[f.content for f in files]).apply(lambda contents: file_bundle.bundle_text(
-            file_bundle.BundleFile(f.path.rsplit("/", 1)[1], c, int(f.mode, 8), uid, gid)
-            for f, c in zip(files, contents, strict=True)))
+            [file_bundle.BundleFile(f.path.rsplit("/", 1)[1], c, int(f.mode, 8), uid, gid)
+             for f, c in zip(files, contents, strict=True)], mount_points))
         if secret:
             text = pulumi.Output.secret(text)
         digest = text.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())

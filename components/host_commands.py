@@ -41,15 +41,16 @@ class CommandRunner(Protocol):
 class LocalCommands:
     """dev: the docker CLI on the operator's machine, against the same engine as the provider."""
 
-    def __init__(self, docker_host: str = "") -> None:
-        self.environment: Mapping[str, str] = {"DOCKER_HOST": docker_host} if docker_host else {}
+    def __init__(self, docker_host: pulumi.Input[str]) -> None:
+        # DOCKER_HOST outranks DOCKER_CONTEXT and the current context: the provider's engine.
+        self.environment: Mapping[str, pulumi.Input[str]] = {"DOCKER_HOST": docker_host}
 
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
             triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
             opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
         return command.local.Command(
             name, create=create, stdin=stdin, triggers=list(triggers or []),
-            environment=dict(self.environment) or None, interpreter=["/bin/sh", "-c"],
+            environment=dict(self.environment), interpreter=["/bin/sh", "-c"],
             logging=logging, opts=opts)
 
 

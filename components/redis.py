@@ -21,7 +21,7 @@ from settings import Limits
 
 SERVICE = "redis"
 # The official alpine image's redis user and group.
-USER = "999:1000"
+USER = f"999:{rc.GROUP}"
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Redis(pulumi.ComponentResource):
                                    self, keep=args.protect_data)
         self.service = ContainerService(f"{name}-svc", replace(
             ContainerServiceArgs.of(SERVICE, args, [args.data_network], USER),
+            entrypoint=rc.ENTRYPOINT,
             command=["redis-server", f"{rc.CONFIG_DIR}/redis.conf"],
             files=[
                 ConfigFile(f"{rc.CONFIG_DIR}/redis.conf", rc.redis_conf(args.limits.memory_mb)),

@@ -23,14 +23,18 @@ class BundleFile:
     gid: int = 0
 
 
-def bundle(files: Iterable[BundleFile]) -> bytes:
+def bundle(files: Iterable[BundleFile], directories: Iterable[str] = ()) -> bytes:
     """A reproducible tar (fixed times, sorted), so the same files give the same bytes and an
     unchanged set does not show up as a change in `pulumi preview`. Owners are numeric: the
-    engine extracts them as given (no name lookup in the image)."""
+    engine extracts them as given (no name lookup in the image). `directories` are made empty
+    (mount points of other volumes inside this one)."""
     files = sorted(files, key=lambda f: f.path)
+    wanted = {str(Path(f.path).parent) for f in files} | set(directories)
+    for path in list(wanted):
+        wanted.update(str(p) for p in Path(path).parents)
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for directory in sorted({str(Path(f.path).parent) for f in files} - {"."}):
+        for directory in sorted(wanted - {"."}):
             info = tarfile.TarInfo(directory)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
             tar.addfile(info)
@@ -42,9 +46,9 @@ def bundle(files: Iterable[BundleFile]) -> bytes:
     return out.getvalue()
 
 
-def bundle_text(files: Iterable[BundleFile]) -> str:
+def bundle_text(files: Iterable[BundleFile], directories: Iterable[str] = ()) -> str:
     """What a command reads on stdin: the bundle, base64 (stdin is text)."""
-    return base64.b64encode(bundle(files)).decode() + "\n"
+    return base64.b64encode(bundle(files, directories)).decode() + "\n"
 
 
 def unbundle(text: str) -> dict[str, BundleFile]:

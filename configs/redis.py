@@ -18,6 +18,12 @@ CONFIG_DIR = "/etc/sos"
 ACL_FILE = f"{SECRETS_DIR}/users.acl"
 PASSWORD_FILE = f"{SECRETS_DIR}/redis-password"
 DATA_DIR = "/data"
+# The official image's redis group: its data files are readable by it (see ENTRYPOINT).
+GROUP = "1000"
+# The official entrypoint sets umask 0077 when it finds Docker's 0022, so dump.rdb is 0600 and
+# the backup job (another user) cannot copy it. Started under 0027, the entrypoint keeps that:
+# Redis writes 0640 files, which the redis group (given to the backup job) reads.
+ENTRYPOINT = ["/bin/sh", "-c", 'umask 0027 && exec docker-entrypoint.sh "$@"', "docker-entrypoint.sh"]
 
 # Commands the application never needs and an intruder would love.
 DENIED = ("-debug", "-shutdown", "-flushall", "-module", "-monitor", "-failover", "-replicaof",

@@ -82,7 +82,8 @@ class HostPlacement:
             registry=cfg.registry,
         ), opts=on_aws)
         self.provider = self.host.provider
-        self.services = Placement(cfg.name_prefix, cfg.labels, self.host.commands)
+        # Ubuntu's `/` is a shared mount (systemd), and the data volume is mounted by cloud-init.
+        self.services = Placement(cfg.name_prefix, cfg.labels, self.host.commands, bind_propagation="rslave")
         self.edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
             zone=cfg.cloudflare_zone,
             domain=cfg.domain,

@@ -304,7 +304,7 @@ def parse_instance_type(raw: Any) -> str:
 
 def parse_docker_host(raw: Any) -> str:
     if not isinstance(raw, str) or (raw and not re.match(r"^(unix|tcp|ssh|npipe)://", raw)):
-        raise Invalid("empty (use DOCKER_HOST or the default socket) or a unix://, ssh:// URL")
+        raise Invalid("empty (the docker CLI's endpoint) or a unix://, tcp://, ssh:// or npipe:// URL")
     return raw
 
 
@@ -494,7 +494,8 @@ KEYS: tuple[Key, ...] = (
     Key("features", parse_features, _all({"n8n": True, "monitoring": True, "appMetrics": True}),
         "Switches for optional parts of the platform."),
     Key("dockerHost", parse_docker_host, _per_stack("", None, None),
-        "dev only: Docker engine URL; empty means DOCKER_HOST or the default socket."),
+        "dev only: Docker engine URL; empty means the docker CLI's endpoint (DOCKER_HOST, else its "
+        "current context), used by the provider and the CLI alike."),
     Key("edgeSubnet", parse_edge_subnet, _per_stack("10.213.0.0/24", None, None),
         "dev only: subnet of the edge network. A browser on the host reaches the published port "
         "through Docker's proxy and arrives from this network's gateway, which dev's n8n and "

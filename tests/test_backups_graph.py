@@ -15,7 +15,7 @@ from configs import backup
 from configs import postgres as pg
 from settings import DEFAULT_IMAGES
 from testsupport.plans import STACKS, container_env, plan_for
-from testsupport.tools import require_tool
+from testsupport.tools import ROOT, require_tool
 from tools.harness import Secret
 
 CONTAINER = "docker:index/container:Container"
@@ -46,7 +46,10 @@ def test_postgres_runs_an_image_built_from_the_pinned_one_with_pgbackrest(stack)
     (image,) = [r for r in plan.of_type(IMAGE) if r.urn in postgres.property_dependencies["image"]]
     assert image.inputs["name"] == f"sos-{stack}/postgres-pgbackrest:16.10-alpine"
     build = image.inputs["build"]
-    assert Path(build["context"]) == IMAGE_CONTEXT
+    # Relative to the project, so a checkout elsewhere plans the same image (context forces a new one).
+    assert not Path(build["context"]).is_absolute() and ROOT / build["context"] == IMAGE_CONTEXT
+    # Built by the engine the provider talks to (buildx would use the CLI's current context).
+    assert build["useLegacyBuilder"] is True
     assert build["buildArgs"] == {"BASE_IMAGE": DEFAULT_IMAGES["postgres"]}
     assert build["pullParent"] is True
     # A changed Dockerfile changes the trigger, so the image is rebuilt.

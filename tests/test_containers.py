@@ -300,3 +300,107 @@ def test_config_files_belong_to_the_container_user_and_no_container_has_uploads(
             assert (f.uid, f.gid) == (int(uid), int(gid or uid)), (c.name, path)
 
 
+
+
+# What Go's time.Duration(n * time.Second).String() prints (read off Go's documentation and
+# its tests: 0s, 1m0s, 1h0m0s, 1h2m3s), the form the provider stores after every read.
+GO_FORMS = {"0s": "0s", "5s": "5s", "60s": "1m0s", "90s": "1m30s", "120s": "2m0s", "2m": "2m0s",
+            "3600s": "1h0m0s", "1h2m3s": "1h2m3s", "3723s": "1h2m3s", "59s": "59s"}
+
+
+@pytest.mark.parametrize(("given", "go"), sorted(GO_FORMS.items()))
+def test_durations_are_written_as_the_provider_reads_them_back(given, go):
+    from components.container_service import go_duration
+
+    assert go_duration(given) == go
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_healthcheck_duration_is_in_gos_form(stack):
+    """Otherwise `pulumi preview` after a refresh shows a change on every container (the
+    provider writes `Duration.String()` back: "2m0s" where the program said "120s")."""
+    import re
+
+    go_form = re.compile(r"^(?:[1-9]\d*h\d+m\d+s|[1-9]\d*m\d+s|\d+s)$")
+    checks = [c.inputs["healthcheck"] for c in plan_for(stack).of_type(CONTAINER) if c.inputs.get("healthcheck")]
+    assert checks
+    for check in checks:
+        for key in ("interval", "timeout", "startPeriod", "startInterval"):
+            assert go_form.match(check[key]), (key, check[key])
+    assert any(check["startPeriod"] == "2m0s" for check in checks)
+
+
+def test_a_duration_go_cannot_read_is_refused():
+    from components.container_service import go_duration
+
+    for bad in ("", "1.5s", "10ms", "two minutes"):
+        with pytest.raises(ValueError, match="duration"):
+            go_duration(bad)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_image_has_an_hour_to_pull_or_build(stack):
+    """The provider gives an image 20 minutes unless told otherwise; a first `up` pulls and
+    builds about 3 GB."""
+    images = plan_for(stack).of_type("docker:index/remoteImage:RemoteImage")
+    assert images
+    for image in images:
+        assert image.custom_timeouts == {"create": "60m", "update": "60m"}, image.name
+
+
+@pytest.mark.parametrize("docker_host", ["", "ssh://dev@build-box"])
+def test_the_provider_and_the_docker_cli_reach_one_engine(docker_host):
+    """Left alone, the provider dials DOCKER_HOST or the default socket while the CLI of the
+    one-shot tasks follows its current context: two engines on a machine with Docker Desktop,
+    Colima or OrbStack beside another. One endpoint is resolved and given to both."""
+    from tools import harness
+
+    plan = harness.run("dev", overrides={"dockerHost": docker_host} if docker_host else None)
+    (provider,) = plan.of_type("pulumi:providers:docker")
+    expected = docker_host or "unix:///var/run/docker.sock"  # the CLI's answer, canned offline
+    assert provider.inputs["host"] == expected
+    commands = plan.of_type("command:local:Command")
+    assert commands
+    for c in commands:
+        assert c.inputs["environment"]["DOCKER_HOST"] == expected, c.name
+    asked = [args for token, args in plan.invokes if token == "command:local:run"
+             and args.get("command", "").startswith("docker context inspect")]
+    assert len(asked) == (0 if docker_host else 1)
+
+
+def test_the_endpoint_question_is_answered_by_the_real_cli_as_the_cli_itself_would_choose(tmp_path):
+    """The command the program asks (components/local_docker_host.py) against the real docker
+    CLI: its current context when nothing is set, DOCKER_HOST over any context."""
+    import os
+    import subprocess
+
+    from components.local_docker_host import CLI_ENDPOINT
+    from testsupport.tools import require_tool
+
+    cli = require_tool("docker")
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
+    env["DOCKER_CONFIG"] = str(tmp_path)
+    subprocess.run([cli, "context", "create", "colima", "--docker", "host=unix:///tmp/colima.sock"], env=env,
+                   check=True, capture_output=True)
+    subprocess.run([cli, "context", "use", "colima"], env=env, check=True, capture_output=True)
+
+    def ask(**extra: str) -> str:
+        return subprocess.run(["/bin/sh", "-c", CLI_ENDPOINT], env={**env, **extra}, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert ask() == "unix:///tmp/colima.sock"
+    assert ask(DOCKER_HOST="unix:///tmp/engine.sock") == "unix:///tmp/engine.sock"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_host_bind_is_rslave_only_on_the_ec2_host(stack):
+    """`rslave` needs `/` to be a shared or slave mount: true on Ubuntu (systemd), refused on Docker
+    Desktop, WSL2 and rootless Docker (tests/test_docker_engine.py shows the refusal), where dev
+    must still come up."""
+    binds = [m for c in plan_for(stack).of_type(CONTAINER) for m in c.inputs.get("mounts") or []
+             if m["type"] == "bind"]
+    assert binds
+    for bind in binds:
+        assert bind["readOnly"] is True
+        propagation = (bind.get("bindOptions") or {}).get("propagation")
+        assert propagation == (None if stack == "dev" else "rslave")

@@ -8,6 +8,7 @@ that Docker gave back to root)."""
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
 
 import pytest
@@ -15,16 +16,14 @@ import pytest
 from configs import file_bundle
 from configs import nginx as nginx_conf
 from settings.defaults import DEFAULT_IMAGES
-from testsupport import engine
-from testsupport.engine import Directory, ImageShape, docker, labelled
+from testsupport import engine, images
+from testsupport.engine import ImageShape, docker, labelled
 from testsupport.plans import container_files, plan_for
+from testsupport.tools import require_tool
 from tools.harness import unwrap
 from tools.plan import config_writers
 
 CONTAINER = "docker:index/container:Container"
-# The parts of nginx:1.28.0-alpine the edge's volumes meet: the nginx user and group (101), and
-# /var/cache/nginx, root's and 0755 (the image makes it as root; nginx makes its zones at start).
-NGINX_SHAPE = ImageShape(users={"nginx": (101, 101)}, directories=[Directory("/var/cache/nginx")])
 # A plain image for the config writer's throwaway container (it is never started).
 PLAIN = ImageShape()
 
@@ -132,7 +131,7 @@ def test_the_edge_cache_keeps_the_nginx_user_as_its_owner(host):
     to the nginx user, and it stays so when the edge mounts it on the image's root-owned
     /var/cache/nginx. The previous step (chown of the empty volume) is shown losing it: Docker
     fills an empty volume from the image's directory, owner included, for every new container."""
-    nginx_image = engine.image(host, DEFAULT_IMAGES["nginx"], NGINX_SHAPE)
+    nginx_image = engine.image(host, DEFAULT_IMAGES["nginx"], images.NGINX)
     plan = plan_for("dev")
     step = plan.one("command:local:Command", "edge-volume-owner-run")
     script = unwrap(step.inputs["create"])
@@ -147,3 +146,116 @@ def test_the_edge_cache_keeps_the_nginx_user_as_its_owner(host):
                 "101:101 /cache /releases")
     owner, made = _owner_then_edge(host, nginx_image, previous)
     assert owner == "0:0" and made != "made"
+
+
+def test_the_writer_script_passes_shellcheck(tmp_path):
+    tool = require_tool("shellcheck")
+    rendered = tmp_path / "write-files.sh"
+    rendered.write_text(file_bundle.write_files_script(image="sha256:x", volume="v", directory="/etc/sos"))
+    for path in (file_bundle.DOCKER_SCRIPTS / "write-files.sh", rendered):
+        result = subprocess.run([tool, str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
+
+
+def _write_config(host: str, plan, container, image: str) -> list[str]:
+    """The container's config volumes, written by the plan's writers: its `--mount`s for them."""
+    writers = config_writers(plan)
+    mounts = []
+    for mount in container.inputs.get("mounts") or []:
+        source = unwrap(mount.get("source"))
+        if source in writers:
+            writer = next(r for r in plan.resources if r.type.startswith("command:") and file_bundle.bound_settings(
+                unwrap(r.inputs.get("create") or "")).get("SOS_VOLUME") == source)
+            name = engine.unique("cfg")
+            script = engine.rebind(unwrap(writer.inputs["create"]), SOS_IMAGE=image, SOS_VOLUME=name)
+            result = engine.run_script(host, script, stdin=unwrap(writer.inputs["stdin"]))
+            assert result.returncode == 0, result.stderr
+            mounts.append(f"type=volume,src={name},dst={mount['target']},readonly")
+    return mounts
+
+
+def _redis_then_snapshot(host: str, entrypoint: list[str]) -> tuple[str, str]:
+    """Redis as the dev plan runs it (image stand-in, user, entrypoint, command, config volumes,
+    data volume) takes a snapshot; then the backup job's user and groups, as the plan gives them,
+    copy dump.rdb from the data volume mounted read-only. Returns (dump.rdb's mode, the copy's
+    outcome)."""
+    plan = plan_for("dev")
+    redis, backups = plan.one(CONTAINER, "redis-svc"), plan.one(CONTAINER, "backups-svc")
+    image = engine.image(host, DEFAULT_IMAGES["redis"], images.REDIS)
+    data = engine.unique("redis-data")
+    docker(host, "volume", "create", "--label", engine.LABEL, data)
+    mounts = [a for m in _write_config(host, plan, redis, image) for a in ("--mount", m)]
+    entry = ["--entrypoint", entrypoint[0]] if entrypoint else []
+    server = docker(host, "run", "-d", *labelled("--read-only", "--network", "none", "--user", redis.inputs["user"]),
+                    "--tmpfs", "/tmp", *mounts, "--mount", f"type=volume,src={data},dst=/data", *entry, image,
+                    *entrypoint[1:], *redis.inputs["command"]).stdout.strip()
+    try:
+        ping = "REDISCLI_AUTH=\"$(cat /etc/sos/secrets/redis-password)\" redis-cli --no-auth-warning"
+        for _ in range(100):
+            if docker(host, "exec", server, "sh", "-c", f"{ping} ping", check=False).stdout.strip() == "PONG":
+                break
+            import time
+
+            time.sleep(0.1)
+        docker(host, "exec", server, "sh", "-c", f"{ping} set story 1 && {ping} save")
+        mode = docker(host, "exec", server, "stat", "-c", "%a %u:%g", "/data/dump.rdb").stdout.strip()
+    finally:
+        docker(host, "rm", "-f", server, check=False)
+    groups = [a for g in backups.inputs.get("groupAdds") or [] for a in ("--group-add", g)]
+    copy = docker(host, "run", "--rm", *labelled("--read-only", "--network", "none", "--user", backups.inputs["user"]),
+                  *groups, "--tmpfs", "/tmp", "--mount", f"type=volume,src={data},dst=/sources/redis,readonly", image,
+                  "sh", "-c", "cp /sources/redis/dump.rdb /tmp/dump.rdb && head -c 5 /tmp/dump.rdb", check=False)
+    return mode, (copy.stdout.strip() or copy.stderr.strip())
+
+
+def test_the_backup_job_can_copy_the_redis_snapshot(host):
+    """The official entrypoint sets umask 0077, so Redis writes dump.rdb 0600 as 999:1000 and the
+    backup job (uid 70) could not copy it. Started under umask 0027 (the plan's entrypoint),
+    Redis writes it 0640 and the job reads it through the redis group the plan gives it; with
+    the image's own entrypoint, as before, the copy is refused."""
+    plan = plan_for("dev")
+    entrypoint = plan.one(CONTAINER, "redis-svc").inputs["entrypoints"]
+    assert _redis_then_snapshot(host, entrypoint) == ("640 999:1000", "REDIS")
+    mode, refused = _redis_then_snapshot(host, [])
+    assert mode == "600 999:1000" and "Permission denied" in refused
+
+
+def _mount_args(host: str, plan, container, image: str) -> list[str]:
+    """The container's mounts and tmpfs as the plan gives them, with fresh volumes for its named
+    ones and its config volumes written by the plan's writers."""
+    args = [a for m in _write_config(host, plan, container, image) for a in ("--mount", m)]
+    written = {unwrap(m["source"]) for m in container.inputs.get("mounts") or []} & set(config_writers(plan))
+    for mount in container.inputs.get("mounts") or []:
+        source = unwrap(mount["source"])
+        if source in written:
+            continue
+        spec = f"type={mount['type']},dst={mount['target']}"
+        if mount["type"] == "volume":
+            name = engine.unique("vol")
+            docker(host, "volume", "create", "--label", engine.LABEL, name)
+            spec += f",src={name}"
+        else:
+            spec += f",src={source}"
+            propagation = (mount.get("bindOptions") or {}).get("propagation")
+            if propagation:
+                spec += f",bind-propagation={propagation}"
+        if mount.get("readOnly"):
+            spec += ",readonly"
+        args += ["--mount", spec]
+    for path, options in (container.inputs.get("tmpfs") or {}).items():
+        args += ["--tmpfs", f"{path}:{options}"]
+    return args
+
+
+@pytest.mark.parametrize("container_name", sorted(c.name for c in plan_for("dev").of_type(CONTAINER)))
+def test_every_dev_container_gets_its_mounts_from_the_engine(host, plain, container_name):
+    """Each dev container's volumes, config volumes, binds and tmpfs, assembled by the engine on a
+    read-only root as the plan asks (the image is a plain stand-in: this is about the mounts).
+    A config volume is read-only, so a volume mounted inside it needs its mount point in it."""
+    plan = plan_for("dev")
+    container = plan.one(CONTAINER, container_name)
+    mounts = _mount_args(host, plan, container, plain)
+    user = container.inputs.get("user") or "0:0"
+    result = docker(host, "run", "--rm", *labelled("--read-only", "--network", "none", "--user", user), *mounts,
+                    "--entrypoint", "/bin/true", plain, check=False)
+    assert result.returncode == 0, result.stderr

@@ -100,67 +100,78 @@ class Directory:
 @dataclass(frozen=True)
 class ImageShape:
     """What Docker's behaviour depends on in an image: its users and groups, the directories it
-    has with their owners and modes (a new volume is filled from them), its volumes, user and
-    working directory."""
+    has with their owners and modes (a new volume is filled from them), its volumes, user,
+    working directory and entrypoint; and the real programs it runs (Debian's, copied with the
+    libraries they link), with scripts of our own where the official image has one."""
 
     users: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # name -> (uid, gid)
     directories: Sequence[Directory] = ()
     volumes: Sequence[str] = ()
     user: str = ""
     workdir: str = "/"
+    programs: Sequence[str] = ()  # absolute paths on this machine, kept at the same path
+    files: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # path -> (text, mode)
+    entrypoint: Sequence[str] = ()
+    cmd: Sequence[str] = ("/bin/sh",)
 
 
-def _busybox_files() -> list[tuple[str, Path]]:
-    """Debian's BusyBox and the shared libraries it links, as (path in image, path here)."""
+def _with_libraries(programs: Iterable[str]) -> list[tuple[str, Path]]:
+    """Each program and the shared libraries it links, as (path in image, path here)."""
+    files: dict[str, Path] = {}
+    for program in programs:
+        files[program.lstrip("/")] = Path(program).resolve()
+        out = subprocess.run(["ldd", program], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            match = re.search(r"(/\S+)\s+\(0x", line)
+            if match:
+                files[match.group(1).lstrip("/")] = Path(match.group(1)).resolve()
+    return sorted(files.items())
+
+
+def _busybox_files(shape: ImageShape) -> list[tuple[str, Path]]:
     busybox = shutil.which("busybox") or missing("busybox", "Debian's busybox package")
-    out = subprocess.run(["ldd", busybox], capture_output=True, text=True, check=False).stdout
-    files = [("bin/busybox", Path(busybox))]
-    for line in out.splitlines():
-        match = re.search(r"(/\S+)\s+\(0x", line)
-        if match:
-            lib = Path(match.group(1))
-            files.append((str(lib).lstrip("/"), lib.resolve()))
-    return files
+    for program in shape.programs:
+        if not Path(program).exists():
+            missing(Path(program).name, f"{program} (Debian's package; .ci/run installs it)")
+    return [("bin/busybox" if inside == busybox.lstrip("/") else inside, here)
+            for inside, here in _with_libraries([busybox, *shape.programs])]
 
 
 APPLETS = ("sh", "ls", "cat", "chown", "chmod", "mkdir", "id", "stat", "sleep", "wget", "tar", "base64", "sha256sum",
-           "find", "test", "true", "false", "echo", "rm", "mv", "touch", "printf", "env", "head", "tail")
+           "find", "test", "true", "false", "echo", "rm", "mv", "touch", "printf", "env", "head", "tail", "grep", "cp")
 
 
 def rootfs(shape: ImageShape) -> bytes:
     users = {"root": (0, 0), **shape.users}
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
+        made: set[str] = set()
+
         def directory(path: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
-            info = tarfile.TarInfo(path.strip("/"))
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
-            tar.addfile(info)
-
-        def text(path: str, content: str, mode: int = 0o644) -> None:
-            data = content.encode()
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-
-        made = set()
-        wanted = [Directory("bin"), Directory("etc"), Directory("tmp", mode=0o1777), Directory("root", mode=0o700),
-                  *shape.directories]
-        for d in wanted:
-            parts = d.path.strip("/").split("/")
+            parts = path.strip("/").split("/")
             for i in range(1, len(parts)):
                 parent = "/".join(parts[:i])
                 if parent not in made:
-                    made.add(parent)
                     directory(parent)
+            info = tarfile.TarInfo(path.strip("/"))
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
+            tar.addfile(info)
+            made.add(path.strip("/"))
+
+        def text(path: str, content: str, mode: int = 0o644) -> None:
+            if str(Path(path.strip("/")).parent) not in made | {"."}:
+                directory(str(Path(path.strip("/")).parent))
+            data = content.encode()
+            info = tarfile.TarInfo(path.strip("/"))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for d in [Directory("bin"), Directory("etc"), Directory("tmp", mode=0o1777), Directory("root", mode=0o700),
+                  *shape.directories]:
             directory(d.path, d.uid, d.gid, d.mode)
-            made.add(d.path.strip("/"))
-        for inside, here in _busybox_files():
-            parent = str(Path(inside).parent)
-            for i, _ in enumerate(Path(parent).parts):
-                p = "/".join(Path(parent).parts[: i + 1])
-                if p not in made:
-                    made.add(p)
-                    directory(p)
+        for inside, here in _busybox_files(shape):
+            if str(Path(inside).parent) not in made:
+                directory(str(Path(inside).parent))
             tar.add(str(here), arcname=inside)
         for applet in APPLETS:
             info = tarfile.TarInfo(f"bin/{applet}")
@@ -169,6 +180,8 @@ def rootfs(shape: ImageShape) -> bytes:
         groups = {gid: name for name, (_, gid) in users.items()}
         text("etc/passwd", "".join(f"{n}:x:{u}:{g}:{n}:/:/bin/sh\n" for n, (u, g) in users.items()))
         text("etc/group", "".join(f"{n}:x:{g}:\n" for g, n in sorted(groups.items())))
+        for path, (content, mode) in sorted(shape.files.items()):
+            text(path, content, mode)
     return out.getvalue()
 
 
@@ -176,12 +189,16 @@ def image(host: str, ref: str, shape: ImageShape) -> str:
     """`ref` on the engine, built from `shape` unless an image of that shape is there already
     (the shape's digest is a label: cached between runs on the same engine)."""
     import hashlib
+    import json
 
-    digest = hashlib.sha256(repr(shape).encode() + rootfs_key()).hexdigest()[:16]
+    digest = hashlib.sha256(repr(shape).encode() + rootfs_key(shape)).hexdigest()[:16]
     found = docker(host, "image", "inspect", "--format", "{{index .Config.Labels \"sos.shape\"}}", ref, check=False)
     if found.returncode == 0 and found.stdout.strip() == digest:
         return ref
-    changes = [f"LABEL sos.shape={digest}", f"WORKDIR {shape.workdir}", 'CMD ["/bin/sh"]']
+    changes = [f"LABEL sos.shape={digest}", f"WORKDIR {shape.workdir}", f"CMD {json.dumps(list(shape.cmd))}",
+               "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    if shape.entrypoint:
+        changes.append(f"ENTRYPOINT {json.dumps(list(shape.entrypoint))}")
     changes += [f"VOLUME {v}" for v in shape.volumes]
     if shape.user:
         changes.append(f"USER {shape.user}")
@@ -190,9 +207,9 @@ def image(host: str, ref: str, shape: ImageShape) -> str:
     return ref
 
 
-def rootfs_key() -> bytes:
-    """What the BusyBox layer is made of (a new Debian BusyBox makes new images)."""
-    return repr([(inside, here.stat().st_size) for inside, here in _busybox_files()]).encode()
+def rootfs_key(shape: ImageShape) -> bytes:
+    """What the copied programs are (a new Debian package makes new images)."""
+    return repr([(inside, here.stat().st_size, here.stat().st_mtime) for inside, here in _busybox_files(shape)]).encode()
 
 
 def labelled(*args: str) -> list[str]:

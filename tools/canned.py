@@ -10,7 +10,8 @@ Invokes
   aws:elb/getServiceAccount    -> 127311923021 (ELB's log writer in us-east-1)
   cloudflare:index/getZone     -> zone id 023e105f4ecef8ad9ca31a8372d0c353 for the looked-up name
   cloudflare:index/getIpRanges -> a fixed snapshot of Cloudflare's published ranges (CF_IPV4/6)
-  command:local:run            -> empty stdout (nothing is run)
+  command:local:run            -> empty stdout (nothing is run); `docker context inspect` answers
+                                  unix:///var/run/docker.sock, the CLI's default endpoint
 
 Resources
   inputs are echoed back as outputs, plus: an id; RandomPassword `result` made of the requested
@@ -36,6 +37,7 @@ AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261015"
 EIP = "203.0.113.10"
 ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 ACCESS_KEY_CREATED = "2026-11-27T00:00:00Z"
+DOCKER_DEFAULT_HOST = "unix:///var/run/docker.sock"
 # AWS resources the program leaves to Pulumi's autonaming and whose name it reads back.
 AUTONAMED_AWS = {"aws:ecs/service:Service", "aws:ecs/cluster:Cluster"}
 # Cloudflare's ranges: the same snapshot the policy pack admits on 80/443.
@@ -103,7 +105,10 @@ class CannedMocks(Mocks):
         if token == "cloudflare:index/getIpRanges:getIpRanges":
             return {"id": "ip-ranges", "ipv4Cidrs": CF_IPV4, "ipv6Cidrs": CF_IPV6}, []
         if token == "command:local:run":
-            return {"stdout": "", "stderr": "", "command": args.args.get("command", "")}, []
+            cmd = args.args.get("command", "")
+            # The docker CLI's endpoint (components/local_docker_host.py): the default socket.
+            stdout = f"{DOCKER_DEFAULT_HOST}\n" if cmd.startswith("docker context inspect") else ""
+            return {"stdout": stdout, "stderr": "", "command": cmd}, []
         raise NotImplementedError(f"offline plan has no canned answer for invoke {token}")
 
     # ---------------------------------------------------------------- resources

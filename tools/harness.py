@@ -84,6 +84,8 @@ class Registration:
     inputs: dict[str, Any]
     # The `replacement_trigger` option: the engine replaces the resource when it changes.
     replacement_trigger: Any = None
+    # The `custom_timeouts` option, as the engine gets it ("create", "update", "delete"; unset: "").
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def provider_urn(self) -> str:
@@ -306,6 +308,8 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
                 additional_secret_outputs=list(request.additionalSecretOutputs),
                 inputs=decoded,
                 replacement_trigger=_trigger(request),
+                custom_timeouts={k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")
+                                 if request.HasField("customTimeouts") and getattr(request.customTimeouts, k)},
             )
         )
         args = sdk_mocks.MockResourceArgs(
