@@ -28,6 +28,7 @@ OPT_OUTS: Mapping[str, str] = {
     "no-healthcheck": "the image has no tool that can probe it",
     "publishes-port": "the service must be reachable from outside Docker (edge proxy, dev consoles)",
     "reads-host": "it reports on the host itself, through a read-only bind mount of the host's /",
+    "own-init": "the image's entrypoint is an init already (tini): Docker's would be a second one",
 }
 
 LOG_OPTS = {"max-size": "10m", "max-file": "5"}
@@ -194,6 +195,9 @@ class ContainerServiceArgs:
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Sequence[ConfigFile] = ()
+    # A directory whose files (in subdirectories too) share one config volume -> the empty
+    # subdirectories it has besides (a program that reads a tree and complains of a missing part).
+    config_trees: Mapping[str, Sequence[str]] = field(default_factory=dict)
     volumes: Sequence[VolumeMount] = ()
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
@@ -330,12 +334,13 @@ class ContainerService(pulumi.ComponentResource):
             if v.kind == "bind" and args.placement.bind_propagation else None)
             for v in args.volumes]
         writers: list[pulumi.Resource] = []
-        config = _by_directory(args.files)
+        config = _by_directory(args.files, args.config_trees)
         targets = {*config, *(v.target for v in args.volumes), *args.tmpfs}
         for directory, files in config.items():
             # A config volume is mounted read-only, so the engine cannot make the mount point of
             # a volume inside it (`mkdir …/etc/sos/secrets: read-only file system`): it carries them.
-            inner = sorted(t[len(directory) + 1:] for t in targets if t.startswith(directory + "/"))
+            inner = sorted({t[len(directory) + 1:] for t in targets if t.startswith(directory + "/")}
+                           | set(args.config_trees.get(directory, ())))
             volume, writer = self._config_volume(f"{name}-cfg-{_slug(directory)}", container_name, directory,
                                                  files, inner, args.placement, uid, gid)
             writers.append(writer)
@@ -371,7 +376,7 @@ class ContainerService(pulumi.ComponentResource):
             read_only="writable-rootfs" not in args.opt_outs,
             capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(args.cap_add) or None),
             security_opts=["no-new-privileges:true"],
-            init=True,
+            init="own-init" not in args.opt_outs,
             memory=args.limits.memory_mb,
             memory_swap=args.limits.memory_mb,  # no swap on top of the limit
             cpus=f"{args.limits.cpus:g}",
@@ -426,7 +431,7 @@ class ContainerService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         secret = any(f.secret for f in files)
         text = pulumi.Output.all(*[f.content for f in files]).apply(lambda contents: file_bundle.bundle_text(
-            [file_bundle.BundleFile(f.path.rsplit("/", 1)[1], c, int(f.mode, 8), uid, gid)
+            [file_bundle.BundleFile(f.path[len(directory) + 1:], c, int(f.mode, 8), uid, gid)
              for f, c in zip(files, contents, strict=True)], mount_points))
         if secret:
             text = pulumi.Output.secret(text)
@@ -446,10 +451,12 @@ class ContainerService(pulumi.ComponentResource):
         return volume, writer
 
 
-def _by_directory(files: Sequence[ConfigFile]) -> dict[str, list[ConfigFile]]:
+def _by_directory(files: Sequence[ConfigFile], trees: Mapping[str, Sequence[str]]) -> dict[str, list[ConfigFile]]:
+    """Files per config volume: their own directory's, or the tree's they lie in."""
     out: dict[str, list[ConfigFile]] = {}
     for f in files:
-        out.setdefault(f.path.rsplit("/", 1)[0], []).append(f)
+        tree = next((t for t in trees if f.path.startswith(t + "/")), None)
+        out.setdefault(tree or f.path.rsplit("/", 1)[0], []).append(f)
     return dict(sorted(out.items()))
 
 

@@ -184,6 +184,8 @@ class Monitoring(pulumi.ComponentResource):
                        ConfigFile(f"{mon.GRAFANA_PROVISIONING}/dashboards/storiesofsoftware.yml",
                                   mon.grafana_dashboard_provider()),
                        ConfigFile(f"{mon.GRAFANA_DASHBOARDS}/overview.json", mon.grafana_dashboard())],
+                # Grafana reads every provisioning folder and logs an error for each that is missing.
+                config_trees={mon.GRAFANA_PROVISIONING: mon.GRAFANA_PROVISIONING_EMPTY},
                 volumes=[VolumeMount(grafana_data.name, "/var/lib/grafana")],
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.GRAFANA_PORT, "/api/health"),

@@ -61,6 +61,8 @@ class N8n(pulumi.ComponentResource):
             # n8n's own shutdown ends first; Docker's SIGKILL is the backstop.
             stop_timeout=GRACEFUL_SHUTDOWN_SECONDS + 15,
             depends_on=list(args.depends_on),
+            # The image runs `tini -- /docker-entrypoint.sh` (n8n's docker/images/n8n/Dockerfile).
+            opt_outs=frozenset({"own-init"}),
         ), opts=pulumi.ResourceOptions(parent=self))
         self.volume = volume
         self.ready = list(self.service.containers)

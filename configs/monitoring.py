@@ -22,6 +22,9 @@ PROMETHEUS_PORT = 9090
 GRAFANA_PORT = 3000
 GRAFANA_UPSTREAM = f"grafana:{GRAFANA_PORT}"  # its service name on the edge network
 GRAFANA_PROVISIONING = "/etc/sos/grafana/provisioning"
+# The provisioning folders Grafana 12 reads besides datasources and dashboards (the official
+# image's run.sh makes them): left empty here.
+GRAFANA_PROVISIONING_EMPTY = ("alerting", "plugins")
 GRAFANA_DASHBOARDS = "/etc/sos/grafana/dashboards"
 DATASOURCE_UID = "prometheus"
 

@@ -22,6 +22,7 @@ EXPECTED_OPT_OUTS = {
     "nginx": {"publishes-port"},
     "node-exporter": {"reads-host"},
     "nginx-exporter": {"no-healthcheck"},
+    "n8n": {"own-init"},
 }
 
 
@@ -87,6 +88,8 @@ def test_container_meets_every_default_or_names_its_opt_out(stack, name):
     else:
         assert user and user.split(":")[0] not in ("0", "root"), user
     assert i["readOnly"] is ("writable-rootfs" not in outs)
+    # One init: Docker's, unless the image's entrypoint is one (n8n's tini).
+    assert i["init"] is ("own-init" not in outs)
     assert i["capabilities"]["drops"] == ["ALL"]
     assert "no-new-privileges:true" in i["securityOpts"]
 

@@ -90,8 +90,9 @@ def test_every_config_volume_reaches_its_read_only_container(host, plain, contai
     mount = next(m for m in container.inputs["mounts"] if unwrap(m["source"]) == volume)
     assert mount["readOnly"] is True
     directory = mount["target"]
+    inner = {t for t in (unwrap(m["target"]) for m in container.inputs["mounts"]) if t.startswith(directory + "/")}
     expected = {path: f for path, (f, _) in container_files(plan, container).items()
-                if path.startswith(directory + "/") and "/" not in path[len(directory) + 1:]}
+                if path.startswith(directory + "/") and not any(path.startswith(t + "/") for t in inner)}
     assert expected
     user = container.inputs.get("user") or "0:0"
     listing = docker(host, "run", "--rm", *labelled("--read-only", "--network", "none", "--user", user),
@@ -259,3 +260,112 @@ def test_every_dev_container_gets_its_mounts_from_the_engine(host, plain, contai
     result = docker(host, "run", "--rm", *labelled("--read-only", "--network", "none", "--user", user), *mounts,
                     "--entrypoint", "/bin/true", plain, check=False)
     assert result.returncode == 0, result.stderr
+
+
+# --- every path a container writes is writable by its user ------------------------------------
+
+def _image_ref(plan, container) -> str:
+    (ref,) = {r.inputs["name"] for r in plan.of_type("docker:index/remoteImage:RemoteImage")
+              if r.urn in container.property_dependencies.get("image", [])}
+    return ref
+
+
+def _stand_in(host: str, plan, container) -> str:
+    """The container's image as a local stand-in: a shaped one, or the project's own Dockerfile
+    built for real on its shaped base (legacy builder, as the provider's build is; no pull)."""
+    ref = _image_ref(plan, container)
+    if ref in images.SHAPES:
+        return engine.image(host, ref, images.SHAPES[ref])
+    build = next(r for r in plan.of_type("docker:index/remoteImage:RemoteImage") if r.inputs["name"] == ref).inputs.get(
+        "build")
+    if not build:
+        return engine.image(host, "sos-test/plain:1", PLAIN)
+    base = build["buildArgs"]["BASE_IMAGE"]
+    engine.image(host, base, images.SHAPES[base])
+    from testsupport.tools import ROOT
+
+    args = [a for k, v in sorted(build["buildArgs"].items()) for a in ("--build-arg", f"{k}={v}")]
+    result = subprocess.run(["docker", "build", "--network", "none", "-q", "-t", ref, *args,
+                             "-f", str(ROOT / build["context"] / build["dockerfile"]), str(ROOT / build["context"])],
+                            env={**engine.cli_env(host), "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    return ref
+
+
+def _volume_steps(plan, container) -> list:
+    """The one-shot steps the container waits for that prepare its volumes (the edge's owner)."""
+    deps, todo = set(), [container]
+    while todo:
+        for urn in todo.pop().all_dependencies - deps:
+            deps.add(urn)
+            todo.extend(r for r in plan.resources if r.urn == urn)
+    sources = {unwrap(m["source"]) for m in container.inputs.get("mounts") or [] if m["type"] == "volume"}
+    steps = []
+    for r in plan.of_type("command:local:Command"):
+        script = unwrap(r.inputs.get("create") or "")
+        if r.urn in deps and "--network none" in script and any(f"src={s}," in script for s in sources):
+            steps.append((r, [s for s in sources if f"src={s}," in script]))
+    return steps
+
+
+def _writable(container) -> list[str]:
+    volumes = [m["target"] for m in container.inputs.get("mounts") or [] if m["type"] == "volume"
+               and not m.get("readOnly")]
+    return sorted({*volumes, *(container.inputs.get("tmpfs") or {})})
+
+
+def _write_probe(host: str, plan, container, user: str) -> subprocess.CompletedProcess[str]:
+    image = _stand_in(host, plan, container)
+    mounts = _mount_args(host, plan, container, image)
+    renamed = {}
+    for step, sources in _volume_steps(plan, container):
+        script = unwrap(step.inputs["create"])
+        for source in sources:
+            fresh = next(a.split("src=", 1)[1].split(",", 1)[0] for a in mounts
+                         if a.startswith("type=volume") and f"dst={_target(container, source)}," in a + ",")
+            renamed[source] = fresh
+            script = script.replace(f"src={source},", f"src={fresh},")
+        step_image = next(word for word in script.split() if word.startswith("sha256:"))
+        result = engine.run_script(host, script.replace(step_image, image))
+        assert result.returncode == 0, result.stderr
+    groups = [a for g in container.inputs.get("groupAdds") or [] for a in ("--group-add", g)]
+    probe = " && ".join(f'mkdir "{p}/.sos-probe" && rmdir "{p}/.sos-probe"' for p in _writable(container))
+    return docker(host, "run", "--rm", *labelled("--read-only", "--network", "none", "--user", user), *groups,
+                  *mounts, "--entrypoint", "/bin/sh", image, "-c", probe, check=False)
+
+
+def _target(container, source: str) -> str:
+    return next(m["target"] for m in container.inputs["mounts"] if unwrap(m["source"]) == source)
+
+
+def _writers():
+    plan = plan_for("dev")
+    return sorted(c.name for c in plan.of_type(CONTAINER) if _writable(c))
+
+
+@pytest.mark.parametrize("container_name", _writers())
+def test_every_path_a_dev_container_writes_is_writable_by_its_user(host, container_name):
+    """Each volume and tmpfs a dev container writes, as the engine builds them for the plan's user
+    and groups on the image's stand-in (its users, directories, owners, modes and VOLUMEs as the
+    official Dockerfile makes them; an empty volume is filled from the image's directory, owner
+    included), after the steps that prepare them: the container can make a directory in each."""
+    plan = plan_for("dev")
+    container = plan.one(CONTAINER, container_name)
+    result = _write_probe(host, plan, container, container.inputs.get("user") or "0:0")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_write_probe_fails_for_a_user_the_image_did_not_make_its_directories_for(host):
+    """The same probe, Prometheus run as another user: /prometheus is nobody's (0775)."""
+    plan = plan_for("dev")
+    result = _write_probe(host, plan, plan.one(CONTAINER, "monitoring-prometheus"), "1000:1000")
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+
+
+def test_the_edge_cache_is_prepared_by_its_owner_step_before_the_probe():
+    """The probe of the edge runs the plan's owner step first (found through the dependencies)."""
+    plan = plan_for("dev")
+    steps = _volume_steps(plan, plan.one(CONTAINER, "edge-svc"))
+    assert [(step.name, sorted(sources)) for step, sources in steps] == [
+        ("edge-volume-owner-run", ["sos-dev-nginx-cache", "sos-dev-nginx-releases"])]

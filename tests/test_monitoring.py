@@ -495,3 +495,27 @@ def test_dashboard_and_rules_query_only_metrics_that_exist(plan_files, stack, pr
     queried = set().union(*(metric_names(e) for e in exprs))
     assert len(queried) > 15
     assert queried <= produced, sorted(queried - produced)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_finds_every_provisioning_folder(stack):
+    """Grafana reads alerting and plugins besides datasources and dashboards, and logs an error
+    for each missing folder; the provisioning tree is one config volume that has them all."""
+    import io
+    import tarfile
+
+    plan = plan_for(stack)
+    grafana = plan.one(CONTAINER, "monitoring-grafana")
+    provisioning = [m for m in grafana.inputs["mounts"] if m["target"] == "/etc/sos/grafana/provisioning"]
+    assert len(provisioning) == 1 and provisioning[0]["readOnly"] is True
+    files = container_files(plan, grafana)
+    assert {"/etc/sos/grafana/provisioning/datasources/prometheus.yml",
+            "/etc/sos/grafana/provisioning/dashboards/storiesofsoftware.yml"} <= set(files)
+    writer = next(r for r in plan.resources if r.name == "monitoring-grafana-cfg-etc-sos-grafana-provisioning-write")
+    import base64
+
+    from tools.harness import unwrap
+
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(unwrap(writer.inputs["stdin"])))) as tar:
+        folders = {m.name for m in tar.getmembers() if m.isdir()}
+    assert {"alerting", "plugins", "datasources", "dashboards"} <= folders

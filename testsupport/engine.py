@@ -138,7 +138,30 @@ def _busybox_files(shape: ImageShape) -> list[tuple[str, Path]]:
 
 
 APPLETS = ("sh", "ls", "cat", "chown", "chmod", "mkdir", "id", "stat", "sleep", "wget", "tar", "base64", "sha256sum",
-           "find", "test", "true", "false", "echo", "rm", "mv", "touch", "printf", "env", "head", "tail", "grep", "cp")
+           "find", "test", "true", "false", "echo", "rm", "mv", "touch", "printf", "env", "head", "tail", "grep", "cp",
+           "cut", "rmdir", "[")
+# Alpine's BusyBox has `install`; Debian's does not. The directory form the Dockerfiles use.
+INSTALL = """#!/bin/sh
+# Stand-in for BusyBox's install: `install -d [-o USER] [-g GROUP] [-m MODE] DIR...` only.
+set -eu
+dirs=false; owner=""; group=""; mode=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -d|--directory) dirs=true ;;
+        -o|--owner) owner="$2"; shift ;;
+        -g|--group) group="$2"; shift ;;
+        -m|--mode) mode="$2"; shift ;;
+        *) break ;;
+    esac
+    shift
+done
+$dirs || { echo "stand-in install: only -d" >&2; exit 1; }
+for d in "$@"; do
+    mkdir -p "$d"
+    [ -z "$owner$group" ] || chown "$owner${group:+:$group}" "$d"
+    [ -z "$mode" ] || chmod "$mode" "$d"
+done
+"""
 
 
 def rootfs(shape: ImageShape) -> bytes:
@@ -180,6 +203,7 @@ def rootfs(shape: ImageShape) -> bytes:
         groups = {gid: name for name, (_, gid) in users.items()}
         text("etc/passwd", "".join(f"{n}:x:{u}:{g}:{n}:/:/bin/sh\n" for n, (u, g) in users.items()))
         text("etc/group", "".join(f"{n}:x:{g}:\n" for g, n in sorted(groups.items())))
+        text("usr/bin/install", INSTALL, 0o755)
         for path, (content, mode) in sorted(shape.files.items()):
             text(path, content, mode)
     return out.getvalue()
@@ -191,7 +215,7 @@ def image(host: str, ref: str, shape: ImageShape) -> str:
     import hashlib
     import json
 
-    digest = hashlib.sha256(repr(shape).encode() + rootfs_key(shape)).hexdigest()[:16]
+    digest = hashlib.sha256(repr((shape, APPLETS, INSTALL)).encode() + rootfs_key(shape)).hexdigest()[:16]
     found = docker(host, "image", "inspect", "--format", "{{index .Config.Labels \"sos.shape\"}}", ref, check=False)
     if found.returncode == 0 and found.stdout.strip() == digest:
         return ref
