@@ -333,3 +333,20 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
         dns.close()
 
 
+
+
+def test_a_changed_config_file_gets_a_new_volume_and_the_old_one_goes_after_the_container():
+    """The engine's order for a changed prometheus.yml: a new version id, a new volume filled by its
+    writer, Prometheus replaced onto it, and only then the old volume deleted. A file dropped from
+    the program is gone with its volume (the Docker provider's uploads left it behind)."""
+    before = plan_for("dev")
+    after = harness.run("dev", overrides={"features": {"n8n": True, "monitoring": True, "appMetrics": False}})
+    steps = [step for wave in rollout.plan_steps(before, after) for chain in wave for step in chain]
+    order = [str(step) for step in steps if "prometheus" in step.name and "rules" not in step.name]
+    config = "monitoring-prometheus-cfg-etc-sos-prometheus"
+    assert order == [f"create {config}-version", f"create {config}", f"create {config}-write",
+                     # Prometheus is replaced delete-first (one fixed name), onto the new volume.
+                     "delete-replaced monitoring-prometheus", "create monitoring-prometheus",
+                     f"delete-replaced {config}-write", f"delete-replaced {config}",
+                     f"delete-replaced {config}-version"]
+    assert not any("rules" in str(step) for step in steps), "unchanged rule files keep their volume"

@@ -58,7 +58,7 @@ CONTAINER = "docker:index/container:Container"
 COMMANDS = ("command:local:Command", "command:remote:Command")
 # Every input of these forces a new resource (the provider marks them ForceNew).
 REPLACED_ON_CHANGE = (CONTAINER, "docker:index/remoteImage:RemoteImage", "docker:index/volume:Volume",
-                      "docker:index/network:Network")
+                      "docker:index/network:Network", "random:index/randomId:RandomId")
 # Resources whose provider asks the engine to replace them delete-first unless the program says
 # otherwise (pulumi-docker's provider/resources.go: docker_container DeleteBeforeReplace: true).
 PROVIDER_DELETES_FIRST = (CONTAINER,)
