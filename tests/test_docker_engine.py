@@ -369,3 +369,61 @@ def test_the_edge_cache_is_prepared_by_its_owner_step_before_the_probe():
     steps = _volume_steps(plan, plan.one(CONTAINER, "edge-svc"))
     assert [(step.name, sorted(sources)) for step, sources in steps] == [
         ("edge-volume-owner-run", ["sos-dev-nginx-cache", "sos-dev-nginx-releases"])]
+
+
+# --- every dev container as the provider creates it -------------------------------------------
+
+@pytest.fixture(scope="module")
+def dev_networks(host):
+    """The dev plan's networks, made as the plan asks (driver, internal, address plan, labels),
+    under test names."""
+    plan = plan_for("dev")
+    names = {}
+    for network in plan.of_type("docker:index/network:Network"):
+        i = network.inputs
+        name = engine.unique("net")
+        args = ["network", "create", "--driver", i["driver"], "--label", engine.LABEL]
+        args += ["--internal"] if i.get("internal") else []
+        for ipam in i.get("ipamConfigs") or []:
+            args += ["--subnet", ipam["subnet"], "--gateway", ipam["gateway"]]
+        args += [a for lab in i.get("labels") or [] for a in ("--label", f"{lab['label']}={lab['value']}")]
+        docker(host, *args, name)
+        names[i["name"]] = name
+    yield names
+    engine.remove_test_objects(host)
+
+
+def _sdk_mounts(host: str, plan, container, image: str) -> list[dict]:
+    cli = _mount_args(host, plan, container, image)
+    mounts = []
+    for spec in (a for a in cli if a.startswith("type=")):
+        fields = dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+        mounts.append({"target": fields["dst"], "source": fields["src"], "type": fields["type"],
+                       "read_only": spec.endswith(",readonly"), "propagation": fields.get("bind-propagation")})
+    return mounts
+
+
+@pytest.mark.parametrize("container_name", sorted(c.name for c in plan_for("dev").of_type(CONTAINER)))
+def test_the_engine_takes_every_dev_container_as_the_provider_sends_it(host, dev_networks, container_name):
+    """Every argument of the plan's container (user, groups, read-only root, capabilities, security
+    options, init, memory and swap, CPUs, shared memory, logging, restart, health check, networks
+    with their aliases, environment, labels, mounts, tmpfs, published ports) given to the Engine
+    API as the provider gives it, and the container started (its program replaced by `true`: the
+    stand-in has no server; the arguments are what is checked)."""
+    plan = plan_for("dev")
+    container = plan.one(CONTAINER, container_name)
+    image = _stand_in(host, plan, container)
+    from testsupport.servers import free_port
+
+    ports = {int(p["external"]): free_port() for p in container.inputs.get("ports") or []}
+    name = engine.unique("c")
+    engine.create_container(host, unwrap(container.inputs), name=name, image=image,
+                            mounts=_sdk_mounts(host, plan, container, image), networks=dev_networks, ports=ports,
+                            entrypoint=["/bin/true"])
+    docker(host, "start", name)
+    state = docker(host, "wait", name).stdout.strip()
+    assert state == "0"
+    inspected = docker(host, "inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}|{{.Config.User}}|{{.HostConfig.Init}}",
+                       name).stdout.strip()
+    assert inspected == f"{str(container.inputs['readOnly']).lower()}|{container.inputs.get('user', '')}|" \
+                        f"{str(container.inputs['init']).lower()}"

@@ -81,10 +81,12 @@ def unique(prefix: str) -> str:
 
 
 def remove_test_objects(host: str) -> None:
-    for kind, ls in (("container", ["ps", "-aq"]), ("volume", ["volume", "ls", "-q"])):
+    """Every container, volume and network a test made (labelled), in that order."""
+    for kind, ls, rm in (("container", ["ps", "-aq"], ["rm", "-f"]), ("volume", ["volume", "ls", "-q"], ["rm", "-f"]),
+                         ("network", ["network", "ls", "-q"], ["rm"])):
         ids = docker(host, *ls, "--filter", f"label={LABEL}", check=False).stdout.split()
         if ids:
-            docker(host, kind, "rm", "-f" if kind == "container" else "-f", *ids, check=False)
+            docker(host, kind, *rm, *ids, check=False)
 
 
 # ---------------------------------------------------------------- local images
@@ -247,3 +249,70 @@ def stat(host: str, image_ref: str, mounts: Iterable[str], paths: Iterable[str],
     out = docker(host, "run", "--rm", *labelled(), "--network", "none", "--user", user, *mount_args, image_ref,
                  "stat", "-c", "%n %u:%g %a", *paths).stdout
     return {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines()}
+
+
+# ---------------------------------------------------------------- a container as the provider makes it
+
+def go_nanoseconds(text: str) -> int:
+    """A Go duration string ("2m0s", "10s") in nanoseconds, as the provider's ParseDuration."""
+    total = 0
+    for number, unit in re.findall(r"(\d+)(h|m|s)", text):
+        total += int(number) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return total * 1_000_000_000
+
+
+def create_container(host: str, inputs: Mapping[str, object], *, name: str, image: str,
+                     mounts: Sequence[Mapping[str, object]], networks: Mapping[str, str],
+                     ports: Mapping[int, int], entrypoint: Sequence[str] | None = None) -> str:
+    """`docker_container` as the provider sends it to the Engine API (create, connect the other
+    networks, not started): the plan's inputs field by field, with test names for its volumes and
+    networks (`mounts` already renamed, `networks` plan name -> test name) and free host ports."""
+    import docker as docker_sdk
+
+    client = docker_sdk.APIClient(base_url=host.replace("unix://", "unix://"), version="auto")
+    health = inputs.get("healthcheck")
+    healthcheck = None
+    if isinstance(health, Mapping):
+        healthcheck = {"test": list(health["tests"]), "interval": go_nanoseconds(str(health["interval"])),
+                       "timeout": go_nanoseconds(str(health["timeout"])), "retries": int(health["retries"]),
+                       "start_period": go_nanoseconds(str(health["startPeriod"]))}
+    capabilities = inputs.get("capabilities") or {}
+    log_opts = inputs.get("logOpts") or {}
+    host_config = client.create_host_config(
+        binds=None, mounts=[docker_sdk.types.Mount(**m) for m in mounts],  # type: ignore[arg-type]
+        tmpfs=dict(inputs.get("tmpfs") or {}),  # type: ignore[arg-type]
+        read_only=bool(inputs.get("readOnly")),
+        cap_drop=list(capabilities.get("drops") or []), cap_add=list(capabilities.get("adds") or []) or None,  # type: ignore[union-attr]
+        security_opt=list(inputs.get("securityOpts") or []),  # type: ignore[arg-type]
+        init=bool(inputs.get("init")),
+        # The provider's memory is in MB.
+        mem_limit=int(inputs["memory"]) * 1024 * 1024, memswap_limit=int(inputs["memorySwap"]) * 1024 * 1024,  # type: ignore[call-overload]
+        nano_cpus=int(float(str(inputs["cpus"])) * 1e9),
+        shm_size=int(inputs["shmSize"]) * 1024 * 1024 if inputs.get("shmSize") else None,  # type: ignore[call-overload]
+        log_config={"Type": inputs.get("logDriver") or "json-file", "Config": dict(log_opts)},  # type: ignore[arg-type]
+        restart_policy={"Name": inputs.get("restart") or "no"},
+        group_add=list(inputs.get("groupAdds") or []) or None,  # type: ignore[arg-type]
+        port_bindings={f"{p['internal']}/tcp": (p["ip"], ports[int(p["external"])])  # type: ignore[index]
+                       for p in inputs.get("ports") or []},  # type: ignore[union-attr]
+    )
+    attached = list(inputs.get("networksAdvanced") or [])  # type: ignore[call-overload]
+    first = attached[0] if attached else None
+    networking = None
+    if first is not None:
+        networking = client.create_networking_config(
+            {networks[first["name"]]: client.create_endpoint_config(aliases=list(first.get("aliases") or []))})
+    labels = {item["label"]: item["value"] for item in inputs.get("labels") or []}  # type: ignore[union-attr]
+    labels[LABEL] = ""
+    created = client.create_container(
+        image, name=name, hostname=str(inputs.get("hostname") or name), user=str(inputs.get("user") or ""),
+        command=list(inputs["command"]) if inputs.get("command") else None,  # type: ignore[call-overload]
+        entrypoint=list(entrypoint) if entrypoint is not None else (
+            list(inputs["entrypoints"]) if inputs.get("entrypoints") else None),  # type: ignore[call-overload]
+        environment=list(inputs.get("envs") or []),  # type: ignore[call-overload]
+        labels=labels, healthcheck=healthcheck, stop_timeout=inputs.get("stopTimeout"),  # type: ignore[arg-type]
+        ports=[int(p["internal"]) for p in inputs.get("ports") or []] or None,  # type: ignore[union-attr]
+        host_config=host_config, networking_config=networking)
+    for extra in attached[1:]:
+        client.connect_container_to_network(created["Id"], networks[extra["name"]],
+                                            aliases=list(extra.get("aliases") or []))
+    return str(created["Id"])
