@@ -164,9 +164,10 @@ def image(resource_name: str, ref: str, parent: pulumi.Resource, build: ImageBui
             # rebuilding the image and replacing PostgreSQL for an `up` from another clone.
             context=build.context.relative_to(PROJECT_ROOT).as_posix(), dockerfile="Dockerfile",
             build_args=dict(build.args), pull_parent=True, remove=True,
-            # The engine's own /build API, on the provider's host. Otherwise the provider builds
-            # with buildx on the docker CLI's current context, which is the operator's machine
-            # and not the EC2 host that runs the image.
+            # The engine's own /build API on the provider's host (the engine picks its builder;
+            # the context is tarred here and streamed to it). Otherwise the provider builds with
+            # buildx on the docker CLI's current context: the operator's machine, not the EC2 host
+            # that runs the image.
             use_legacy_builder=True),
         triggers={"context": build.digest()},
         opts=pulumi.ResourceOptions(parent=parent, custom_timeouts=IMAGE_TIMEOUTS))
@@ -404,7 +405,9 @@ class ContainerService(pulumi.ComponentResource):
                 protect=args.protect,
                 depends_on=[*args.depends_on, *writers, *([previous] if previous is not None else [])],
                 # Rolling replicas were registered under the component-relative name before.
-                aliases=[pulumi.Alias(name=name)] if args.rolling else None),
+                aliases=[pulumi.Alias(name=name)] if args.rolling else None,
+                # The provider neither updates nor replaces a container for a new `init`.
+                replace_on_changes=["init"]),
         )
         # pulumi-docker 5.2 cannot set a cgroup PID limit; the CLI can, on every new container.
         args.placement.commands.run(

@@ -92,7 +92,8 @@ class EdgeProxy(pulumi.ComponentResource):
             limits=OWNER_TASK_LIMITS,
             network="none",
             user="0:0",
-            cap_add=["CHOWN"],
+            # DAC_OVERRIDE: a zone added later is made in a cache the nginx user already owns.
+            cap_add=["CHOWN", "DAC_OVERRIDE"],
             entrypoint="/bin/sh",
             steps=[["-c", f"mkdir -p {' '.join(zones)} && chown {USER} /cache {' '.join(zones)} /releases"]],
             volumes=[(cache.name, "/cache"), (releases.name, "/releases")],

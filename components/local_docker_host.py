@@ -12,14 +12,36 @@ from components.host_commands import LocalCommands, registry_auth
 from settings import Registry
 
 # The endpoint the docker CLI would use (DOCKER_HOST, else DOCKER_CONTEXT, else its current
-# context). Asked of the CLI itself, which the one-shot tasks need anyway; a missing CLI fails
-# the preview here with the shell's "docker: not found".
-CLI_ENDPOINT = "docker context inspect --format '{{.Endpoints.docker.Host}}'"
+# context), whether it carries TLS material, and whether DOCKER_HOST and DOCKER_CONTEXT are both
+# set. Asked of the CLI itself, which the one-shot tasks need anyway; a missing CLI fails the
+# preview here with the shell's "docker: not found".
+CLI_ENDPOINT = ("docker context inspect --format '{{.Endpoints.docker.Host}}{{if .TLSMaterial}} tls{{end}}'"
+                ' && if [ -n "${DOCKER_HOST:-}" ] && [ -n "${DOCKER_CONTEXT:-}" ]; then echo both; fi')
+
+
+def endpoint_from(answer: str, stack: str) -> str:
+    """The CLI's answer to CLI_ENDPOINT, as one endpoint for the provider and the CLI; what cannot
+    be handed to both is refused, naming the setting that fixes it."""
+    lines = answer.strip().splitlines()
+    host, _, tls = (lines[0] if lines else "").partition(" ")
+    where = f"storiesofsoftware:dockerHost on stack {stack}"
+    if not host:
+        raise ValueError(f"{where}: the docker CLI named no endpoint; set dockerHost")
+    if "both" in lines[1:]:
+        # The provider lets DOCKER_CONTEXT override its host, the CLI lets DOCKER_HOST win.
+        raise ValueError(f"{where}: DOCKER_HOST and DOCKER_CONTEXT are both set, and the provider and the "
+                         "docker CLI would follow different ones; unset one of them")
+    if tls:
+        raise ValueError(f"{where}: the docker CLI's context reaches {host} with TLS certificates that "
+                         "cannot be handed to the provider; set dockerHost to it and export DOCKER_TLS_VERIFY=1 "
+                         "and DOCKER_CERT_PATH, which the provider and the CLI both read")
+    return host
 
 
 @dataclass
 class LocalDockerHostArgs:
     docker_host: str  # empty: the docker CLI's endpoint
+    stack: str
     registry: Registry | None = None
 
 
@@ -44,7 +66,7 @@ class LocalDockerHost(pulumi.ComponentResource):
         else:
             self.endpoint = command.local.run_output(
                 command=CLI_ENDPOINT, interpreter=["/bin/sh", "-c"],
-                opts=pulumi.InvokeOutputOptions(parent=self)).stdout.apply(lambda out: out.strip())
+                opts=pulumi.InvokeOutputOptions(parent=self)).stdout.apply(lambda out: endpoint_from(out, args.stack))
         # An explicit provider, so no resource ever falls back to an ambient default.
         self.provider = docker.Provider(
             f"{name}-docker",

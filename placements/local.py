@@ -33,7 +33,7 @@ class LocalPlacement:
     def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
         self.cfg = cfg
         self.secrets = secrets
-        host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.registry))
+        host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.stack, cfg.registry))
         self.provider = host.provider
         self.services = Placement(cfg.name_prefix, cfg.labels, host.commands)
         dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))

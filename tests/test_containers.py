@@ -373,26 +373,43 @@ def test_the_provider_and_the_docker_cli_reach_one_engine(docker_host):
 
 def test_the_endpoint_question_is_answered_by_the_real_cli_as_the_cli_itself_would_choose(tmp_path):
     """The command the program asks (components/local_docker_host.py) against the real docker
-    CLI: its current context when nothing is set, DOCKER_HOST over any context."""
+    CLI: its current context when nothing is set, DOCKER_HOST over any context; a TLS context, or
+    DOCKER_HOST beside DOCKER_CONTEXT (which the provider and the CLI rank differently), refused
+    with the setting that fixes it."""
     import os
     import subprocess
 
-    from components.local_docker_host import CLI_ENDPOINT
+    from components.local_docker_host import CLI_ENDPOINT, endpoint_from
     from testsupport.tools import require_tool
 
     cli = require_tool("docker")
+    openssl = require_tool("openssl")
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
     env["DOCKER_CONFIG"] = str(tmp_path)
-    subprocess.run([cli, "context", "create", "colima", "--docker", "host=unix:///tmp/colima.sock"], env=env,
+
+    def cli_run(*args: str) -> None:
+        subprocess.run([cli, *args], env=env, check=True, capture_output=True)
+
+    cli_run("context", "create", "colima", "--docker", "host=unix:///tmp/colima.sock")
+    cli_run("context", "use", "colima")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=engine", "-days", "1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
-    subprocess.run([cli, "context", "use", "colima"], env=env, check=True, capture_output=True)
+    cli_run("context", "create", "remote-tls", "--docker",
+            f"host=tcp://engine.example:2376,ca={cert},cert={cert},key={key}")
 
     def ask(**extra: str) -> str:
-        return subprocess.run(["/bin/sh", "-c", CLI_ENDPOINT], env={**env, **extra}, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        out = subprocess.run(["/bin/sh", "-c", CLI_ENDPOINT], env={**env, **extra}, capture_output=True,
+                             text=True, check=True).stdout
+        return endpoint_from(out, "dev")
 
     assert ask() == "unix:///tmp/colima.sock"
     assert ask(DOCKER_HOST="unix:///tmp/engine.sock") == "unix:///tmp/engine.sock"
+    with pytest.raises(ValueError, match="storiesofsoftware:dockerHost on stack dev: .*tcp://engine.example:2376.*TLS"):
+        ask(DOCKER_CONTEXT="remote-tls")
+    with pytest.raises(ValueError, match="DOCKER_HOST and DOCKER_CONTEXT are both set"):
+        ask(DOCKER_HOST="unix:///tmp/engine.sock", DOCKER_CONTEXT="colima")
 
 
 @pytest.mark.parametrize("stack", STACKS)
