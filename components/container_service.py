@@ -449,6 +449,9 @@ class ContainerService(pulumi.ComponentResource):
             image=v[0], volume=v[1], directory=directory))
         writer = placement.commands.run(
             f"{name}-write", create=script, stdin=text, triggers=[volume.name],
+            # A volume is written once: a new service image (in the script) rewrites nothing under
+            # the running container; new files come as a new volume, whose name replaces this.
+            update=":",
             # Its output names the volume only; the files (secrets among them) come on stdin.
             logging=SHOWN, opts=child)
         return volume, writer

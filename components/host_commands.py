@@ -35,7 +35,10 @@ SHOWN = "stdoutAndStderr"
 class CommandRunner(Protocol):
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
             triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
-            opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource: ...
+            update: str | None = None, opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
+        """`update`: what runs when the script changes but the triggers do not (default: `create`
+        again); new triggers replace the command, which runs `create`."""
+        ...
 
 
 class LocalCommands:
@@ -47,9 +50,9 @@ class LocalCommands:
 
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
             triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
-            opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
+            update: str | None = None, opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
         return command.local.Command(
-            name, create=create, stdin=stdin, triggers=list(triggers or []),
+            name, create=create, update=update, stdin=stdin, triggers=list(triggers or []),
             environment=dict(self.environment), interpreter=["/bin/sh", "-c"],
             logging=logging, opts=opts)
 
@@ -62,7 +65,7 @@ class RemoteCommands:
 
     def run(self, name: str, *, create: pulumi.Input[str], stdin: pulumi.Input[str] | None = None,
             triggers: Sequence[pulumi.Input[object]] | None = None, logging: str = QUIET,
-            opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
+            update: str | None = None, opts: pulumi.ResourceOptions | None = None) -> pulumi.CustomResource:
         return command.remote.Command(
-            name, connection=self.connection, create=create, stdin=stdin,
+            name, connection=self.connection, create=create, update=update, stdin=stdin,
             triggers=list(triggers or []), logging=logging, opts=opts)

@@ -12,6 +12,7 @@ from testsupport.plans import STACKS, container_env, container_files, plan_for
 from testsupport.tools import ROOT
 from tools import canned, harness
 from tools.harness import Secret
+from tools.harness import unwrap as harness_unwrap
 
 CONTAINER = "docker:index/container:Container"
 
@@ -424,3 +425,20 @@ def test_a_host_bind_is_rslave_only_on_the_ec2_host(stack):
         assert bind["readOnly"] is True
         propagation = (bind.get("bindOptions") or {}).get("propagation")
         assert propagation == (None if stack == "dev" else "rslave")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_config_volume_is_written_once(stack):
+    """A writer runs when its volume is new (its trigger); a changed script alone (a new service
+    image) runs nothing, so no file is rewritten under a running container."""
+    from tools.plan import WRITE_FILES_MARK
+
+    plan = plan_for(stack)
+    writers = [r for r in plan.resources if r.type.startswith("command:")
+               and WRITE_FILES_MARK in str(harness_unwrap(r.inputs.get("create")))]
+    volumes = {harness_unwrap(v.inputs["name"]) for v in plan.of_type("docker:index/volume:Volume")}
+    assert writers
+    for writer in writers:
+        assert writer.inputs["update"] == ":"
+        (trigger,) = harness_unwrap(writer.inputs["triggers"])
+        assert trigger in volumes
