@@ -15,10 +15,9 @@ from typing import Protocol
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
-from components.host_commands import SHOWN, CommandRunner
-from configs import file_bundle
+from components.config_volumes import ConfigFile, ConfigVolumeArgs, by_directory, config_volume, slug
+from components.host_commands import CommandRunner
 from settings import Limits
 
 # name -> why a service may need it. Services name the ones they use; tests list them.
@@ -32,7 +31,6 @@ OPT_OUTS: Mapping[str, str] = {
 }
 
 LOG_OPTS = {"max-size": "10m", "max-file": "5"}
-CONFIG_LABEL = "sos.config-for"
 # Every container carries its opt-outs, so `docker inspect` and the plan both show them.
 OPT_OUT_LABEL = "sos.opt-outs"
 # And the names of the variables it gets from secrets, which the policy pack holds against
@@ -42,16 +40,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The provider gives a pull or build 20 minutes; a first `up` pulls and builds about 3 GB (n8n,
 # Grafana, the PostgreSQL build) over whatever link the host has.
 IMAGE_TIMEOUTS = pulumi.CustomTimeouts(create="60m", update="60m")
-
-
-@dataclass(frozen=True)
-class ConfigFile:
-    """A file handed to the container at creation. Secret content stays secret in state."""
-
-    path: str
-    content: pulumi.Input[str]
-    mode: str = "0444"
-    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -274,10 +262,6 @@ def _uid_gid(user: str | None) -> tuple[int, int]:
     return int(uid), int(gid or uid)
 
 
-def _slug(path: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
-
-
 class ContainerService(pulumi.ComponentResource):
     """`replicas` identical containers of one service, sharing one pulled image.
 
@@ -335,15 +319,15 @@ class ContainerService(pulumi.ComponentResource):
             if v.kind == "bind" and args.placement.bind_propagation else None)
             for v in args.volumes]
         writers: list[pulumi.Resource] = []
-        config = _by_directory(args.files, args.config_trees)
+        config = by_directory(args.files, args.config_trees)
         targets = {*config, *(v.target for v in args.volumes), *args.tmpfs}
         for directory, files in config.items():
             # A config volume is mounted read-only, so the engine cannot make the mount point of
             # a volume inside it (`mkdir …/etc/sos/secrets: read-only file system`): it carries them.
             inner = sorted({t[len(directory) + 1:] for t in targets if t.startswith(directory + "/")}
                            | set(args.config_trees.get(directory, ())))
-            volume, writer = self._config_volume(f"{name}-cfg-{_slug(directory)}", container_name, directory,
-                                                 files, inner, args.placement, uid, gid)
+            volume, writer = config_volume(self, f"{name}-cfg-{slug(directory)}", ConfigVolumeArgs(
+                container_name, directory, files, inner, args.placement.commands, self.image.image_id, uid, gid))
             writers.append(writer)
             # Read-only: a service cannot change the configuration it was given.
             mounts.append(docker.ContainerMountArgs(target=directory, type="volume", source=volume.name,
@@ -418,53 +402,6 @@ class ContainerService(pulumi.ComponentResource):
             opts=child,
         )
         return container
-
-    def _config_volume(self, name: str, container_name: str, directory: str, files: Sequence[ConfigFile],
-                       mount_points: Sequence[str], placement: Placement, uid: int,
-                       gid: int) -> tuple[docker.Volume, pulumi.Resource]:
-        """A volume holding one directory's files, written before the container starts.
-
-        The Docker provider's `uploads` cannot be used: it copies every upload as a tar to `/`,
-        which the engine refuses on a read-only root filesystem even when a volume is mounted at
-        the file's directory ("container rootfs is marked read-only"); a copy into a volume is
-        admitted. Each version of the files gets a volume of its own (a new name when any file
-        changes): the container is replaced onto the new volume, the old one is deleted after it,
-        and a file dropped from the program is gone with its volume. The version is a random id
-        kept while the content stays the same, so no volume name is derived from a secret."""
-        child = pulumi.ResourceOptions(parent=self)
-        secret = any(f.secret for f in files)
-        text = pulumi.Output.all(*[f.content for f in files]).apply(lambda contents: file_bundle.bundle_text(
-            [file_bundle.BundleFile(f.path[len(directory) + 1:], c, int(f.mode, 8), uid, gid)
-             for f, c in zip(files, contents, strict=True)], mount_points))
-        if secret:
-            text = pulumi.Output.secret(text)
-        digest = text.apply(lambda t: hashlib.sha256(t.encode()).hexdigest())
-        version = random.RandomId(f"{name}-version", byte_length=4,
-                                  keepers={"files": pulumi.Output.secret(digest) if secret else digest}, opts=child)
-        volume = docker.Volume(
-            name, name=pulumi.Output.concat(container_name, "-cfg-", _slug(directory), "-", version.hex),
-            labels=[docker.VolumeLabelArgs(label=CONFIG_LABEL, value=container_name)],
-            opts=child)
-        script = pulumi.Output.all(self.image.image_id, volume.name).apply(lambda v: file_bundle.write_files_script(
-            image=v[0], volume=v[1], directory=directory))
-        writer = placement.commands.run(
-            f"{name}-write", create=script, stdin=text, triggers=[volume.name],
-            # A volume is written once: a new service image (in the script) rewrites nothing under
-            # the running container; new files come as a new volume, whose name replaces this.
-            update=":",
-            # Its output names the volume only; the files (secrets among them) come on stdin.
-            logging=SHOWN, opts=child)
-        return volume, writer
-
-
-def _by_directory(files: Sequence[ConfigFile], trees: Mapping[str, Sequence[str]]) -> dict[str, list[ConfigFile]]:
-    """Files per config volume: their own directory's, or the tree's they lie in."""
-    out: dict[str, list[ConfigFile]] = {}
-    for f in files:
-        tree = next((t for t in trees if f.path.startswith(t + "/")), None)
-        out.setdefault(tree or f.path.rsplit("/", 1)[0], []).append(f)
-    return dict(sorted(out.items()))
-
 
 def _envs(env: Mapping[str, pulumi.Input[str]],
           secret_env: Mapping[str, pulumi.Input[str]]) -> pulumi.Input[Sequence[str]]:
