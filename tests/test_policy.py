@@ -351,7 +351,7 @@ def test_only_a_single_stop_first_service_may_deploy_below_full_capacity():
 
 
 def test_a_config_writers_secret_files_must_be_private():
-    """Files reach read-only containers through config writers (components/container_service.py):
+    """Files reach read-only containers through config writers (components/config_volumes.py):
     the rule reads the bundle's modes, once the bundle is known."""
     from configs import file_bundle
 

@@ -106,7 +106,7 @@ def plan_mermaid(plan: Plan) -> str:
 
 
 def config_writers(plan: Plan) -> dict[str, tuple[str, Any]]:
-    """Every config volume the program fills (components/container_service.py): volume name ->
+    """Every config volume the program fills (components/config_volumes.py): volume name ->
     (the directory its service mounts it on, the bundle written into it, secret or not)."""
     writers = {}
     for r in plan.resources:
