@@ -359,7 +359,7 @@ def test_the_provider_and_the_docker_cli_reach_one_engine(docker_host):
     Colima or OrbStack beside another. One endpoint is resolved and given to both."""
     from tools import harness
 
-    plan = harness.run("dev", overrides={"dockerHost": docker_host} if docker_host else None)
+    plan = harness.run("dev", overrides={"dockerHost": docker_host}) if docker_host else plan_for("dev")
     (provider,) = plan.of_type("pulumi:providers:docker")
     expected = docker_host or "unix:///var/run/docker.sock"  # the CLI's answer, canned offline
     assert provider.inputs["host"] == expected
