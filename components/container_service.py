@@ -403,6 +403,7 @@ class ContainerService(pulumi.ComponentResource):
         )
         return container
 
+
 def _envs(env: Mapping[str, pulumi.Input[str]],
           secret_env: Mapping[str, pulumi.Input[str]]) -> pulumi.Input[Sequence[str]]:
     overlap = set(env) & set(secret_env)
