@@ -80,8 +80,7 @@ def test_every_config_volume_reaches_its_read_only_container(host, plain, contai
     the plan mounts it, reads every file with the plan's content, owner and mode."""
     plan = plan_for("dev")
     container = plan.one(CONTAINER, container_name)
-    writer = next(r for r in plan.resources if r.type.startswith("command:")
-                  and file_bundle.bound_settings(unwrap(r.inputs.get("create") or "")).get("SOS_VOLUME") == volume)
+    writer = config_writers(plan)[volume].command
     name = engine.unique("cfg")
     script = engine.rebind(unwrap(writer.inputs["create"]), SOS_IMAGE=plain, SOS_VOLUME=name)
     result = engine.run_script(host, script, stdin=unwrap(writer.inputs["stdin"]))
@@ -165,8 +164,7 @@ def _write_config(host: str, plan, container, image: str) -> list[str]:
     for mount in container.inputs.get("mounts") or []:
         source = unwrap(mount.get("source"))
         if source in writers:
-            writer = next(r for r in plan.resources if r.type.startswith("command:") and file_bundle.bound_settings(
-                unwrap(r.inputs.get("create") or "")).get("SOS_VOLUME") == source)
+            writer = writers[source].command
             name = engine.unique("cfg")
             script = engine.rebind(unwrap(writer.inputs["create"]), SOS_IMAGE=image, SOS_VOLUME=name)
             result = engine.run_script(host, script, stdin=unwrap(writer.inputs["stdin"]))

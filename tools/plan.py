@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -105,14 +105,19 @@ def plan_mermaid(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def config_writers(plan: Plan) -> dict[str, tuple[str, Any]]:
-    """Every config volume the program fills (components/config_volumes.py): volume name ->
-    (the directory its service mounts it on, the bundle written into it, secret or not)."""
+class ConfigWriter(NamedTuple):
+    directory: str  # where its service mounts the volume
+    stdin: Any  # the bundle written into it, secret or not
+    command: harness.Registration
+
+
+def config_writers(plan: Plan) -> dict[str, ConfigWriter]:
+    """Every config volume the program fills (components/config_volumes.py), by volume name."""
     writers = {}
     for r in plan.resources:
         if r.type.startswith("command:") and WRITE_FILES_MARK in str(unwrap(r.inputs.get("create") or "")):
             bound = file_bundle.bound_settings(unwrap(r.inputs["create"]))
-            writers[bound["SOS_VOLUME"]] = (bound["SOS_DIR"], r.inputs.get("stdin"))
+            writers[bound["SOS_VOLUME"]] = ConfigWriter(bound["SOS_DIR"], r.inputs.get("stdin"), r)
     return writers
 
 
@@ -123,7 +128,7 @@ def container_files(plan: Plan, container: harness.Registration) -> dict[str, tu
     for mount in container.inputs.get("mounts") or []:
         source = unwrap(mount.get("source"))
         if source in writers:
-            directory, stdin = writers[source]
+            directory, stdin, _ = writers[source]
             for path, f in file_bundle.unbundle(unwrap(stdin)).items():
                 files[f"{directory}/{path}"] = (f, isinstance(stdin, Secret))
     return files
