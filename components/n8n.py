@@ -16,7 +16,7 @@ from components.container_service import (
     named_volume,
     node_http_check,
 )
-from configs.n8n import GRACEFUL_SHUTDOWN_SECONDS, PORT, SERVICE, USER, n8n_env
+from configs.n8n import DATA_DIR, GRACEFUL_SHUTDOWN_SECONDS, PORT, SERVICE, STATIC_CACHE_DIR, USER, n8n_env
 from settings import Limits
 
 
@@ -55,8 +55,9 @@ class N8n(pulumi.ComponentResource):
                 # state (protected in production) and is never regenerated.
                 "N8N_ENCRYPTION_KEY": args.encryption_key,
             },
-            volumes=[VolumeMount(volume.name, "/home/node/.n8n")],
-            tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777"},
+            volumes=[VolumeMount(volume.name, DATA_DIR)],
+            tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777",
+                   STATIC_CACHE_DIR: "rw,noexec,nosuid,size=128m,uid={},gid={},mode=0700".format(*USER.split(":"))},
             healthcheck=node_http_check(PORT, "/healthz", start_period="120s"),
             # n8n's own shutdown ends first; Docker's SIGKILL is the backstop.
             stop_timeout=GRACEFUL_SHUTDOWN_SECONDS + 15,

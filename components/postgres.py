@@ -28,7 +28,7 @@ SERVICE = "postgres"
 # The official alpine image's postgres user.
 USER = "70:70"
 IMAGE_CONTEXT = Path(__file__).resolve().parent.parent / "images" / "postgres-pgbackrest"
-SOCKET_DIR = "/var/run/postgresql"
+SOCKET_DIR = pg.SOCKET_DIR
 POSIX_REPO_DIR = "/var/lib/pgbackrest"
 # Writing one small file: a shell, printf, chmod, chown, mv.
 CREDENTIALS_TASK_LIMITS = Limits(memory_mb=32, cpus=0.25, pids=16)

@@ -11,6 +11,17 @@ SERVICE = "n8n"
 PORT = 5678
 GRACEFUL_SHUTDOWN_SECONDS = 30
 USER = "1000:1000"  # the image's `node` user
+# On a Docker host n8n's home is the image's /home/node (no N8N_USER_FOLDER; the cluster puts
+# both below under /tmp/n8n, see queue_env). Its user folder (settings file, event log, crash
+# journal) is kept on a volume.
+DATA_DIR = "/home/node/.n8n"
+# Where `n8n start` writes the editor's static files and node types at every start (n8n-core's
+# InstanceSettings: `<home>/.cache/n8n/public`; start.js generateStaticAssets and
+# frontend.service.js writeStaticJSON, about 77 MB at 1.123). Under a read-only root it must be
+# writable, or n8n exits with "ENOENT: mkdir '/home/node/.cache'" (found on a real engine,
+# tests/test_dev_up.py); too small, and a cut-off types/nodes.json leaves an editor without
+# nodes while /healthz stays green. Rebuilt at each start: scratch space, not data.
+STATIC_CACHE_DIR = "/home/node/.cache"
 
 
 def n8n_env(host: str, postgres_host: str) -> dict[str, str]:

@@ -31,6 +31,12 @@ CONFIG_DIR = "/etc/sos"
 INIT_DIR = "/docker-entrypoint-initdb.d"
 DATA_DIR = "/var/lib/postgresql/data"
 PGDATA = f"{DATA_DIR}/pgdata"
+# The socket the backup job reaches the server by (a volume both mount). The official image's
+# build makes it the default of server and clients alike (its Dockerfile patches
+# DEFAULT_PGSOCKET_DIR); written in the server's configuration too, so that the server listens
+# where the backup job's pgBackRest and pg_dump look whatever the server build's default (a
+# PostgreSQL build that kept /tmp did not, tests/test_dev_up.py).
+SOCKET_DIR = "/var/run/postgresql"
 
 # File names under SECRETS_DIR, read by the init SQL with psql backquotes so that no password
 # is ever on a command line or in the environment of the server.
@@ -85,7 +91,7 @@ def postgresql_conf(memory_mb: int, extra: dict[str, str] | None = None) -> str:
 
 
 # RDS keeps these itself (its own listener, storage, logging and memory settings) or refuses them.
-RDS_MANAGED = {"listen_addresses", "port", "superuser_reserved_connections", "dynamic_shared_memory_type",
+RDS_MANAGED = {"listen_addresses", "port", "unix_socket_directories", "superuser_reserved_connections", "dynamic_shared_memory_type",
                "huge_pages", "wal_level", "log_destination", "log_line_prefix", "lc_messages"}
 # Parameters RDS applies only at a reboot.
 RDS_STATIC = {"max_connections", "shared_buffers", "shared_preload_libraries"}
@@ -126,6 +132,7 @@ def server_settings(memory_mb: int) -> dict[str, str]:
     settings: dict[str, str] = {
         "listen_addresses": _quote("*"),
         "port": str(PORT),
+        "unix_socket_directories": _quote(SOCKET_DIR),
         "max_connections": str(t.max_connections),
         "superuser_reserved_connections": "3",
         "password_encryption": _quote("scram-sha-256"),

@@ -16,7 +16,7 @@ import pytest
 from configs import file_bundle
 from configs import nginx as nginx_conf
 from settings.defaults import DEFAULT_IMAGES
-from testsupport import engine, images
+from testsupport import engine, images, live
 from testsupport.engine import ImageShape, docker, labelled
 from testsupport.plans import container_files, plan_for
 from testsupport.tools import require_tool
@@ -31,6 +31,8 @@ PLAIN = ImageShape()
 @pytest.fixture(scope="module")
 def host():
     host = engine.docker_host()
+    # What an interrupted run left (its networks would hold dev's address plan).
+    engine.remove_test_objects(host)
     yield host
     engine.remove_test_objects(host)
 
@@ -131,7 +133,7 @@ def test_the_edge_cache_keeps_the_nginx_user_as_its_owner(host):
     to the nginx user, and it stays so when the edge mounts it on the image's root-owned
     /var/cache/nginx. The previous step (chown of the empty volume) is shown losing it: Docker
     fills an empty volume from the image's directory, owner included, for every new container."""
-    nginx_image = engine.image(host, DEFAULT_IMAGES["nginx"], images.NGINX)
+    nginx_image = engine.image(host, DEFAULT_IMAGES["nginx"], images.shape_of(DEFAULT_IMAGES["nginx"]))
     plan = plan_for("dev")
     step = plan.one("command:local:Command", "edge-volume-owner-run")
     script = unwrap(step.inputs["create"])
@@ -255,26 +257,10 @@ def _image_ref(plan, container) -> str:
 
 
 def _stand_in(host: str, plan, container) -> str:
-    """The container's image as a local stand-in: a shaped one, or the project's own Dockerfile
-    built for real on its shaped base (legacy builder, as the provider's build is; no pull)."""
+    """The container's image as a local stand-in (testsupport/live.stand_in)."""
     ref = _image_ref(plan, container)
-    if ref in images.SHAPES:
-        return engine.image(host, ref, images.SHAPES[ref])
-    build = next(r for r in plan.of_type("docker:index/remoteImage:RemoteImage") if r.inputs["name"] == ref).inputs.get(
-        "build")
-    if not build:
-        return engine.image(host, "sos-test/plain:1", PLAIN)
-    base = build["buildArgs"]["BASE_IMAGE"]
-    engine.image(host, base, images.SHAPES[base])
-    from testsupport.tools import ROOT
-
-    args = [a for k, v in sorted(build["buildArgs"].items()) for a in ("--build-arg", f"{k}={v}")]
-    result = subprocess.run(["docker", "build", "--network", "none", "-q", "-t", ref, *args,
-                             "-f", str(ROOT / build["context"] / build["dockerfile"]), str(ROOT / build["context"])],
-                            env={**engine.cli_env(host), "DOCKER_BUILDKIT": "0"}, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0, result.stderr
-    return ref
+    return live.stand_in(host, next(r.inputs for r in plan.of_type("docker:index/remoteImage:RemoteImage")
+                                    if r.inputs["name"] == ref))
 
 
 def _volume_steps(plan, container) -> list:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from configs import postgres as pg
+from testsupport import images
 from testsupport.plans import plan_for
 from testsupport.servers import PgCluster, node_module, official_first_boot, run_init, wait_for
 from testsupport.tools import require_tool
@@ -139,11 +140,7 @@ def test_monitoring_role_reads_statistics_but_writes_nothing(server):
 
 # ---------------------------------------------------------------------- migration-time SQL
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS posts (id serial PRIMARY KEY, slug text, locale text, title text NOT NULL,
-  excerpt text, content text, status text, published_at timestamptz);
-CREATE TABLE IF NOT EXISTS books (id serial PRIMARY KEY, slug text, locale text);
-"""
+SCHEMA = images.APP_SCHEMA  # what the API image's migration leaves (its stand-in applies it too)
 
 
 @pytest.fixture(scope="module")

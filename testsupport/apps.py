@@ -48,7 +48,7 @@ def n8n_root() -> Path:
     return _require(N8N_CACHE / lock_digest(N8N_PROJECT) / "node_modules" / "n8n", "n8n (tests/e2e/n8n)")
 
 
-def _site_digest() -> str:
+def site_digest() -> str:
     h = hashlib.sha256((APPS / "package-lock.json").read_bytes())
     for path in sorted((APPS / "site").rglob("*")):
         if path.is_file() and ".next" not in path.parts:
@@ -61,7 +61,7 @@ def build_site() -> None:
     """`next build` once per source: a production build, as the image would carry."""
     next_bin = _require(APPS / "node_modules" / "next" / "dist" / "bin" / "next", "next (tests/e2e/apps)")
     stamp = APPS / "site" / ".next" / "sos-source"
-    digest = _site_digest()
+    digest = site_digest()
     if stamp.exists() and stamp.read_text() == digest:
         return
     result = subprocess.run(["node", str(next_bin), "build", "site"], cwd=APPS, capture_output=True, text=True,

@@ -16,10 +16,12 @@ import shlex
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from testsupport.tools import missing
 
@@ -115,6 +117,16 @@ class ImageShape:
     files: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # path -> (text, mode)
     entrypoint: Sequence[str] = ()
     cmd: Sequence[str] = ("/bin/sh",)
+    # Programs placed elsewhere than they are here (path in image -> path here), with their libraries.
+    binaries: Mapping[str, str] = field(default_factory=dict)
+    # Whole directories (path in image -> directory here), root-owned, symbolic links kept; added
+    # last, so a file of theirs replaces one of the same path. `tree_key` names their version
+    # (a lock file's digest) for the image cache: they are too big to hash at every run.
+    trees: Mapping[str, str] = field(default_factory=dict)
+    tree_key: str = ""
+    tree_exclude: Sequence[str] = ()  # paths in the image the trees leave out (and all below them)
+    links: Mapping[str, str] = field(default_factory=dict)  # path -> target
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 def _with_libraries(programs: Iterable[str]) -> list[tuple[str, Path]]:
@@ -132,16 +144,24 @@ def _with_libraries(programs: Iterable[str]) -> list[tuple[str, Path]]:
 
 def _busybox_files(shape: ImageShape) -> list[tuple[str, Path]]:
     busybox = shutil.which("busybox") or missing("busybox", "Debian's busybox package")
-    for program in shape.programs:
+    for program in [*shape.programs, *shape.binaries.values()]:
         if not Path(program).exists():
             missing(Path(program).name, f"{program} (Debian's package; .ci/run installs it)")
-    return [("bin/busybox" if inside == busybox.lstrip("/") else inside, here)
-            for inside, here in _with_libraries([busybox, *shape.programs])]
+    files = [("bin/busybox" if inside == busybox.lstrip("/") else inside, here)
+             for inside, here in _with_libraries([busybox, *shape.programs, *shape.binaries.values()])]
+    moved = {program.lstrip("/"): inside.lstrip("/") for inside, program in shape.binaries.items()}
+    return [(moved.get(inside, inside), here) for inside, here in files]
 
 
-APPLETS = ("sh", "ls", "cat", "chown", "chmod", "mkdir", "id", "stat", "sleep", "wget", "tar", "base64", "sha256sum",
-           "find", "test", "true", "false", "echo", "rm", "mv", "touch", "printf", "env", "head", "tail", "grep", "cp",
-           "cut", "rmdir", "[")
+def _applets() -> tuple[str, ...]:
+    """Every applet of Debian's BusyBox: an Alpine image has BusyBox's whole set as its tools."""
+    busybox = shutil.which("busybox") or missing("busybox", "Debian's busybox package")
+    listed = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    # Debian's BusyBox has no `install`: ours stands in for the directory form (INSTALL below).
+    return tuple(sorted(set(listed) - {"busybox", "install"}))
+
+
+APPLETS = _applets() if shutil.which("busybox") else ("sh",)
 # Alpine's BusyBox has `install`; Debian's does not. The directory form the Dockerfiles use.
 INSTALL = """#!/bin/sh
 # Stand-in for BusyBox's install: `install -d [-o USER] [-g GROUP] [-m MODE] DIR...` only.
@@ -166,58 +186,110 @@ done
 """
 
 
-def rootfs(shape: ImageShape) -> bytes:
+def rootfs(shape: ImageShape, out: BinaryIO | None = None) -> bytes:
+    """The image's root filesystem as a tar, into `out` (a file, for big trees) or returned. A path
+    given twice keeps its last entry: the engine refuses a tar with duplicate paths."""
     users = {"root": (0, 0), **shape.users}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        made: set[str] = set()
+    entries: dict[str, tuple[tarfile.TarInfo, bytes | Path | None]] = {}
 
-        def directory(path: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
-            parts = path.strip("/").split("/")
-            for i in range(1, len(parts)):
-                parent = "/".join(parts[:i])
-                if parent not in made:
-                    directory(parent)
-            info = tarfile.TarInfo(path.strip("/"))
-            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
-            tar.addfile(info)
-            made.add(path.strip("/"))
+    def put(info: tarfile.TarInfo, data: bytes | Path | None = None) -> None:
+        entries.pop(info.name, None)
+        entries[info.name] = (info, data)
 
-        def text(path: str, content: str, mode: int = 0o644) -> None:
-            if str(Path(path.strip("/")).parent) not in made | {"."}:
-                directory(str(Path(path.strip("/")).parent))
-            data = content.encode()
-            info = tarfile.TarInfo(path.strip("/"))
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
+    def directory(path: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) not in entries:
+                directory("/".join(parts[:i]))
+        info = tarfile.TarInfo(path.strip("/"))
+        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
+        put(info)
 
-        for d in [Directory("bin"), Directory("etc"), Directory("tmp", mode=0o1777), Directory("root", mode=0o700),
-                  *shape.directories]:
-            directory(d.path, d.uid, d.gid, d.mode)
-        for inside, here in _busybox_files(shape):
-            if str(Path(inside).parent) not in made:
-                directory(str(Path(inside).parent))
-            tar.add(str(here), arcname=inside)
-        for applet in APPLETS:
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(info)
-        groups = {gid: name for name, (_, gid) in users.items()}
-        text("etc/passwd", "".join(f"{n}:x:{u}:{g}:{n}:/:/bin/sh\n" for n, (u, g) in users.items()))
-        text("etc/group", "".join(f"{n}:x:{g}:\n" for g, n in sorted(groups.items())))
-        text("usr/bin/install", INSTALL, 0o755)
-        for path, (content, mode) in sorted(shape.files.items()):
-            text(path, content, mode)
-    return out.getvalue()
+    def parent(path: str) -> None:
+        folder = str(Path(path.strip("/")).parent)
+        if folder != "." and folder not in entries:
+            directory(folder)
+
+    def text(path: str, content: str, mode: int = 0o644) -> None:
+        parent(path)
+        data = content.encode()
+        info = tarfile.TarInfo(path.strip("/"))
+        info.size, info.mode = len(data), mode
+        put(info, data)
+
+    def link(path: str, target: str) -> None:
+        parent(path)
+        info = tarfile.TarInfo(path.strip("/"))
+        info.type, info.linkname = tarfile.SYMTYPE, target
+        put(info)
+
+    def host_file(inside: str, here: Path, root_owned: bool = False) -> None:
+        parent(inside)
+        info = tarfile.TarInfo(inside.strip("/"))
+        st = here.lstat()
+        info.mode = st.st_mode & 0o7777
+        if here.is_symlink():
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(here)
+            put(info)
+        elif here.is_dir():
+            info.type = tarfile.DIRTYPE
+            put(info)
+        else:
+            here = here.resolve()
+            info.size = here.stat().st_size
+            info.mode = here.stat().st_mode & 0o7777
+            put(info, here)
+
+    for d in [Directory("bin"), Directory("etc"), Directory("tmp", mode=0o1777), Directory("root", mode=0o700),
+              *shape.directories]:
+        directory(d.path, d.uid, d.gid, d.mode)
+    for inside, here in _busybox_files(shape):
+        host_file(inside, here)
+    for applet in APPLETS:
+        link(f"bin/{applet}", "busybox")
+    groups = {gid: name for name, (_, gid) in users.items()}
+    # Docker sets HOME from here for the container's user: the home a shape has, else /.
+    homes = {d.path for d in shape.directories}
+    text("etc/passwd", "".join(f"{n}:x:{u}:{g}:{n}:{f'/home/{n}' if f'/home/{n}' in homes else '/'}:/bin/sh\n"
+                               for n, (u, g) in users.items()))
+    text("etc/group", "".join(f"{n}:x:{g}:\n" for g, n in sorted(groups.items())))
+    text("usr/bin/install", INSTALL, 0o755)
+    for path, (content, mode) in sorted(shape.files.items()):
+        text(path, content, mode)
+    for path, linked in sorted(shape.links.items()):
+        link(path, linked)
+    for inside, here in sorted(shape.trees.items()):
+        top = Path(here)
+        host_file(inside, top)
+        if top.is_dir() and not top.is_symlink():
+            for folder, dirs, files in os.walk(top):
+                dirs[:] = [d for d in dirs if f"{inside.rstrip('/')}/{(Path(folder) / d).relative_to(top)}"
+                           not in shape.tree_exclude]
+                for name in sorted(dirs + files):
+                    path = Path(folder) / name
+                    host_file(f"{inside.rstrip('/')}/{path.relative_to(top)}", path)
+
+    target = out or io.BytesIO()
+    with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries.values():
+            if isinstance(data, Path):
+                with data.open("rb") as source:
+                    tar.addfile(info, source)
+            else:
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return target.getvalue() if isinstance(target, io.BytesIO) else b""
 
 
 def image(host: str, ref: str, shape: ImageShape) -> str:
     """`ref` on the engine, built from `shape` unless an image of that shape is there already
     (the shape's digest is a label: cached between runs on the same engine)."""
     import hashlib
+    import inspect
     import json
 
-    digest = hashlib.sha256(repr((shape, APPLETS, INSTALL)).encode() + rootfs_key(shape)).hexdigest()[:16]
+    # The code that lays the files out is part of what an image is.
+    digest = hashlib.sha256(repr((shape, APPLETS, INSTALL, inspect.getsource(rootfs))).encode()
+                            + rootfs_key(shape)).hexdigest()[:16]
     found = docker(host, "image", "inspect", "--format", "{{index .Config.Labels \"sos.shape\"}}", ref, check=False)
     if found.returncode == 0 and found.stdout.strip() == digest:
         return ref
@@ -228,8 +300,15 @@ def image(host: str, ref: str, shape: ImageShape) -> str:
     changes += [f"VOLUME {v}" for v in shape.volumes]
     if shape.user:
         changes.append(f"USER {shape.user}")
+    changes += [f"ENV {k}={v}" for k, v in sorted(shape.env.items())]
     args = [a for c in changes for a in ("--change", c)]
-    docker(host, "import", *args, "-", ref, stdin=rootfs(shape))
+    with tempfile.TemporaryFile() as tar:
+        rootfs(shape, tar)
+        tar.seek(0)
+        result = subprocess.run(["docker", "import", *args, "-", ref], env=cli_env(host), stdin=tar,
+                                capture_output=True, text=True, timeout=1200)
+    if result.returncode != 0:
+        raise AssertionError(f"docker import of {ref} failed: {result.stderr.strip()}")
     return ref
 
 

@@ -287,31 +287,30 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
         if any(r.urn == urn for r in self.registrations):
             self.duplicates.append(urn)
         decoded = decode_struct(request.object)
-        self.registrations.append(
-            Registration(
-                urn=urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent,
-                provider=request.provider,
-                depends_on=list(request.dependencies),
-                property_dependencies={
-                    k: list(v.urns) for k, v in request.propertyDependencies.items()
-                },
-                protect=bool(request.protect),
-                retain_on_delete=bool(request.retainOnDelete),
-                delete_before_replace=bool(request.deleteBeforeReplace),
-                delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
-                custom=bool(request.custom),
-                ignore_changes=list(request.ignoreChanges),
-                replace_on_changes=list(request.replaceOnChanges),
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                inputs=decoded,
-                replacement_trigger=_trigger(request),
-                custom_timeouts={k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")
-                                 if request.HasField("customTimeouts") and getattr(request.customTimeouts, k)},
-            )
+        registration = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            provider=request.provider,
+            depends_on=list(request.dependencies),
+            property_dependencies={
+                k: list(v.urns) for k, v in request.propertyDependencies.items()
+            },
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
+            custom=bool(request.custom),
+            ignore_changes=list(request.ignoreChanges),
+            replace_on_changes=list(request.replaceOnChanges),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            inputs=decoded,
+            replacement_trigger=_trigger(request),
+            custom_timeouts={k: getattr(request.customTimeouts, k) for k in ("create", "update", "delete")
+                             if request.HasField("customTimeouts") and getattr(request.customTimeouts, k)},
         )
+        self.registrations.append(registration)
         args = sdk_mocks.MockResourceArgs(
             typ=request.type,
             name=request.name,
@@ -320,7 +319,10 @@ class RecordingMonitor(sdk_mocks.MockMonitor):
             resource_id=request.importId,
             custom=request.custom or False,
         )
-        id_, state = self.mocks.new_resource(args)
+        # Mocks that act on a real engine (testsupport/live.py) see the whole registration: the
+        # options that decide how a change is made (replace, delete first) are not in `args`.
+        apply = getattr(self.mocks, "apply", None)
+        id_, state = apply(registration, args) if apply else self.mocks.new_resource(args)
         obj = sdk.serialize(state)
         secret_keys = set(request.additionalSecretOutputs)
         secret_keys |= {k for k, v in decoded.items() if contains_secret(v)}
@@ -414,7 +416,7 @@ def _program_context(program_dir: Path) -> Iterator[None]:
 
 
 def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path = ROOT,
-        preview: bool = False) -> Plan:
+        preview: bool = False, mocks: CannedMocks | None = None) -> Plan:
     """Run `__main__.py` of `program_dir` for `stack` and return everything it registered.
 
     Raises whatever the program raises (a `settings.ConfigError` for bad config), after the
@@ -426,7 +428,7 @@ def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path =
 
     if (outside := sdk.check_version()) is not None:
         warnings.warn(outside, stacklevel=2)
-    mocks = CannedMocks(stack=stack)
+    mocks = mocks or CannedMocks(stack=stack)
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run: set_mocks only creates one when none exists.
     sdk.reset_root_stack()

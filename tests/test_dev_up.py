@@ -1,0 +1,205 @@
+"""dev's `pulumi up` on a real Docker engine, twice (issue 25).
+
+The real program runs under testsupport/live.py's mocks, which do what the providers would on
+Debian's dockerd as each resource registers: the images the stack pins are local stand-ins with
+the real servers inside (testsupport/images.py says which), the project's PostgreSQL image is
+built from its Dockerfile, every container is created with the provider's arguments and waited
+for until healthy (`wait`), and every `command:local` step runs for real. Then the platform is
+used from the host the way a developer does: through the edge on the published ports.
+A second `up` deploys a new API image and a changed edge configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from configs import backup
+from configs import n8n as n8n_config
+from configs import nginx as ng
+from testsupport import engine, live
+from testsupport.plans import service_of
+from tools import harness
+
+# The rollout drill's change (tests/test_rollout.py): a new API image, and an admin range more
+# (the edge's allow lists change, nothing else).
+SECOND_UP = {"images": {"api": "ghcr.io/storiesofsoftware/api:1.1.0"}, "adminCidrs": ["127.0.0.1/32", "10.1.0.0/16"]}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def host():
+    host = engine.docker_host()
+    engine.remove_test_objects(host)
+    taken = [p for p in (80, 443) if not _port_free(p)]
+    assert not taken, f"dev publishes the edge on 127.0.0.1:80 and :443; {taken} are taken on this machine"
+    yield host
+    engine.remove_test_objects(host)
+
+
+@pytest.fixture(scope="module")
+def first(host):
+    started = time.monotonic()
+    plan, deployment = live.up("dev", host, lambda inputs: live.stand_in(host, inputs))
+    print(f"first up: {time.monotonic() - started:.0f} s, {len(deployment.steps)} steps")
+    return plan, deployment
+
+
+@pytest.fixture(scope="module")
+def cert(first, tmp_path_factory) -> Path:
+    """The stack's certificate, as the tls provider made it: what curl and the browser trust."""
+    _, deployment = first
+    (applied,) = [a for a in deployment.applied.values() if a.registration.type == live.CERT]
+    path = tmp_path_factory.mktemp("tls") / "dev.crt"
+    path.write_text(applied.outputs["certPem"])
+    return path
+
+
+def _containers(plan: harness.Plan, deployment: live.Deployment) -> dict[str, live.Applied]:
+    return {a.registration.name: a for a in deployment.applied.values() if a.registration.type == live.CONTAINER
+            and a.registration.urn in {r.urn for r in plan.resources}}
+
+
+def _state(host: str, cid: str) -> dict:
+    """The container's State, with the engine's restart count in it."""
+    inspected = json.loads(engine.docker(host, "inspect", cid).stdout)[0]
+    return {**inspected["State"], "RestartCount": inspected["RestartCount"]}
+
+
+def fetch(cert: Path, name: str, path: str = "/", scheme: str = "https") -> tuple[int, dict[str, str], str]:
+    """A request from the host to the published port, as a browser on the laptop makes it."""
+    port = 443 if scheme == "https" else 80
+    result = subprocess.run(["curl", "-sS", "--max-time", "20", "--resolve", f"{name}:{port}:127.0.0.1",
+                             "--cacert", str(cert), "-D", "-", f"{scheme}://{name}{path}"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    status = int(head.split()[1])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head.splitlines()[1:])}
+    return status, headers, body
+
+
+def test_every_container_runs_and_is_healthy(host, first):
+    plan, deployment = first
+    containers = _containers(plan, deployment)
+    assert len(containers) == len(plan.of_type(live.CONTAINER))
+    for name, applied in containers.items():
+        state = _state(host, applied.id)
+        assert state["Running"] and state["RestartCount"] == 0, (name, state)
+        if applied.registration.inputs.get("healthcheck"):
+            assert state["Health"]["Status"] == "healthy", (name, state["Health"]["Log"][-1:])
+
+
+def test_the_edge_answers_on_the_published_ports(first, cert):
+    status, headers, _ = fetch(cert, "localhost", "/", scheme="http")
+    assert status in (301, 308) and headers["location"] == "https://localhost/"
+    status, headers, body = fetch(cert, "localhost")
+    assert status == 200 and "text/html" in headers["content-type"]
+    assert "strict-transport-security" in headers and "content-security-policy" in headers
+
+
+def test_the_site_api_and_n8n_answer_through_the_edge(first, cert):
+    status, _, body = fetch(cert, "localhost")
+    assert status == 200 and "/_next/static/" in body  # the Next.js production build
+    status, _, body = fetch(cert, "api.localhost", "/v1/hello")
+    assert status == 200 and json.loads(body) == {"hello": "world"}  # the Fastify API
+    # The host's request reaches the edge from the edge network's gateway, which dev's n8n admits.
+    status, _, body = fetch(cert, "n8n.localhost", "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    # What n8n writes at start under its read-only root (configs/n8n.STATIC_CACHE_DIR), whole:
+    # the editor's node types, which a full tmpfs cuts off while /healthz stays green.
+
+def test_n8n_wrote_its_start_files_whole(host, first):
+    """What n8n writes at start under its read-only root (configs/n8n.STATIC_CACHE_DIR), whole: the
+    editor's node types, which a too small tmpfs cuts off while /healthz stays green."""
+    nodes = f"{n8n_config.STATIC_CACHE_DIR}/n8n/public/types/nodes.json"
+    count = engine.docker(host, "exec", "sos-dev-n8n", "node", "-e",
+                          f"console.log(JSON.parse(require('fs').readFileSync('{nodes}')).length)", check=False)
+    assert count.returncode == 0 and int(count.stdout) > 100, count.stderr[-2000:]
+    assert "ENOSPC" not in engine.docker(host, "logs", "sos-dev-n8n").stderr
+
+
+def _backup_exec(host: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return engine.docker(host, "exec", "sos-dev-backup", *command, check=False)
+
+
+def _wait_for_jobs(host: str, jobs: set[str], timeout: float = 300) -> set[str]:
+    """The scheduler's jobs that succeeded (its state files), waiting until `jobs` have."""
+    deadline, done = time.monotonic() + timeout, set()
+    while time.monotonic() < deadline and not jobs <= done:
+        listing = _backup_exec(host, "ls", backup.STATE_DIR).stdout.split()
+        done = {entry.removesuffix(".ok") for entry in listing if entry.endswith(".ok")}
+        time.sleep(2)
+    return done
+
+
+def test_the_backup_job_takes_a_full_backup_and_a_logical_dump(host, first):
+    """The scheduler's first tick, unattended: pgBackRest's full backup of PostgreSQL 16 through
+    the socket volume, and the logical dump."""
+    done = _wait_for_jobs(host, {"pgbackrest-full", "logical"})
+    assert {"pgbackrest-full", "logical"} <= done, engine.docker(host, "logs", "sos-dev-backup", check=False).stdout
+    info = json.loads(_backup_exec(host, "pgbackrest", "--config=/etc/sos/pgbackrest/pgbackrest.conf",
+                                   "--stanza=main", "info", "--output=json").stdout)
+    assert [b["type"] for b in info[0]["backup"]][:1] == ["full"]
+
+
+def test_the_backup_job_takes_a_redis_snapshot(host, first):
+    """Redis writes dump.rdb at its first save point (900 s after a first write on dev), so the
+    scheduler's first try finds none and retries; here Redis saves now and the job's own
+    command runs in the backup container, with the volumes and user the plan gives it."""
+    auth = 'REDISCLI_AUTH="$(cat /etc/sos/secrets/redis-password)" redis-cli --no-auth-warning'
+    saved = engine.docker(host, "exec", "sos-dev-redis", "sh", "-c", f"{auth} SET sos-probe 1 && {auth} SAVE")
+    assert saved.stdout.split() == ["OK", "OK"]
+    (job,) = [j for j in backup.jobs(with_minio=True) if j.name == "redis"]
+    ran = _backup_exec(host, *job.command)
+    assert ran.returncode == 0, ran.stderr
+    snapshot = _backup_exec(host, "sh", "-c", f"head -c 5 {backup.BACKUP_DIR}/redis/*/dump.rdb")
+    assert snapshot.stdout.startswith("REDIS"), snapshot
+
+
+def _release(host: str) -> str:
+    """The release the edge runs, from its health endpoint (what apply-release.sh waits for)."""
+    url = f"http://127.0.0.1:{ng.HEALTH_PORT}{ng.HEALTH_PATH}"
+    return engine.docker(host, "exec", "sos-dev-nginx", "wget", "-q", "-O", "-", url).stdout.strip()
+
+
+def test_a_second_up_changes_only_what_changed(host, first, cert):
+    plan, deployment = first
+    before = {name: a.id for name, a in _containers(plan, deployment).items()}
+    started = {name: _state(host, cid)["StartedAt"] for name, cid in before.items()}
+    edge_release = _release(host)
+
+    after_plan, after = live.up("dev", host, lambda inputs: live.stand_in(host, inputs), before=deployment,
+                                overrides=SECOND_UP)
+    now = {name: a.id for name, a in _containers(after_plan, after).items()}
+    old_api = {r.name for r in plan.of_type(live.CONTAINER) if service_of(r) == "api"}
+    # The API's replica is a new container (a new name too: the provider's autonaming) and the old
+    # one is gone.
+    for name in old_api:
+        assert now[name] != before[name]
+        assert engine.docker(host, "inspect", before[name], check=False).returncode != 0
+    # Every other container is the same one, never restarted; the edge among them (its new
+    # configuration is a reload, not a new container).
+    for name, cid in before.items():
+        if name in old_api:
+            continue
+        assert now[name] == cid, name
+        assert _state(host, cid)["StartedAt"] == started[name], name
+    status, headers, _ = fetch(cert, "api.localhost", "/v1/hello")
+    assert status == 200
+    assert _release(host) != edge_release
+    changed = {name for op, name in after.steps if op != "delete"}
+    assert not changed & {"postgres-svc", "redis-svc", "n8n-svc", "edge-svc", "monitoring-prometheus"}, after.steps
