@@ -350,15 +350,9 @@ def dev_networks(host):
     plan = plan_for("dev")
     names = {}
     for network in plan.of_type("docker:index/network:Network"):
-        i = network.inputs
         name = engine.unique("net")
-        args = ["network", "create", "--driver", i["driver"], "--label", engine.LABEL]
-        args += ["--internal"] if i.get("internal") else []
-        for ipam in i.get("ipamConfigs") or []:
-            args += ["--subnet", ipam["subnet"], "--gateway", ipam["gateway"]]
-        args += [a for lab in i.get("labels") or [] for a in ("--label", f"{lab['label']}={lab['value']}")]
-        docker(host, *args, name)
-        names[i["name"]] = name
+        engine.create_network(host, network.inputs, name)
+        names[network.inputs["name"]] = name
     yield names
     engine.remove_test_objects(host)
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from testsupport.tools import missing
 
@@ -331,6 +331,18 @@ def stat(host: str, image_ref: str, mounts: Iterable[str], paths: Iterable[str],
 
 
 # ---------------------------------------------------------------- a container as the provider makes it
+
+def create_network(host: str, inputs: Mapping[str, Any], name: str) -> str:
+    """`docker_network` as the plan asks for it (driver, internal, address plan, labels, options),
+    named `name`; its id."""
+    args = ["network", "create", "--driver", str(inputs.get("driver") or "bridge"), "--label", LABEL]
+    args += ["--internal"] if inputs.get("internal") else []
+    for ipam in inputs.get("ipamConfigs") or []:
+        args += ["--subnet", ipam["subnet"]] + (["--gateway", ipam["gateway"]] if ipam.get("gateway") else [])
+    args += [a for lab in inputs.get("labels") or [] for a in ("--label", f"{lab['label']}={lab['value']}")]
+    args += [a for k, v in (inputs.get("options") or {}).items() for a in ("--opt", f"{k}={v}")]
+    return docker(host, *args, name).stdout.strip()
+
 
 def go_nanoseconds(text: str) -> int:
     """A Go duration string ("2m0s", "10s") in nanoseconds, as the provider's ParseDuration."""

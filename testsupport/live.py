@@ -135,7 +135,7 @@ class LiveDocker(CannedMocks):
     def _create(self, reg: Registration, inputs: dict[str, Any]) -> tuple[str, dict]:
         kind = reg.type
         if kind == NETWORK:
-            return self._network(inputs), inputs
+            return engine.create_network(self.host, inputs, inputs["name"]), inputs
         if kind == VOLUME:
             engine.docker(self.host, "volume", "create", "--driver", inputs.get("driver") or "local",
                           *[a for lab in inputs.get("labels") or [] for a in ("--label", f"{lab['label']}={lab['value']}")],
@@ -172,15 +172,6 @@ class LiveDocker(CannedMocks):
         elif kind == COMMAND and inputs.get("delete"):
             self._run(old.registration, inputs, inputs["delete"])
         # Images: `keepLocally` on every one the stacks pin; nothing to do.
-
-    def _network(self, i: dict[str, Any]) -> str:
-        args = ["network", "create", "--driver", i.get("driver") or "bridge", "--label", engine.LABEL]
-        args += ["--internal"] if i.get("internal") else []
-        for ipam in i.get("ipamConfigs") or []:
-            args += ["--subnet", ipam["subnet"]] + (["--gateway", ipam["gateway"]] if ipam.get("gateway") else [])
-        args += [a for lab in i.get("labels") or [] for a in ("--label", f"{lab['label']}={lab['value']}")]
-        args += [a for k, v in (i.get("options") or {}).items() for a in ("--opt", f"{k}={v}")]
-        return engine.docker(self.host, *args, i["name"]).stdout.strip()
 
     def _container(self, reg: Registration, i: dict[str, Any]) -> tuple[str, dict]:
         # The provider's autonaming when the program names none: `<name>-<7 hex>`, new each time.
