@@ -27,7 +27,7 @@ from components.host_commands import SHOWN
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs import edge_release as release
 from configs import nginx
-from settings import Limits
+from settings import EdgePorts, Limits
 
 SERVICE = "nginx"
 USER = "101:101"  # the image's nginx user
@@ -48,6 +48,7 @@ class EdgeProxyArgs:
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Output[str]
     client_ca_pem: pulumi.Input[str] | None = None
+    published_ports: EdgePorts = EdgePorts()
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -134,8 +135,8 @@ class EdgeProxy(pulumi.ComponentResource):
             healthcheck=Healthcheck(
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}"],
                 start_period="20s"),
-            ports=[PublishedPort(nginx.HTTP_PORT, 80, args.bind_address),
-                   PublishedPort(nginx.HTTPS_PORT, 443, args.bind_address)],
+            ports=[PublishedPort(nginx.HTTP_PORT, args.published_ports.http, args.bind_address),
+                   PublishedPort(nginx.HTTPS_PORT, args.published_ports.https, args.bind_address)],
             opt_outs=frozenset({"publishes-port"}),
             depends_on=[self.release, *args.depends_on],
         ), opts=pulumi.ResourceOptions(parent=self))

@@ -27,7 +27,7 @@ class N8nArgs:
     limits: Limits
     edge_network: pulumi.Input[str]
     data_network: pulumi.Input[str]
-    host: str
+    origin: str  # https://n8n.<domain>[:port], as the browser has it
     postgres_host: str
     db_password: pulumi.Output[str]
     encryption_key: pulumi.Output[str]
@@ -48,7 +48,7 @@ class N8n(pulumi.ComponentResource):
         self.service = ContainerService(f"{name}-svc", replace(
             # edge: the proxy reaches the editor and webhooks, and workflows reach the internet.
             ContainerServiceArgs.of(SERVICE, args, [args.edge_network, args.data_network], USER),
-            env=n8n_env(args.host, args.postgres_host),
+            env=n8n_env(args.origin, args.postgres_host),
             secret_env={
                 "DB_POSTGRESDB_PASSWORD": args.db_password,
                 # Losing it makes every stored credential unreadable: it lives in the stack's

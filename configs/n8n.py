@@ -3,6 +3,8 @@ worker processes in queue mode)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from configs.postgres import N8N_DATABASE, N8N_ROLE
 from configs.postgres import PORT as PG_PORT
 from configs.redis import PORT as REDIS_PORT
@@ -24,15 +26,16 @@ DATA_DIR = "/home/node/.n8n"
 STATIC_CACHE_DIR = "/home/node/.cache"
 
 
-def n8n_env(host: str, postgres_host: str) -> dict[str, str]:
-    """Plain settings. None of the variables n8n 1.0 removed (N8N_BASIC_AUTH_*, N8N_JWT_AUTH_*,
-    N8N_USER_MANAGEMENT_DISABLED): the owner account is created in the editor on first visit."""
+def n8n_env(origin: str, postgres_host: str) -> dict[str, str]:
+    """Plain settings, for the editor at `origin` (`https://host[:port]`). None of the variables
+    n8n 1.0 removed (N8N_BASIC_AUTH_*, N8N_JWT_AUTH_*, N8N_USER_MANAGEMENT_DISABLED): the owner
+    account is created in the editor on first visit."""
     return {
-        "N8N_HOST": host,
+        "N8N_HOST": urlsplit(origin).hostname or origin,
         "N8N_PORT": str(PORT),
         "N8N_PROTOCOL": "https",
-        "N8N_EDITOR_BASE_URL": f"https://{host}/",
-        "WEBHOOK_URL": f"https://{host}/",
+        "N8N_EDITOR_BASE_URL": f"{origin}/",
+        "WEBHOOK_URL": f"{origin}/",
         # One proxy (nginx) sits in front; n8n then trusts its X-Forwarded-For.
         "N8N_PROXY_HOPS": "1",
         "N8N_SECURE_COOKIE": "true",

@@ -113,6 +113,12 @@ class EdgeConfig:
     n8n_webhook_server: str | None = None
     # Writable on the cluster's read-only root: the task's ephemeral /tmp.
     cache_dir: str = CACHE_DIR
+    # The port browsers reach HTTPS_PORT on (dev's `edgePorts`): URLs carry it unless it is 443.
+    public_https_port: int = 443
+
+    @property
+    def port_suffix(self) -> str:
+        return "" if self.public_https_port == 443 else f":{self.public_https_port}"
 
     @property
     def limits(self) -> tuple[RateLimit, ...]:
@@ -147,7 +153,7 @@ def csp(kind: str, cfg: EdgeConfig) -> str:
     if kind == "n8n":
         return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
                           "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob: https:",
-                          "font-src 'self' data:", f"connect-src 'self' wss://{host}",
+                          "font-src 'self' data:", f"connect-src 'self' wss://{host}{cfg.port_suffix}",
                           "worker-src 'self'", "frame-ancestors 'self'", *common])
     if kind == "grafana":
         # Grafana's own content_security_policy_template (conf/defaults.ini), less its nonce
@@ -155,10 +161,10 @@ def csp(kind: str, cfg: EdgeConfig) -> str:
         # its inline boot script) and less grafana.com (the news feed is off, update checks too).
         return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
                           "style-src 'self' 'unsafe-inline' blob:", "img-src 'self' data: blob: https:",
-                          "font-src 'self' data:", f"connect-src 'self' wss://{host}",
+                          "font-src 'self' data:", f"connect-src 'self' wss://{host}{cfg.port_suffix}",
                           "worker-src 'self'", "manifest-src 'self'", "media-src 'none'",
                           "frame-ancestors 'self'", *common])
-    api = cfg.hosts["api"]
+    api = cfg.hosts["api"] + cfg.port_suffix
     return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline'",
                       "style-src 'self' 'unsafe-inline'", "img-src 'self' data: https:",
                       "font-src 'self' data:", f"connect-src 'self' https://{api} wss://{api}",
@@ -222,7 +228,7 @@ def cache_status_headers(kind: str, cfg: EdgeConfig) -> Block:
     return [*security_headers(kind, cfg), d("add_header", "X-Cache-Status", "$upstream_cache_status", "always")]
 
 
-def proxy_to(upstream: str) -> Block:
+def proxy_to(cfg: EdgeConfig, upstream: str) -> Block:
     return [
         d("proxy_pass", f"http://{upstream}"),
         d("proxy_http_version", "1.1"),
@@ -231,7 +237,9 @@ def proxy_to(upstream: str) -> Block:
         d("proxy_set_header", "X-Forwarded-For", "$remote_addr"),
         d("proxy_set_header", "X-Real-IP", "$remote_addr"),
         d("proxy_set_header", "X-Forwarded-Proto", "https"),
-        d("proxy_set_header", "X-Forwarded-Host", "$host"),
+        # With the port the browser used: n8n's push and Next.js's server actions compare it with
+        # the Origin header, which carries any port other than 443.
+        d("proxy_set_header", "X-Forwarded-Host", f"$host{cfg.port_suffix}"),
         # Empty Connection keeps upstream keepalive; "upgrade" passes WebSockets through.
         d("proxy_set_header", "Upgrade", "$http_upgrade"),
         d("proxy_set_header", "Connection", "$connection_upgrade"),
@@ -372,7 +380,7 @@ def build(cfg: EdgeConfig) -> Block:
                                # A known SNI with an unknown Host header lands here too.
                                d("return", "421")]),
             d("server", block=[d("listen", HTTP_PORT), d("server_name", *hosts.values()),
-                               d("location", "/", block=[d("return", "301", "https://$host$request_uri")])]),
+                               d("location", "/", block=[d("return", "301", f"https://$host{cfg.port_suffix}$request_uri")])]),
         ]
     http += [
         # Liveness for the container's healthcheck, on loopback only (the load balancer's
@@ -405,45 +413,45 @@ def build(cfg: EdgeConfig) -> Block:
         *limited(cfg.assets_limit),
         *cache_status_headers("site", cfg),
         d("add_header", "Cache-Control", "$immutable_cache_control", "always"),
-        *proxy_to("frontend"),
+        *proxy_to(cfg, "frontend"),
     ])
     http += [
         tls_server(hosts["site"], "site", cfg, [
             static,
             d("location", "/", block=[*limited(cfg.site_limit), *cached_as_the_application_says("site", cfg),
-                                      *proxy_to("frontend")]),
+                                      *proxy_to(cfg, "frontend")]),
         ]),
         tls_server(hosts["www"], "site", cfg, [
-            d("location", "/", block=[d("return", "301", f"https://{hosts['site']}$request_uri")]),
+            d("location", "/", block=[d("return", "301", f"https://{hosts['site']}{cfg.port_suffix}$request_uri")]),
         ]),
         tls_server(hosts["api"], "api", cfg, [
-            d("location", "~", API_LOGIN, block=[*limited(cfg.login_limit), *proxy_to("api")]),
+            d("location", "~", API_LOGIN, block=[*limited(cfg.login_limit), *proxy_to(cfg, "api")]),
             d("location", "/", block=[*limited(cfg.api_limit), *cached_as_the_application_says("api", cfg),
-                                      *proxy_to("api")]),
+                                      *proxy_to(cfg, "api")]),
         ]),
     ]
     if cfg.n8n_server:
         http.append(tls_server(hosts["n8n"], "n8n", cfg, [
             # Public: webhooks and forms, for anyone, at a webhook's pace.
             d("location", "~", N8N_PUBLIC, block=[*limited(cfg.webhook_limit),
-                                                  *proxy_to(N8N_WEBHOOKS if cfg.n8n_webhook_server else "n8n")]),
+                                                  *proxy_to(cfg, N8N_WEBHOOKS if cfg.n8n_webhook_server else "n8n")]),
             # Everything else is the editor, for admin networks only.
-            d("location", "~", N8N_LOGIN, block=[*admin_only(cfg), *limited(cfg.login_limit), *proxy_to("n8n")]),
+            d("location", "~", N8N_LOGIN, block=[*admin_only(cfg), *limited(cfg.login_limit), *proxy_to(cfg, "n8n")]),
             # REST calls and the push channel (a WebSocket held open for the editor's session).
             d("location", "/rest/", block=[*admin_only(cfg), *limited(cfg.admin_limit),
-                                           d("proxy_read_timeout", "3600s"), *proxy_to("n8n")]),
+                                           d("proxy_read_timeout", "3600s"), *proxy_to(cfg, "n8n")]),
             # The editor's page, its ~90 JavaScript modules, node types and icons.
-            d("location", "/", block=[*admin_only(cfg), *limited(cfg.assets_limit), *proxy_to("n8n")]),
+            d("location", "/", block=[*admin_only(cfg), *limited(cfg.assets_limit), *proxy_to(cfg, "n8n")]),
         ]))
     if cfg.grafana_server:
         http.append(tls_server(hosts["grafana"], "grafana", cfg, [
             d("location", "=", "/login", block=[*admin_only(cfg), *limited(cfg.login_limit),
-                                               *proxy_to("grafana")]),
+                                               *proxy_to(cfg, "grafana")]),
             # REST calls (one per panel per refresh) and Grafana Live's WebSocket.
             d("location", "/api/", block=[*admin_only(cfg), *limited(cfg.admin_limit),
-                                          d("proxy_read_timeout", "3600s"), *proxy_to("grafana")]),
-            d("location", "/public/", block=[*admin_only(cfg), *limited(cfg.assets_limit), *proxy_to("grafana")]),
-            d("location", "/", block=[*admin_only(cfg), *limited(cfg.site_limit), *proxy_to("grafana")]),
+                                          d("proxy_read_timeout", "3600s"), *proxy_to(cfg, "grafana")]),
+            d("location", "/public/", block=[*admin_only(cfg), *limited(cfg.assets_limit), *proxy_to(cfg, "grafana")]),
+            d("location", "/", block=[*admin_only(cfg), *limited(cfg.site_limit), *proxy_to(cfg, "grafana")]),
         ]))
     return [
         d("worker_processes", "auto"),

@@ -44,7 +44,7 @@ class HostPlacement:
         self.storage = ObjectStorage("storage", ObjectStorageArgs(
             name_prefix=cfg.name_prefix,
             region=cfg.aws_region,
-            site_origins=[f"https://{cfg.hostname()}", f"https://{cfg.hostname('www')}"],
+            site_origins=[cfg.origin(), cfg.origin("www")],
             noncurrent_days=cfg.noncurrent_version_days,
             protect=cfg.is_production,
             backup_retention_days=cfg.backup_retention_days,

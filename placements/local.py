@@ -33,7 +33,9 @@ class LocalPlacement:
     def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
         self.cfg = cfg
         self.secrets = secrets
-        host = LocalDockerHost("host", LocalDockerHostArgs(cfg.docker_host, cfg.stack, cfg.registry))
+        host = LocalDockerHost("host", LocalDockerHostArgs(
+            cfg.docker_host, cfg.stack, cfg.registry, edge_ports=cfg.edge_ports, bind_address=self.bind_address,
+            edge_subnet=cfg.edge_subnet, project=cfg.project))
         self.provider = host.provider
         self.services = Placement(cfg.name_prefix, cfg.labels, host.commands)
         dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))

@@ -89,14 +89,14 @@ def build(cfg: Settings) -> None:
     cloudflare_provider = cloudflare.Provider("cloudflare")
     cloudflare_ranges = ip_ranges(cloudflare_provider)
     hosts = nginx_config.edge_hosts(cfg.domain, n8n=cfg.features.n8n, grafana=False)
-    site_url, api_url, n8n_host = f"https://{cfg.hostname()}", f"https://{cfg.hostname('api')}", cfg.hostname("n8n")
+    site_url, api_url, n8n_url = cfg.origin(), cfg.origin("api"), cfg.origin("n8n")
 
     # Every secret the host placement generates, kept: a switch from the host must not delete
     # them (backupCipher still opens the host's pgBackRest repository in the backups bucket).
     secrets = PlatformSecrets("secrets", PlatformSecretsArgs(with_minio=False, protect=production))
     storage = ObjectStorage("storage", ObjectStorageArgs(
         name_prefix=prefix, region=region,
-        site_origins=[site_url, f"https://{cfg.hostname('www')}"],
+        site_origins=[site_url, cfg.origin("www")],
         noncurrent_days=cfg.noncurrent_version_days, protect=production,
         backup_retention_days=cfg.backup_retention_days,
         backup_lock_mode="COMPLIANCE" if production else None,
@@ -267,7 +267,7 @@ def build(cfg: Settings) -> None:
             "secret_arns": [n8n_secret.arn],
             "environment_inputs": {"DB_POSTGRESDB_HOST": db_host, "QUEUE_BULL_REDIS_HOST": redis_host},
             "depends_on": [bootstrap.run, *cache.ready, *started_after], **in_apps, **common}
-        n8n_env = {**n8n_config.n8n_env(n8n_host, ""), **n8n_config.queue_env("")}
+        n8n_env = {**n8n_config.n8n_env(n8n_url, ""), **n8n_config.queue_env("")}
         for variable in ("DB_POSTGRESDB_HOST", "QUEUE_BULL_REDIS_HOST"):
             n8n_env.pop(variable)
         n8n_health = node_http_check(n8n_config.PORT, "/healthz", start_period="120s").test
@@ -326,7 +326,7 @@ def build(cfg: Settings) -> None:
         compliance=production, topic_arn=alarms.topic.arn, protect=production), opts=on_aws)
 
     outputs.export_contract(outputs.Contract(
-        site_url=site_url, api_url=api_url, n8n_url=f"https://{n8n_host}", grafana_url=None,
+        site_url=site_url, api_url=api_url, n8n_url=n8n_url, grafana_url=None,
         buckets=storage.buckets, s3_endpoint=storage.endpoint, s3_region=storage.region,
         database_url=database_url, redis_url=redis_url,
         extra={"cloudflareZoneId": edge_dns.zone_id, "loadBalancerName": entry.load_balancer.name,

@@ -71,8 +71,7 @@ def build(cfg: Settings) -> None:
         depends_on=[*redis.ready, *where.stores_ready()],
     ), opts=on_docker)
 
-    site_url = f"https://{cfg.hostname()}"
-    api_url = f"https://{cfg.hostname('api')}"
+    site_url, api_url = cfg.origin(), cfg.origin("api")
     stores_ready = [*postgres.ready, *redis.ready, *where.stores_ready()]
 
     api = Api("api", ApiArgs(
@@ -123,7 +122,7 @@ def build(cfg: Settings) -> None:
             limits=cfg.limits["n8n"],
             edge_network=networks.edge.name,
             data_network=networks.data.name,
-            host=cfg.hostname("n8n"),
+            origin=cfg.origin("n8n"),
             postgres_host=postgres.host,
             db_password=secrets.values["postgresN8n"],
             encryption_key=secrets.values["n8nEncryptionKey"],
@@ -147,10 +146,12 @@ def build(cfg: Settings) -> None:
             real_ip_from=where.real_ip_from,
             client_ca=where.tls.client_ca_pem is not None,
             hsts_max_age=where.hsts_max_age,
+            public_https_port=cfg.edge_ports.https,
         ),
         api_servers=api.upstreams,
         frontend_servers=frontend.upstreams,
         bind_address=where.bind_address,
+        published_ports=cfg.edge_ports,
         cert_pem=where.tls.cert_pem,
         key_pem=where.tls.key_pem,
         client_ca_pem=where.tls.client_ca_pem,
@@ -171,7 +172,7 @@ def build(cfg: Settings) -> None:
             retention_days=cfg.metrics_retention_days,
             edge_network=networks.edge.name,
             data_network=networks.data.name,
-            grafana_url=f"https://{cfg.hostname('grafana')}",
+            grafana_url=cfg.origin("grafana"),
             grafana_admin_password=secrets.values["grafanaAdmin"],
             monitoring_password=secrets.values["postgresMonitoring"],
             redis_password=secrets.values["redis"],
@@ -186,7 +187,7 @@ def build(cfg: Settings) -> None:
         ), opts=on_docker)
 
     outputs.export_contract(outputs.Contract(
-        site_url=site_url, api_url=api_url, n8n_url=f"https://{cfg.hostname('n8n')}",
-        grafana_url=f"https://{cfg.hostname('grafana')}",
+        site_url=site_url, api_url=api_url, n8n_url=cfg.origin("n8n"),
+        grafana_url=cfg.origin("grafana"),
         buckets=storage.buckets, s3_endpoint=storage.endpoint, s3_region=storage.region,
         database_url=postgres.app_database_url, redis_url=redis.url, extra=where.outputs()))

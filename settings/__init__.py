@@ -85,6 +85,15 @@ class Features:
 
 
 @dataclass(frozen=True)
+class EdgePorts:
+    """The host ports the edge publishes. Cloudflare reaches the cloud stacks on 80/443 only;
+    dev may move them off ports another program holds or a rootless engine may not bind."""
+
+    http: int = 80
+    https: int = 443
+
+
+@dataclass(frozen=True)
 class TaskBounds:
     minimum: int
     maximum: int
@@ -139,6 +148,7 @@ class Settings:
     # `host` (one EC2 Docker host) or `cluster` (ECS Fargate, RDS, ElastiCache); dev: `local`.
     placement: str = "local"
     cluster: ClusterSizes | None = None
+    edge_ports: EdgePorts = EdgePorts()
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -174,6 +184,11 @@ class Settings:
 
     def hostname(self, sub: str = "") -> str:
         return f"{sub}.{self.domain}" if sub else self.domain
+
+    def origin(self, sub: str = "") -> str:
+        """What a browser has in its address bar for a host: the port too, unless it is 443."""
+        port = self.edge_ports.https
+        return f"https://{self.hostname(sub)}" + ("" if port == 443 else f":{port}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +329,22 @@ def parse_edge_subnet(raw: Any) -> str:
     if network.version != 4 or not network.is_private or not 16 <= network.prefixlen <= 28:
         raise Invalid("a private IPv4 block from /16 to /28, such as 10.213.0.0/24")
     return cidr
+
+
+def parse_edge_ports(raw: Any) -> EdgePorts:
+    expected = "an object {\"http\": port, \"https\": port} of two different ports from 1 to 65535"
+    if not isinstance(raw, dict) or set(raw) != {"http", "https"}:
+        raise Invalid(expected)
+    values = {}
+    for name, value in raw.items():
+        try:
+            values[name] = parse_positive_int(value, 1, 65535)
+        except Invalid as exc:
+            raise Invalid(f"{name}: {exc}") from None
+    ports = EdgePorts(**values)
+    if ports.http == ports.https:
+        raise Invalid(expected)
+    return ports
 
 
 def parse_registry(raw: Any) -> Mapping[str, str]:
@@ -499,7 +530,12 @@ KEYS: tuple[Key, ...] = (
     Key("edgeSubnet", parse_edge_subnet, _per_stack("10.213.0.0/24", None, None),
         "dev only: subnet of the edge network. A browser on the host reaches the published port "
         "through Docker's proxy and arrives from this network's gateway, which dev's n8n and "
-        "Grafana admit; pick another block if it clashes with a local network."),
+        "Grafana admit. `pulumi preview` refuses a block that another Docker network or a route "
+        "of this machine (a VPN, the home network) already covers."),
+    Key("edgePorts", parse_edge_ports, _per_stack({"http": 80, "https": 443}, None, None),
+        "dev only: the ports the edge publishes on 127.0.0.1. Move them (8080/8443) when another "
+        "program holds 80/443 or a rootless engine may not bind ports under 1024; the site's "
+        "URLs then carry the port. `pulumi preview` names whatever holds them."),
     Key("rolloutBatch", int_between(1, 20), _all(1),
         "New API or frontend replicas a deploy starts at a time; the edge switches to the new "
         "replicas once all are healthy, then the old ones drain. The host needs room for both."),
@@ -672,6 +708,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         registry=registry,
         placement=values.get("placement", "local"),
         cluster=values.get("cluster"),
+        edge_ports=values.get("edgePorts", EdgePorts()),
         external_secrets=MappingProxyType(secrets),
         today=today,
     )

@@ -344,7 +344,7 @@ def test_every_n8n_variable_we_set_is_one_n8n_reads():
     root = n8n_root() / "node_modules"
     code = "\n".join(p.read_text(errors="replace") for d in ("n8n/dist", "@n8n/config/dist", "n8n-core/dist")
                      for p in (root / d).rglob("*.js"))
-    names = {*n8n_config.n8n_env("n8n.example.com", "db"), *n8n_config.queue_env("redis"),
+    names = {*n8n_config.n8n_env("https://n8n.example.com", "db"), *n8n_config.queue_env("redis"),
              "DB_POSTGRESDB_PASSWORD", "N8N_ENCRYPTION_KEY", "QUEUE_BULL_REDIS_PASSWORD"}
     # TZ is read by Node.js and the C library, not by n8n's code.
     names -= {"TZ"}

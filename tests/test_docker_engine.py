@@ -8,17 +8,22 @@ that Docker gave back to root)."""
 from __future__ import annotations
 
 import io
+import re
+import socket
 import subprocess
 import tarfile
 
 import pytest
 
+from components.local_docker_host import PREFLIGHT, Preflight
 from configs import file_bundle
 from configs import nginx as nginx_conf
+from settings import EdgePorts
 from settings.defaults import DEFAULT_IMAGES
 from testsupport import engine, images, live
 from testsupport.engine import ImageShape, docker, labelled
 from testsupport.plans import container_files, plan_for
+from testsupport.servers import free_port
 from testsupport.tools import require_tool
 from tools.harness import unwrap
 from tools.plan import config_writers
@@ -150,13 +155,54 @@ def test_the_edge_cache_keeps_the_nginx_user_as_its_owner(host):
     assert owner == "0:0" and made != "made"
 
 
-def test_the_writer_script_passes_shellcheck(tmp_path):
+def test_the_docker_scripts_pass_shellcheck(tmp_path):
     tool = require_tool("shellcheck")
     rendered = tmp_path / "write-files.sh"
     rendered.write_text(file_bundle.write_files_script(image="sha256:x", volume="v", directory="/etc/sos"))
-    for path in (file_bundle.DOCKER_SCRIPTS / "write-files.sh", rendered):
+    for path in (*sorted(file_bundle.DOCKER_SCRIPTS.glob("*.sh")), rendered):
         result = subprocess.run([tool, str(path)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
+
+
+# --- dev's preflight, the real script against the real engine and this machine ----------------
+
+@pytest.fixture
+def route_on_loopback():
+    """A route of this machine (as a VPN or a LAN adds one). dockerd needs CAP_NET_ADMIN to make
+    its bridges, so wherever it runs for these tests this can be done too."""
+    subnet = "10.78.0.0/25"
+    subprocess.run(["ip", "route", "add", subnet, "dev", "lo"], check=True, capture_output=True)
+    yield subnet
+    subprocess.run(["ip", "route", "del", subnet, "dev", "lo"], check=False, capture_output=True)
+
+
+def test_the_preflight_names_what_holds_the_ports_and_the_subnet(host, plain, route_on_loopback):
+    published, listened, free_http, free_https = (free_port() for _ in range(4))
+    other_net = engine.unique("net")
+    docker(host, "network", "create", *labelled("--label", "project=blog"), "--subnet", "10.77.0.0/25", other_net)
+    blog = engine.unique("blog")
+    docker(host, "run", "-d", *labelled("--label", "project=blog"), "--name", blog, "--network", other_net,
+           "-p", f"127.0.0.1:{published}:80", plain, "sleep", "300")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", listened))
+        listener.listen()
+        result = engine.run_script(host, PREFLIGHT)
+    assert result.returncode == 0, result.stderr
+    answer = result.stdout
+
+    def verdict(ports: EdgePorts, subnet: str = "10.79.0.0/24") -> list[str]:
+        return Preflight("storiesofsoftware", "dev", ports, "127.0.0.1", subnet).verdict(answer)
+
+    refused = [(EdgePorts(published, free_https), "10.79.0.0/24", f"published by container {blog}"),
+               (EdgePorts(free_http, listened), "10.79.0.0/24", "not a container"),
+               (EdgePorts(free_http, free_https), "10.77.0.0/24", f"Docker network {other_net} (10.77.0.0/25)"),
+               (EdgePorts(free_http, free_https), "10.78.0.0/24", f"routes {route_on_loopback} (via lo)")]
+    for ports, subnet, expected in refused:
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            verdict(ports, subnet)
+    assert verdict(EdgePorts(free_http, free_https)) == []
+    docker(host, "rm", "-f", blog)
+    docker(host, "network", "rm", other_net)
 
 
 def _write_config(host: str, plan, container, image: str) -> list[str]:

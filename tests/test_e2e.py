@@ -3,7 +3,8 @@ site, the real Fastify API and n8n at the pinned version, opened in Debian's Chr
 
 Per stack, one set of processes: PostgreSQL 16 initialised by the stack's own init SQL, n8n, the
 API and the site with their containers' environments, nginx with the generated configuration,
-and the browser reaching every host on port 443 through `tests/browser.EdgeGateway`. Grafana
+and the browser reaching every host on its public port through `tests/browser.EdgeGateway`
+(443, and 8443 for dev with `edgePorts` moved, as on a laptop where 80/443 are taken). Grafana
 cannot run here: its host is checked for its headers only (docs/ has what stays unproven).
 """
 
@@ -36,11 +37,18 @@ CONTAINER = "docker:index/container:Container"
 OWNER = {"email": "owner@example.com", "firstName": "Ada", "lastName": "Lovelace",
          "password": "Correct-horse-7-battery"}
 WEBHOOK_PATH = "e2e-answer"
+# Each platform: its stack and the settings it overrides. `dev-8443` is dev with its published
+# ports moved: every URL the applications are given and every redirect then carries the port,
+# and n8n and Next.js compare the port in the browser's Origin with the edge's X-Forwarded-Host.
+MOVED_PORTS = {"http": 8080, "https": 8443}
+PLATFORMS = {stack: (stack, {}) for stack in STACKS} | {"dev-8443": ("dev", {"edgePorts": MOVED_PORTS})}
 
 
 @dataclass
 class Platform:
     stack: str
+    port: int  # the HTTPS port in the browser's URLs
+    plan: harness.Plan
     domain: str
     nginx: Nginx
     gateway: EdgeGateway
@@ -51,7 +59,7 @@ class Platform:
     conf: str  # the stack's generated nginx.conf, before it is tied to this machine
 
     def url(self, kind: str, path: str = "/") -> str:
-        return f"https://{self.host(kind)}{path}"
+        return f"https://{self.host(kind)}{'' if self.port == 443 else f':{self.port}'}{path}"
 
     def host(self, kind: str) -> str:
         return self.domain if kind == "site" else f"{kind}.{self.domain}"
@@ -63,18 +71,21 @@ def first_replica(plan, service: str):
 
 
 @contextlib.contextmanager
-def running_platform(stack: str, work: Path) -> Iterator[Platform]:
+def running_platform(stack: str, work: Path, overrides: dict | None = None) -> Iterator[Platform]:
     """Every process of one stack, torn down in reverse order whatever happens."""
-    plan = plan_for(stack)
+    overrides = dict(overrides or {})
     if stack != "dev":
         # An operator's own address is the only one admitted to n8n and Grafana on the cloud
         # stacks; here the operator is on loopback.
-        plan = harness.run(stack, overrides={"adminCidrs": ["127.0.0.1/32"]})
+        overrides["adminCidrs"] = ["127.0.0.1/32"]
+    plan = harness.run(stack, overrides=overrides) if overrides else plan_for(stack)
+    port = overrides.get("edgePorts", {}).get("https", 443)
     files = work / "files"
     write_files(plan, files)
     conf = (files / EDGE_CONF).read_text()
     site_env = container_env(first_replica(plan, "frontend"))
     domain = urlparse(site_env["SITE_URL"]).hostname
+    assert urlparse(site_env["SITE_URL"]).port == (None if port == 443 else port)
     with contextlib.ExitStack() as stack_:
         n8n_env = container_env(plan.one(CONTAINER, "n8n-svc"))
         cluster = pg_for_n8n(files, n8n_env["DB_POSTGRESDB_PASSWORD"])
@@ -94,19 +105,20 @@ def running_platform(stack: str, work: Path) -> Iterator[Platform]:
             "grafana": free_port()})
         nginx.start()
         stack_.callback(nginx.stop)
-        gateway = EdgeGateway(nginx.ports[ng.HTTPS_PORT], play_cloudflare=stack != "dev",
+        gateway = EdgeGateway(nginx.ports[ng.HTTPS_PORT], public_port=port, play_cloudflare=stack != "dev",
                               server_cert=pki.server_cert, server_key=pki.server_key,
                               client_cert=pki.client_cert, client_key=pki.client_key)
         stack_.callback(gateway.close)
         browser = Browser(gateway, pki.server_cert)
         stack_.callback(browser.close)
         assert wait_for(lambda: _n8n_ready(n8n.port), 120), n8n.output()[-4000:]
-        yield Platform(stack, domain, nginx, gateway, browser, site, api, n8n, conf)
+        yield Platform(stack, port, plan, domain, nginx, gateway, browser, site, api, n8n, conf)
 
 
-@pytest.fixture(scope="module", params=STACKS)
+@pytest.fixture(scope="module", params=PLATFORMS)
 def platform(request, tmp_path_factory):
-    with running_platform(request.param, tmp_path_factory.mktemp(f"e2e-{request.param}")) as running:
+    stack, overrides = PLATFORMS[request.param]
+    with running_platform(stack, tmp_path_factory.mktemp(f"e2e-{request.param}"), overrides) as running:
         yield running
 
 
@@ -305,6 +317,10 @@ def test_n8n_editor_owner_setup_expression_and_webhook(platform):
         created = _rest(page, "POST", "/rest/workflows", apps.answer_workflow("e2e answer", WEBHOOK_PATH))
 
     with platform.browser.page() as (page, log):
+        # n8n's push channel: the editor's live updates. n8n refuses it ("Invalid origin!", then
+        # close 1008) unless the Origin, port included, matches the edge's X-Forwarded-Host.
+        sockets, pushed = [], []
+        page.on("websocket", lambda ws: (sockets.append(ws), ws.on("framereceived", lambda frame: pushed.append(frame))))
         # A fresh load of the editor, signed in: every module and REST call under the edge's
         # CSP and rate limits.
         page.goto(platform.url("n8n", f"/workflow/{created['id']}"), wait_until="networkidle")
@@ -324,6 +340,10 @@ def test_n8n_editor_owner_setup_expression_and_webhook(platform):
             (404, f"/rest/workflows/{created['id']}/executions/last-successful")),
             console_excused=("Failed to fetch sessions metadata: ResponseError: Plan lacks license",))
         _rest(page, "POST", f"/rest/workflows/{created['id']}/activate", {"versionId": created["versionId"]})
+        push = [ws for ws in sockets if "/rest/push" in ws.url]
+        assert push and not any(ws.is_closed() for ws in push), [ws.url for ws in sockets]
+        assert "Invalid origin!" not in pushed, pushed
+        assert "Origin header does NOT match" not in platform.n8n.output()
     # A webhook from anywhere reaches n8n through the edge, and the workflow's answer comes back.
     status, _, body = _raw(platform, "n8n", f"/webhook/{WEBHOOK_PATH}", "POST", b"{}",
                            {"Content-Type": "application/json"})
@@ -334,9 +354,18 @@ def test_n8n_editor_owner_setup_expression_and_webhook(platform):
 def test_gateway_played_the_right_part(platform):
     """On the cloud stacks every browser connection went through a Cloudflare stand-in that
     presented the origin-pull certificate; nginx refuses a connection without it there."""
-    assert any(t.startswith(f"{platform.domain}:443") for t in platform.gateway.connects)
+    assert any(t == f"{platform.domain}:{platform.port}" for t in platform.gateway.connects)
     status = platform.nginx.https(platform.domain, "/", client_cert=False).status
     assert (status == 400) is (platform.stack != "dev"), status
+
+
+def test_redirects_lead_to_the_address_the_browser_uses(platform):
+    """Plain HTTP and the www host send the browser to the site's own URL, port included when
+    it is not 443 (nginx's $host never has one)."""
+    plain = platform.nginx.http(platform.host("site"), "/isr?from=plain")
+    assert (plain.status, plain.getheader("Location")) == (301, platform.url("site", "/isr?from=plain"))
+    status, headers, _ = _raw(platform, "www", "/isr?from=www")
+    assert (status, _count(headers, "Location")) == (301, [platform.url("site", "/isr?from=www")])
 
 
 # ------------------------------------------------------------------------------ rate limits
@@ -429,7 +458,7 @@ def test_the_session_check_can_fail(platform, tmp_path):
 
 def test_a_kept_page_is_served_while_the_frontend_is_down(platform):
     """A frontend of its own, so the platform's keeps serving the other tests."""
-    site = apps.start_site(container_env(first_replica(plan_for(platform.stack), "frontend")))
+    site = apps.start_site(container_env(first_replica(platform.plan, "frontend")))
     edge = Nginx(platform.conf, platform.domain, pki=platform.nginx.pki,
                  upstreams={"api": platform.api.port, "frontend": site.port,
                             "n8n": platform.n8n.port, "grafana": free_port()})

@@ -135,6 +135,11 @@ def fastify_version() -> str:
     return _package_version("fastify")
 
 
+# The official image's own ENV lines (n8n-io/n8n docker/images/n8n/Dockerfile). Production mode
+# is what turns on n8n's checks of the browser's Origin (push/index.js `inProduction`).
+N8N_IMAGE_ENV = {"NODE_ENV": "production", "N8N_RELEASE_TYPE": "stable"}
+
+
 def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tuple[Process, Path]:
     """n8n with the container's environment; its data directory (`home`, or a new one) stands
     in for the volume."""
@@ -143,6 +148,7 @@ def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tu
     port = free_port()
     started = time.monotonic()
     process = Process("n8n", ["node", str(root / "node_modules" / "n8n" / "bin" / "n8n"), "start"], {
+        **N8N_IMAGE_ENV,
         **env,
         "N8N_PORT": str(port),
         "N8N_LISTEN_ADDRESS": "127.0.0.1",

@@ -60,12 +60,13 @@ def spki_hash(cert: Path) -> str:
 
 
 class EdgeGateway:
-    """A CONNECT proxy on loopback that sends every `host:443` to the nginx under test."""
+    """A CONNECT proxy on loopback that sends every `host:<public_port>` to the nginx under test."""
 
-    def __init__(self, https_port: int, *, play_cloudflare: bool, server_cert: Path, server_key: Path,
+    def __init__(self, https_port: int, *, play_cloudflare: bool, public_port: int = 443, server_cert: Path, server_key: Path,
                  client_cert: Path | None = None, client_key: Path | None = None,
                  origin_ca: Path | None = None) -> None:
         self.https_port = https_port
+        self.public_port = public_port
         self.play_cloudflare = play_cloudflare
         self.connects: list[str] = []
         if play_cloudflare:
@@ -106,7 +107,7 @@ class EdgeGateway:
                 return
             host, _, port = target.rpartition(":")
             self.connects.append(target)
-            if port != "443":
+            if port != str(self.public_port):
                 writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
                 return

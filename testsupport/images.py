@@ -218,7 +218,7 @@ def _n8n() -> ImageShape:
                       links={"/usr/bin/env": "/bin/busybox",
                              "/usr/local/bin/n8n": "../lib/node_modules/n8n/bin/n8n"},
                       files={"/docker-entrypoint.sh": (N8N_ENTRYPOINT, 0o755), "/sbin/tini": (TINI, 0o755)},
-                      env={"NODE_ENV": "production", "N8N_RELEASE_TYPE": "stable", "SHELL": "/bin/sh"},
+                      env={**apps.N8N_IMAGE_ENV, "SHELL": "/bin/sh"},
                       workdir="/home/node", user="node", entrypoint=("tini", "--", "/docker-entrypoint.sh"), cmd=())
 
 
