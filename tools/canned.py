@@ -39,7 +39,6 @@ ZONE_ID = "023e105f4ecef8ad9ca31a8372d0c353"
 ACCESS_KEY_CREATED = "2026-11-27T00:00:00Z"
 DOCKER_DEFAULT_HOST = "unix:///var/run/docker.sock"
 # AWS resources the program leaves to Pulumi's autonaming and whose name it reads back.
-AUTONAMED_AWS = {"aws:ecs/service:Service", "aws:ecs/cluster:Cluster"}
 # Cloudflare's ranges: the same snapshot the policy pack admits on 80/443.
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6  # noqa: E402
 
@@ -169,8 +168,9 @@ class CannedMocks(Mocks):
             rid = inputs.get("replicationGroupId") or autoname(name)
             out.update(primaryEndpointAddress=f"master.{rid}.{_digest('cache', name)[:6]}.use1.cache.amazonaws.com",
                        arn=f"arn:aws:elasticache:{self.region}:{ACCOUNT_ID}:replicationgroup:{rid}")
-        elif t in AUTONAMED_AWS and not inputs.get("name"):
-            out["name"] = autoname(name)
+        elif t == "aws:s3/bucketObjectv2:BucketObjectv2":
+            # Every bucket of the platform is versioned: S3 answers each PUT with a version.
+            out.update(versionId=_digest("version", name, str(inputs.get("content", "")))[:32], etag=_digest("etag", name)[:32])
         elif t in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
             # The ARN's last part, which CloudWatch metrics and request-count scaling name.
             kind = "app" if t.endswith("LoadBalancer") else "targetgroup"
@@ -204,6 +204,11 @@ class CannedMocks(Mocks):
                 out["name"] = autoname(name, str(inputs.get('image')))
         elif t == "command:remote:Command" or t == "command:local:Command":
             out.update(stdout="", stderr="")
+        if t.startswith("aws:") and not t.startswith("aws:iam/") and not inputs.get("name") and "name" not in out:
+            # pulumi-aws autonames `name` (`<logical name>-<7 hex>`, or after `namePrefix`): a
+            # reference to it must resolve, or the SDK leaves the referring input out.
+            out["name"] = (inputs["namePrefix"] + _digest("prefix", name)[:26]) if inputs.get("namePrefix") \
+                else autoname(name)
         if t == "aws:secretsmanager/secret:Secret":
             # <name prefix><random>-<6 characters>, as Secrets Manager names its ARNs.
             out["arn"] = (f"arn:aws:secretsmanager:{self.region}:{ACCOUNT_ID}:secret:"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as sdk_mocks
@@ -110,6 +111,25 @@ class Plan:
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # What each resource would hold after `up` in this plan: URN -> (id, outputs), from the mocks.
     states: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # (type, name, arguments given a value) of each custom resource as the program constructed it.
+    passed: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
+
+    def lost_inputs(self) -> list[tuple[str, str, list[str]]]:
+        """Arguments the program gave a resource that its registration lacks. The SDK leaves an
+        input out when the Output behind it resolves to nothing, which under mocks happens when
+        they answer an output the provider would compute (an autonamed `name`): every check
+        would then judge a different resource from the one `pulumi up` creates."""
+        def flat(key: str) -> str:
+            return key.replace("_", "").lower()
+        registered = {(r.type, r.name): {flat(k) for k in r.inputs} for r in self.resources}
+        lost = []
+        for type_, name, keys in self.passed:
+            got = registered.get((type_, name))
+            if got is None:
+                lost.append((type_, name, ["(not registered)"]))
+            elif missing := sorted(k for k in keys if flat(k) not in got):
+                lost.append((type_, name, missing))
+        return lost
 
     def of_type(self, type_: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_]
@@ -404,6 +424,25 @@ def stack_config(stack: str, program_dir: Path = ROOT,
 
 
 @contextmanager
+def _arguments_recorded(passed: list[tuple[str, str, frozenset[str]]]) -> Iterator[None]:
+    """Every custom resource's arguments as the generated SDK hands them over (its `__props__`,
+    before any Output is resolved or left out)."""
+    original = pulumi.CustomResource.__init__
+
+    def recording(self: pulumi.CustomResource, t: str, name: str, props: Any = None, *args: Any, **kwargs: Any) -> None:
+        values = props if isinstance(props, dict) else vars(props) if props is not None else {}
+        if not t.startswith("pulumi:providers:"):
+            passed.append((t, name, frozenset(k for k, v in values.items() if v is not None)))
+        original(self, t, name, props, *args, **kwargs)
+
+    pulumi.CustomResource.__init__ = recording  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pulumi.CustomResource.__init__ = original  # type: ignore[method-assign]
+
+
+@contextmanager
 def _program_context(program_dir: Path) -> Iterator[None]:
     old_cwd, old_path = os.getcwd(), list(sys.path)
     os.chdir(program_dir)
@@ -438,7 +477,8 @@ def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path =
 
     main = program_dir / "__main__.py"
     error: BaseException | None = None
-    with _program_context(program_dir):
+    passed: list[tuple[str, str, frozenset[str]]] = []
+    with _program_context(program_dir), _arguments_recorded(passed):
         try:
             sdk.sync_await(run_in_stack(lambda: runpy.run_path(str(main), run_name="__main__")))
         except BaseException as exc:
@@ -450,7 +490,7 @@ def run(stack: str, overrides: dict[str, Any] | None = None, program_dir: Path =
     secret_values |= {config[k] for k in secret_keys if k in config}
     plan = Plan(stack=stack, project=project, resources=list(monitor.registrations), outputs=outputs,
                 duplicates=monitor.duplicates, secret_values=secret_values,
-                invokes=monitor.invokes,
+                invokes=monitor.invokes, passed=passed,
                 states={urn: (r.id, dict(r.state)) for urn, r in monitor.resources.items()})
     if error is not None:
         error.plan = plan  # type: ignore[attr-defined]
