@@ -35,6 +35,11 @@ USER = "101:101"  # the image's nginx user
 OWNER_TASK_LIMITS = Limits(memory_mb=32, cpus=0.25, pids=16)
 
 
+def edge_container_name(prefix: str) -> str:
+    """The edge's one container (its published ports cannot be held twice)."""
+    return f"{prefix}-{SERVICE}"
+
+
 @dataclass
 class EdgeProxyArgs:
     placement: Placement
@@ -75,7 +80,7 @@ class EdgeProxy(pulumi.ComponentResource):
         if args.config.client_ca != (args.client_ca_pem is not None):
             raise ValueError("client_ca in the nginx config and client_ca_pem must go together")
         prefix, labels = args.placement.name_prefix, args.placement.labels
-        container_name = f"{prefix}-{SERVICE}"
+        container_name = edge_container_name(prefix)
         pulled = image(f"{name}-image", args.image, self)
         cache = named_volume(f"{name}-cache", f"{prefix}-nginx-cache", labels, self)
         releases = named_volume(f"{name}-releases", f"{prefix}-nginx-releases", labels, self)

@@ -43,9 +43,12 @@ def endpoint_from(answer: str, stack: str) -> str:
     return host
 
 
-# "127.0.0.1:80->8080/tcp, :::443->8443/tcp" (`docker ps`), ranges as 8000-8010.
-_PUBLISHED = re.compile(r"(\S*?):(\d+)(?:-(\d+))?->")
-_ANY_ADDRESS = {"", "*", "0.0.0.0", "::", "[::]"}
+# "127.0.0.1:80->8080/tcp, :::443->8443/tcp" or "[::]:443->8443/tcp" (`docker ps`, older and
+# newer CLIs), ranges as 8000-8010->8000-8010/tcp.
+_PUBLISHED = re.compile(r"(\S*?):(\d+)(?:-(\d+))?->[\d-]+/(tcp|udp|sctp)")
+# Addresses that hold an IPv4 loopback port too. `[::]` is not among them: `ss` shows a
+# dual-stack socket as `*`, and `[::]` only for one bound to IPv6 alone.
+_ANY_ADDRESS = {"", "*", "0.0.0.0"}
 
 
 def _port_of(address: str) -> tuple[str, int] | None:
@@ -67,6 +70,8 @@ class Preflight:
     ports: EdgePorts
     bind: str
     subnet: str
+    # The edge container's name: on a second `up` it holds the ports, and is replaced first.
+    edge_container: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def verdict(self, answer: str) -> list[str]:
@@ -77,9 +82,9 @@ class Preflight:
             facts.setdefault(kind, []).append(fields)
         engine = (facts.get("engine") or [["", "", ""]])[0] + ["", "", ""]
         rootless = "name=rootless" in engine[2]
-        ours = {name for name, project, stack, *_ in facts.get("container", [])
-                if (project, stack) == (self.project, self.stack)}
-        problems = [*self._ports(facts, ours, rootless), *self._subnet(facts, engine, rootless)]
+        # The engine runs on this machine's kernel (not in Docker Desktop's, Colima's or Lima's VM).
+        local = engine[0] == engine[1]
+        problems = [*self._ports(facts, rootless and local), *self._subnet(facts, local and not rootless)]
         if problems:
             raise ValueError("\n".join(problems))
         return self.warnings
@@ -87,27 +92,31 @@ class Preflight:
     def _where(self, key: str) -> str:
         return f"{PROJECT}:{key} on stack {self.stack}"
 
-    def _ports(self, facts: dict[str, list[list[str]]], ours: set[str], rootless: bool) -> list[str]:
+    def _ports(self, facts: dict[str, list[list[str]]], rootless_here: bool) -> list[str]:
         problems = []
         moved = 'set edgePorts, for example {"http": 8080, "https": 8443}'
-        lowest = int((facts.get("unprivileged_port_start") or [["1024"]])[0][0])
+        start = facts.get("unprivileged_port_start")
         for key, port in (("edgePorts.http", self.ports.http), ("edgePorts.https", self.ports.https)):
             publishers = {row[0] for row in facts.get("container", []) for match in _PUBLISHED.finditer(row[3])
-                          if _clashes(match[1], self.bind) and int(match[2]) <= port <= int(match[3] or match[2])}
-            if publishers - ours:
+                          if match[4] == "tcp" and _clashes(match[1], self.bind)
+                          and int(match[2]) <= port <= int(match[3] or match[2])}
+            if others := publishers - {self.edge_container}:
                 problems.append(f"{self._where(key)}: {self.bind}:{port} is published by container "
-                                f"{', '.join(sorted(publishers - ours))}; stop it or {moved}")
+                                f"{', '.join(sorted(others))}; stop it or {moved}")
             elif not publishers and any((found := _port_of(row[0])) and found[1] == port and _clashes(found[0], self.bind)
                                         for row in facts.get("listen", [])):
                 problems.append(f"{self._where(key)}: {self.bind}:{port} is taken by a program on this "
                                 f"machine that is not a container; stop it or {moved}")
-            if rootless and port < lowest:
-                problems.append(f"{self._where(key)}: a rootless Docker engine may not publish port {port} "
-                                f"(net.ipv4.ip_unprivileged_port_start is {lowest}); {moved}, or lower "
-                                "that sysctl to 80")
+            # A warning only: `setcap cap_net_bind_service=ep` on rootlesskit allows low ports
+            # too, and cannot be seen from here.
+            if rootless_here and start and port < int(start[0][0]):
+                self.warnings.append(f"{self._where(key)}: a rootless Docker engine may publish port {port} "
+                                     f"only if rootlesskit has cap_net_bind_service (the sysctl "
+                                     f"net.ipv4.ip_unprivileged_port_start is {start[0][0]}); if the edge fails "
+                                     f"with \"permission denied\", {moved}")
         return problems
 
-    def _subnet(self, facts: dict[str, list[list[str]]], engine: list[str], rootless: bool) -> list[str]:
+    def _subnet(self, facts: dict[str, list[list[str]]], shares_routes: bool) -> list[str]:
         if not self.subnet:
             return []
         subnet = ipaddress.ip_network(self.subnet)
@@ -123,12 +132,15 @@ class Preflight:
                                     f"({other}); pick a free block, such as 10.214.0.0/24")
         # A rootless engine's bridges live in their own network namespace, a Docker Desktop's in
         # its VM: only an engine on this machine's kernel shares its routes.
-        if rootless or engine[0] != engine[1]:
+        if not shares_routes:
             return problems
         for destination, interface in facts.get("route", []):
-            if destination == "default" or interface in bridges:
+            try:
+                route = ipaddress.ip_network(destination, strict=False)
+            except ValueError:  # `default`, or a route type this parser does not know
                 continue
-            route = ipaddress.ip_network(destination, strict=False)
+            if interface in bridges:
+                continue
             # Full-tunnel VPNs route 0.0.0.0/1 and 128.0.0.0/1: any more specific route wins.
             if route.version != 4 or route.prefixlen < 8 or not route.overlaps(subnet):
                 continue
@@ -152,7 +164,8 @@ class LocalDockerHostArgs:
     edge_ports: EdgePorts = EdgePorts()
     bind_address: str = "127.0.0.1"
     edge_subnet: str = ""
-    project: str = PROJECT  # the `project` label of this stack's containers and networks
+    project: str = PROJECT  # the `project` label of this stack's networks
+    edge_container: str = ""  # the name of the container that publishes edge_ports
 
 
 class LocalDockerHost(pulumi.ComponentResource):
@@ -180,7 +193,8 @@ class LocalDockerHost(pulumi.ComponentResource):
         # Ports another program holds, a rootless engine's privileged ports and a subnet that
         # clashes are refused here, before the provider (so any resource) can exist: Docker
         # itself would stop the up half-way, at the edge, with "port is already allocated".
-        preflight = Preflight(args.project, args.stack, args.edge_ports, args.bind_address, args.edge_subnet)
+        preflight = Preflight(args.project, args.stack, args.edge_ports, args.bind_address, args.edge_subnet,
+                              args.edge_container)
         answer = command.local.run_output(
             command=PREFLIGHT, interpreter=["/bin/sh", "-c"], environment={"DOCKER_HOST": endpoint},
             opts=pulumi.InvokeOutputOptions(parent=self)).stdout

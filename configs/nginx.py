@@ -284,6 +284,9 @@ def build(cfg: EdgeConfig) -> Block:
         d("include", release.RELEASE_FILE),
         d("default_type", "application/octet-stream"),
         d("server_tokens", "off"),
+        # nginx's own redirects (`/rest` to `/rest/`) would name its listen port inside the
+        # container (8443), which no browser reaches: relative ones keep the browser's address.
+        d("absolute_redirect", "off"),
         d("charset", "utf-8"),
         d("sendfile", "on"), d("tcp_nopush", "on"), d("tcp_nodelay", "on"),
         d("keepalive_timeout", "65s"), d("keepalive_requests", "1000"),

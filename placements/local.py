@@ -10,6 +10,7 @@ import pulumi
 from components.backups import OffsiteTarget
 from components.container_networks import ContainerNetworks
 from components.container_service import Placement
+from components.edge_proxy import edge_container_name
 from components.local_docker_host import LocalDockerHost, LocalDockerHostArgs
 from components.local_object_storage import LocalObjectStorage, LocalObjectStorageArgs
 from components.platform_secrets import PlatformSecrets
@@ -35,7 +36,7 @@ class LocalPlacement:
         self.secrets = secrets
         host = LocalDockerHost("host", LocalDockerHostArgs(
             cfg.docker_host, cfg.stack, cfg.registry, edge_ports=cfg.edge_ports, bind_address=self.bind_address,
-            edge_subnet=cfg.edge_subnet, project=cfg.project))
+            edge_subnet=cfg.edge_subnet, project=cfg.project, edge_container=edge_container_name(cfg.name_prefix)))
         self.provider = host.provider
         self.services = Placement(cfg.name_prefix, cfg.labels, host.commands)
         dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))

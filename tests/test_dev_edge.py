@@ -28,7 +28,7 @@ def facts(*lines: str, engine: str = "engine\tlaptop\tlaptop\tname=seccomp,profi
 
 
 def verdict(answer: str, ports: EdgePorts = DEFAULT_PORTS) -> list[str]:
-    return Preflight("storiesofsoftware", "dev", ports, "127.0.0.1", "10.213.0.0/24").verdict(answer)
+    return Preflight("storiesofsoftware", "dev", ports, "127.0.0.1", "10.213.0.0/24", "sos-dev-nginx").verdict(answer)
 
 
 REFUSED = [
@@ -46,12 +46,13 @@ REFUSED = [
     # A program of this machine (Linux ss, macOS netstat).
     ("a local program (ss)", facts("listen\t127.0.0.1:443"), EdgePorts(),
      ["edgePorts.https on stack dev", "not a container", '{"http": 8080, "https": 8443}']),
-    ("a local program on every address (ss, IPv6)", facts("listen\t[::]:80"), EdgePorts(), ["edgePorts.http"]),
+    ("a local program on every address (ss)", facts("listen\t0.0.0.0:80"), EdgePorts(), ["edgePorts.http"]),
+    ("a local dual-stack program (ss)", facts("listen\t*:80"), EdgePorts(), ["edgePorts.http"]),
     ("a local program (macOS netstat)", facts("listen\t*.8443"), EdgePorts(8080, 8443), ["edgePorts.https"]),
-    # Rootless: ports under ip_unprivileged_port_start cannot be published.
-    ("rootless engine, port 80",
-     facts("unprivileged_port_start\t1024", engine="engine\tlaptop\tlaptop\tname=seccomp,name=rootless"),
-     EdgePorts(), ["edgePorts.http", "rootless", "ip_unprivileged_port_start is 1024"]),
+    # Containers of this stack other than its edge (an orphan under another name).
+    ("this stack's orphan",
+     facts("container\tsos-dev-nginx-old\tstoriesofsoftware\tdev\t127.0.0.1:443->8443/tcp"), EdgePorts(),
+     ["edgePorts.https", "sos-dev-nginx-old"]),
     # The subnet: another Docker network, or a route of this machine inside it.
     ("another Docker network",
      facts("network\tvpn-test\t\t\t99\t10.213.0.0/16 "), EdgePorts(),
@@ -60,6 +61,8 @@ REFUSED = [
      ["edgeSubnet on stack dev", "routes 10.213.0.0/25 (via wlan0)"]),
     ("the same block routed by a VPN", facts("route\t10.213.0.0/24\ttun0"), EdgePorts(), ["via tun0"]),
     ("a host route", facts("route\t10.213.0.9\ttun0"), EdgePorts(), ["10.213.0.9/32"]),
+    ("beside routes the parser skips",
+     facts("route\tblackhole\t", "route\t10.213.0.0/26\teth1"), EdgePorts(), ["10.213.0.0/26"]),
 ]
 
 
@@ -85,6 +88,12 @@ ADMITTED = [
      facts("unprivileged_port_start\t1024", engine="engine\tlaptop\tlaptop\tname=rootless"), EdgePorts(8080, 8443)),
     ("rootless with the sysctl lowered",
      facts("unprivileged_port_start\t80", engine="engine\tlaptop\tlaptop\tname=rootless"), EdgePorts()),
+    # Only TCP holds the edge's ports; an IPv6-only socket leaves 127.0.0.1 free.
+    ("a UDP service on 443", facts("container\twg\t\t\t0.0.0.0:443->51820/udp"), EdgePorts()),
+    ("IPv6 only", facts("container\tv6\t\t\t[::]:443->443/tcp", "listen\t[::]:80"), EdgePorts()),
+    # Typed routes (Calico's blackhole) and the default route are not networks of this machine.
+    ("typed and default routes", facts("route\tblackhole\t", "route\tunreachable\t", "route\tdefault\teth0"),
+     EdgePorts()),
     # A full-tunnel VPN's halves and the default route lose to the edge network's /24.
     ("full tunnel", facts("route\t0.0.0.0/1\ttun0", "route\t128.0.0.0/1\ttun0", "route\tdefault\teth0"), EdgePorts()),
     # Docker Desktop, Colima: the bridges are in a VM, this machine's routes are not theirs.
@@ -97,6 +106,17 @@ ADMITTED = [
 @pytest.mark.parametrize("answer,ports", [c[1:] for c in ADMITTED], ids=[c[0] for c in ADMITTED])
 def test_what_the_stack_may_use_is_admitted(answer, ports):
     assert verdict(answer, ports) == []
+
+
+def test_a_rootless_engine_on_low_ports_is_a_warning():
+    """Lowering the sysctl is one way; `setcap cap_net_bind_service=ep` on rootlesskit (Docker's
+    rootless docs) is another that cannot be seen from here. A rootless engine in a VM (Lima)
+    reports no sysctl of this machine and is not judged."""
+    rootless = "engine\tlaptop\tlaptop\tname=seccomp,name=rootless"
+    warnings = verdict(facts("unprivileged_port_start\t1024", engine=rootless))
+    assert len(warnings) == 2 and "ip_unprivileged_port_start is 1024" in warnings[0]
+    assert "edgePorts.http on stack dev" in warnings[0] and "edgePorts.https on stack dev" in warnings[1]
+    assert verdict(facts("unprivileged_port_start\t1024", engine="engine\tlima-default\tmac\tname=rootless")) == []
 
 
 def test_a_broader_route_is_a_warning_naming_it():

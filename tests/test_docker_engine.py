@@ -191,7 +191,7 @@ def test_the_preflight_names_what_holds_the_ports_and_the_subnet(host, plain, ro
     answer = result.stdout
 
     def verdict(ports: EdgePorts, subnet: str = "10.79.0.0/24") -> list[str]:
-        return Preflight("storiesofsoftware", "dev", ports, "127.0.0.1", subnet).verdict(answer)
+        return Preflight("storiesofsoftware", "dev", ports, "127.0.0.1", subnet, "sos-dev-nginx").verdict(answer)
 
     refused = [(EdgePorts(published, free_https), "10.79.0.0/24", f"published by container {blog}"),
                (EdgePorts(free_http, listened), "10.79.0.0/24", "not a container"),

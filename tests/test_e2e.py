@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import pytest
 
@@ -366,6 +366,11 @@ def test_redirects_lead_to_the_address_the_browser_uses(platform):
     assert (plain.status, plain.getheader("Location")) == (301, platform.url("site", "/isr?from=plain"))
     status, headers, _ = _raw(platform, "www", "/isr?from=www")
     assert (status, _count(headers, "Location")) == (301, [platform.url("site", "/isr?from=www")])
+    # nginx's own redirect of a prefix location asked without its slash: relative, so it keeps
+    # the address the browser used, not nginx's listen port inside the container.
+    status, headers, _ = _raw(platform, "n8n", "/rest")
+    assert status == 301 and urljoin(platform.url("n8n", "/rest"), _count(headers, "Location")[0]) == \
+        platform.url("n8n", "/rest/")
 
 
 # ------------------------------------------------------------------------------ rate limits
