@@ -24,8 +24,10 @@ from settings import Settings
 class LocalPlacement:
     needs_egress = False
     runs_minio = True
-    # One year: browsers ignore HSTS for localhost, so dev sends the real header at the
-    # lowest max-age hstspreload.org and gixy accept.
+    # One year: browsers ignore HSTS for localhost (Fetch standard since whatwg/fetch#1781;
+    # Firefox, Chrome 132+), so dev sends the real header at the lowest max-age hstspreload.org
+    # and gixy accept. Safari still applies it (WebKit bug 282054): http://localhost:<http
+    # port> then becomes https on that port, which fails; use the https URL there.
     hsts_max_age = 31536000
     real_ip_from: Sequence[str] = ()
     # Only this machine reaches the published ports.
