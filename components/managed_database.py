@@ -18,7 +18,11 @@ import pulumi_aws as aws
 from components.cluster_network import reachable_from
 from configs import postgres as pg
 
-ENGINE_VERSION = "16.10"
+# The major only: RDS creates the newest minor it offers for it and, with automatic minor
+# upgrades, moves it on in the maintenance window; the provider takes a prefix and ignores the
+# minor (`engineVersionActual` says which one runs). A pinned minor would make every `up` after
+# AWS's first upgrade ask for a downgrade, and cannot be created once AWS retires it.
+ENGINE_VERSION = "16"
 PARAMETER_FAMILY = "postgres16"
 # Not `postgres`: FSBP RDS.25 asks for a master user name of one's own.
 MASTER_USER = "sos_admin"

@@ -330,6 +330,21 @@ def cache_encrypted_authenticated(r: Resource, report: Report) -> None:
         report("production's cache must fail over automatically across zones")
 
 
+def engine_version_floats(r: Resource, report: Report) -> None:
+    """With automatic minor upgrades AWS moves the engine past the program: a pinned minor then
+    makes every later `up` ask for a downgrade, which RDS and ElastiCache refuse, and a minor AWS
+    retired cannot be created at all. The provider accepts a prefix and ignores the rest."""
+    p = r.props
+    version = str(p.get("engineVersion") or "")
+    if p.get("autoMinorVersionUpgrade", True) is False:
+        return
+    if r.type == "aws:rds/instance:Instance" and "." in version:
+        report(f"engineVersion {version} pins a minor that automatic minor upgrades will move past: "
+               f"give the major only ({version.split('.')[0]})")
+    if r.type == "aws:elasticache/replicationGroup:ReplicationGroup" and version.count(".") > 1:
+        report(f"engineVersion {version} pins a patch that automatic upgrades will move past: give major.minor")
+
+
 def listener_mutual_tls(r: Resource, report: Report) -> None:
     p = r.props
     if p.get("protocol") != "HTTPS":
@@ -381,6 +396,10 @@ RULES: tuple[Rule, ...] = (
     Rule("elasticache-encrypted-authenticated", "ElastiCache encrypts at rest and in transit, authenticates "
          "clients, and fails over across zones in production.",
          frozenset({"aws:elasticache/replicationGroup:ReplicationGroup"}), cache_encrypted_authenticated),
+    Rule("engine-version-floats", "RDS and ElastiCache with automatic minor upgrades pin no more than the "
+         "version AWS keeps (RDS: the major; ElastiCache: major.minor).",
+         frozenset({"aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup"}),
+         engine_version_floats),
     Rule("lb-mutual-tls", "The load balancer listens on HTTPS only and verifies Cloudflare's client certificate.",
          frozenset({"aws:lb/listener:Listener"}), listener_mutual_tls),
     Rule("no-plain-credentials", "Credentials reach containers and commands only as secrets, files or stdin.",

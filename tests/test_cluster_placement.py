@@ -114,7 +114,7 @@ def test_the_cluster_network_has_flow_logs_and_a_closed_default_group(plan):
 def test_rds_is_private_encrypted_kept_and_recoverable(plan):
     db = plan.one("aws:rds/instance:Instance").inputs
     production = plan.stack == "production"
-    assert db["engine"] == "postgres" and db["engineVersion"].startswith("16.")
+    assert db["engine"] == "postgres" and db["engineVersion"] == "16"
     assert db["storageEncrypted"] is True and db["publiclyAccessible"] is False
     assert db["multiAz"] is production
     assert db["deletionProtection"] is True and db["skipFinalSnapshot"] is False and db["finalSnapshotIdentifier"]

@@ -129,6 +129,9 @@ CASES = {
         {"atRestEncryptionEnabled": True, "transitEncryptionEnabled": False, "automaticFailoverEnabled": True,
          "multiAzEnabled": True},
         "must authenticate"),
+    "engine-version-floats": (
+        "aws:rds/instance:Instance", {"engineVersion": "16", "autoMinorVersionUpgrade": True},
+        {"engineVersion": "16.10", "autoMinorVersionUpgrade": True}, "give the major only (16)"),
     "lb-mutual-tls": (
         "aws:lb/listener:Listener", {"protocol": "HTTPS", "mutualAuthentication": {"mode": "verify"}},
         {"protocol": "HTTPS", "mutualAuthentication": {"mode": "passthrough"}}, "mutual TLS"),
