@@ -50,6 +50,7 @@ class ClusterEntryArgs:
 class ClusterEntry(pulumi.ComponentResource):
     load_balancer: aws.lb.LoadBalancer
     target_group: aws.lb.TargetGroup
+    listener: aws.lb.Listener
     certificate: aws.acm.Certificate
     security_group: aws.ec2.SecurityGroup
     # `app/<name>/<id>/targetgroup/<name>/<id>`: what request-count scaling names.
@@ -105,7 +106,9 @@ class ClusterEntry(pulumi.ComponentResource):
                 path=args.health_path, matcher="200", interval=10, healthy_threshold=2, unhealthy_threshold=3,
                 port=str(args.health_port) if args.health_port is not None else "traffic-port"),
             opts=child)
-        aws.lb.Listener(
+        # What makes the target group usable: ECS refuses a service on a target group no
+        # listener forwards to ("does not have an associated load balancer").
+        self.listener = aws.lb.Listener(
             f"{name}-https", load_balancer_arn=self.load_balancer.arn, port=443, protocol="HTTPS",
             ssl_policy=SSL_POLICY, certificate_arn=certificate.arn,
             mutual_authentication=aws.lb.ListenerMutualAuthenticationArgs(

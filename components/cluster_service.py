@@ -93,15 +93,17 @@ def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_pre
                                    opts=child)
     execution = aws.iam.Role(f"{name}-execution", assume_role_policy=account.apply(_assume_ecs_tasks),
                              description=f"{name_prefix} {spec.name}: pull, log, read its secrets", opts=child)
-    aws.iam.RolePolicyAttachment(f"{name}-execution-managed", role=execution.name,
-                                 policy_arn=MANAGED_EXECUTION_POLICY, opts=child)
+    # Every policy of both roles: what uses the definition (a service, a one-off task) makes ECS
+    # assume them, and IAM is eventually consistent, so the definition comes after all of them.
+    grants: list[pulumi.Resource] = [aws.iam.RolePolicyAttachment(
+        f"{name}-execution-managed", role=execution.name, policy_arn=MANAGED_EXECUTION_POLICY, opts=child)]
     if secret_arns:
-        aws.iam.RolePolicy(f"{name}-execution-secrets", role=execution.id,
-                           policy=pulumi.Output.all(*secret_arns).apply(secrets_read_policy), opts=child)
+        grants.append(aws.iam.RolePolicy(f"{name}-execution-secrets", role=execution.id,
+                                         policy=pulumi.Output.all(*secret_arns).apply(secrets_read_policy), opts=child))
     task_role = aws.iam.Role(f"{name}-task", assume_role_policy=account.apply(_assume_ecs_tasks),
                              description=f"{name_prefix} {spec.name}: what the application may do", opts=child)
     if task_policy is not None:
-        aws.iam.RolePolicy(f"{name}-task-policy", role=task_role.id, policy=task_policy, opts=child)
+        grants.append(aws.iam.RolePolicy(f"{name}-task-policy", role=task_role.id, policy=task_policy, opts=child))
 
     request = pulumi.Output.all(execution.arn, task_role.arn, pulumi.Output.all(**dict(secrets)),
                                 pulumi.Output.all(**dict(environment_inputs or {}))).apply(
@@ -119,7 +121,7 @@ def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_pre
         container_definitions=request.apply(lambda r: json.dumps(r["containerDefinitions"])),
         # `runs`: a long-running service's task, or a one-off (which has no health check to pass).
         tags={"Name": f"{name_prefix}-{spec.name}", RUNS_TAG: runs},
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs]))
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs, *grants]))
     return definition, task_role
 
 

@@ -59,8 +59,8 @@ class DatabaseVault(pulumi.ComponentResource):
                             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                                 "Effect": "Allow", "Action": "sts:AssumeRole",
                                 "Principal": {"Service": "backup.amazonaws.com"}}]}), opts=child)
-        for i, policy in enumerate(BACKUP_ROLE_POLICIES):
-            aws.iam.RolePolicyAttachment(f"{name}-role-{i}", role=role.name, policy_arn=policy, opts=child)
+        grants = [aws.iam.RolePolicyAttachment(f"{name}-role-{i}", role=role.name, policy_arn=policy, opts=child)
+                  for i, policy in enumerate(BACKUP_ROLE_POLICIES)]
         plan = aws.backup.Plan(
             f"{name}-plan", name=f"{args.name_prefix}-postgres-daily",
             rules=[aws.backup.PlanRuleArgs(
@@ -70,7 +70,9 @@ class DatabaseVault(pulumi.ComponentResource):
                 lifecycle=aws.backup.PlanRuleLifecycleArgs(delete_after=args.retention_days))],
             opts=child)
         aws.backup.Selection(f"{name}-selection", name=f"{args.name_prefix}-postgres", plan_id=plan.id,
-                             iam_role_arn=role.arn, resources=[args.database_arn], opts=child)
+                             iam_role_arn=role.arn, resources=[args.database_arn],
+                             # AWS Backup assumes the role at once; IAM is eventually consistent.
+                             opts=pulumi.ResourceOptions(parent=self, depends_on=grants))
         aws.backup.VaultNotifications(f"{name}-notifications", backup_vault_name=self.vault.name,
                                       sns_topic_arn=args.topic_arn, backup_vault_events=FAILURE_EVENTS, opts=child)
         self.register_outputs({})

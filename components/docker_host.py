@@ -100,10 +100,12 @@ class DockerHost(pulumi.ComponentResource):
             description="Docker host: SSM shell access only; containers cannot reach it (IMDS hop limit 1)",
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(
+        ssm = aws.iam.RolePolicyAttachment(
             f"{name}-ssm", role=role.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore", opts=child)
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, opts=child)
+        # After the role's policy: the instance it goes to assumes the role as it boots.
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name,
+                                          opts=pulumi.ResourceOptions(parent=self, depends_on=[ssm]))
 
         # Holds every Docker volume. A separate resource, so replacing the instance leaves it be;
         # protected in production, and a final snapshot is taken if it is ever deleted.
@@ -228,7 +230,7 @@ class DockerHost(pulumi.ComponentResource):
             f"{name}-dlm-role", assume_role_policy=json.dumps(_assume("dlm.amazonaws.com")),
             description="Data Lifecycle Manager: daily snapshots of the Docker data volume",
             opts=child)
-        aws.iam.RolePolicyAttachment(
+        grant = aws.iam.RolePolicyAttachment(
             f"{name}-dlm-policy", role=role.name,
             policy_arn="arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole",
             opts=child)
@@ -250,7 +252,8 @@ class DockerHost(pulumi.ComponentResource):
                     copy_tags=True,
                 )],
             ),
-            opts=child,
+            # DLM checks the role as it creates the policy; IAM is eventually consistent.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]),
         )
 
 

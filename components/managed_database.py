@@ -75,7 +75,7 @@ class ManagedDatabase(pulumi.ComponentResource):
                 "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                         "Principal": {"Service": "monitoring.rds.amazonaws.com"}}]}),
             description="RDS enhanced monitoring", opts=child)
-        aws.iam.RolePolicyAttachment(
+        monitoring_grant = aws.iam.RolePolicyAttachment(
             f"{name}-monitoring", role=monitoring.name,
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)
         self.instance = aws.rds.Instance(
@@ -96,7 +96,9 @@ class ManagedDatabase(pulumi.ComponentResource):
             monitoring_interval=60, monitoring_role_arn=monitoring.arn,
             performance_insights_enabled=True,
             tags={"Name": f"{prefix}-postgres"},
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect))
+            # RDS checks the monitoring role's permissions as it creates the instance.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect,
+                                        depends_on=[monitoring_grant]))
         self.master_secret_arn = self.instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets else "")
         # Reachable: the server and the rule that admits the tasks.

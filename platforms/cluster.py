@@ -305,7 +305,8 @@ def build(cfg: Settings) -> None:
         cluster_name=cluster.name,
         scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
                         load_balancer_label=entry.request_label),
-        target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id], depends_on=started_after,
+        target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id],
+        depends_on=[entry.listener, *started_after],
         **common), opts=on_aws)
 
     watched = {"edge": edge, "api": api, "frontend": frontend, **watched}
