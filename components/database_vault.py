@@ -23,7 +23,11 @@ BACKUP_ROLE_POLICIES = (
 MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 7, 35
 # Compliance mode takes hold after this cooling-off time; until then the lock can be removed.
 COMPLIANCE_GRACE_DAYS = 3
-FAILURE_EVENTS = ["BACKUP_JOB_FAILED", "COPY_JOB_FAILED", "RESTORE_JOB_FAILED"]
+# What AWS Backup sends to SNS: a failed, expired or aborted backup job is a BACKUP_JOB_COMPLETED
+# whose `State` attribute says so (BACKUP_JOB_FAILED and _EXPIRED exist in the API but reach no
+# topic); restores likewise. A subscription keeps only failures with the filter policy in
+# docs/runbook.md.
+FAILURE_EVENTS = ["BACKUP_JOB_COMPLETED", "COPY_JOB_FAILED", "RESTORE_JOB_COMPLETED"]
 
 
 @dataclass
@@ -65,8 +69,10 @@ class DatabaseVault(pulumi.ComponentResource):
             f"{name}-plan", name=f"{args.name_prefix}-postgres-daily",
             rules=[aws.backup.PlanRuleArgs(
                 rule_name="daily", target_vault_name=self.vault.name,
-                # After RDS's own backup window (02:00-03:00 UTC), before its maintenance window.
-                schedule="cron(15 3 * * ? *)", start_window=60, completion_window=360,
+                # AWS Backup starts no RDS snapshot during the instance's backup window (02:00-03:00)
+                # or within the hour before and during its maintenance (Sunday 03:30-04:30): 05:00
+                # to 06:00 clears both every day (tests/test_windows.py).
+                schedule="cron(0 5 * * ? *)", start_window=60, completion_window=360,
                 lifecycle=aws.backup.PlanRuleLifecycleArgs(delete_after=args.retention_days))],
             opts=child)
         aws.backup.Selection(f"{name}-selection", name=f"{args.name_prefix}-postgres", plan_id=plan.id,
