@@ -64,3 +64,33 @@ def test_a_blocked_window_is_found(backup, maintenance, jobs, expected):
 def test_a_cache_snapshot_during_maintenance_is_found():
     assert cache_problems("04:00-05:00", "sun:04:30-sun:05:30") != []
     assert cache_problems("01:00-02:00", "sun:04:30-sun:05:30") == []
+
+
+def test_the_runbooks_subscription_keeps_alarms_and_failed_jobs_only():
+    """The filter policy docs/runbook.md gives the on-call's subscription, applied by moto's SNS:
+    alarms (no State attribute) and failed, expired or aborted jobs pass; finished ones do not."""
+    import json
+    import re
+
+    import boto3
+    from moto import mock_aws
+
+    from testsupport.tools import ROOT
+
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    attributes = json.loads(re.search(r"--attributes '([^']+)'", runbook)[1])
+    with mock_aws():
+        sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="alarms")["TopicArn"]
+        queue = sqs.create_queue(QueueName="oncall")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn,
+                      Attributes={**attributes, "RawMessageDelivery": "true"})
+        sns.publish(TopicArn=topic, Message="ALARM: 5xx on the edge")
+        for state in ("CREATED", "COMPLETED", "FAILED", "EXPIRED", "ABORTED"):
+            sns.publish(TopicArn=topic, Message=f"backup job {state}",
+                        MessageAttributes={"State": {"DataType": "String", "StringValue": state},
+                                           "EventType": {"DataType": "String", "StringValue": "BACKUP_JOB"}})
+        received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in received) == [
+        "ALARM: 5xx on the edge", "backup job ABORTED", "backup job EXPIRED", "backup job FAILED"]
