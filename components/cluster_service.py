@@ -117,7 +117,6 @@ def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_pre
         execution_role_arn=execution.arn, task_role_arn=task_role.arn,
         runtime_platform=aws.ecs.TaskDefinitionRuntimePlatformArgs(
             operating_system_family="LINUX", cpu_architecture="X86_64"),
-        volumes=[aws.ecs.TaskDefinitionVolumeArgs(name=volume) for volume, _ in ecs.scratch_volumes(spec)],
         container_definitions=request.apply(lambda r: json.dumps(r["containerDefinitions"])),
         # `runs`: a long-running service's task, or a one-off (which has no health check to pass).
         tags={"Name": f"{name_prefix}-{spec.name}", RUNS_TAG: runs},

@@ -23,7 +23,27 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 # Fargate stops a container at most this long after SIGTERM.
 FARGATE_MAX_STOP_TIMEOUT = 120
-TMP_VOLUME = "tmp"
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """A writable directory under the read-only root: a tmpfs (in the task's memory). Not a task
+    volume: on Fargate an empty one is root:root 0755 unless the image declares a VOLUME there
+    (ECS "bind mounts"), which no non-root task could write. Fargate takes `linuxParameters.tmpfs`
+    since January 2026 (aws/containers-roadmap#736)."""
+
+    path: str
+    size_mb: int
+    # The task's user only (mode 0700); otherwise shared like /tmp (1777).
+    private: bool = False
+
+    def mount_options(self, user: str) -> list[str]:
+        uid, _, gid = user.partition(":")
+        owner = ["mode=0700", f"uid={uid}", f"gid={gid or uid}"] if self.private else ["mode=1777"]
+        return ["rw", "noexec", "nosuid", "nodev", *owner]
+
+
+TMP = Scratch("/tmp", 64)
 
 
 def fargate_size(cpus: float, memory_mb: int) -> tuple[int, int]:
@@ -34,6 +54,12 @@ def fargate_size(cpus: float, memory_mb: int) -> tuple[int, int]:
                 if memory >= memory_mb:
                     return units, memory
     raise ValueError(f"no Fargate size holds {cpus} CPUs and {memory_mb} MiB")
+
+
+def scratch_budget_mb(cpus: float, memory_mb: int) -> int:
+    """What a task's tmpfs directories may take: half of the Fargate task's memory, which they
+    are counted against as they fill."""
+    return fargate_size(cpus, memory_mb)[1] // 2
 
 
 @dataclass(frozen=True)
@@ -52,13 +78,8 @@ class TaskSpec:
     secrets: Mapping[str, str] = field(default_factory=dict)
     stop_timeout: int = 30
     command: Sequence[str] = ()
-    # Writable directories under the read-only root, each an ephemeral volume of the task.
-    writable: Sequence[str] = ("/tmp",)
-
-
-def scratch_volumes(spec: TaskSpec) -> list[tuple[str, str]]:
-    """(volume name, path) of each writable directory: `tmp` for the first, as every task has."""
-    return [(TMP_VOLUME if i == 0 else f"scratch-{i}", path) for i, path in enumerate(spec.writable)]
+    # Writable directories under the read-only root; /tmp first, as every task has.
+    writable: Sequence[Scratch] = (TMP,)
 
 
 def container_definition(spec: TaskSpec) -> dict[str, Any]:
@@ -69,6 +90,10 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
         raise ValueError(f"{spec.name}: Fargate allows a stop timeout of 1 to {FARGATE_MAX_STOP_TIMEOUT} s")
     if spec.user.split(":")[0] in ("0", "root", ""):
         raise ValueError(f"{spec.name}: tasks run as a non-root user")
+    if not all(part.isdigit() for part in spec.user.split(":")):
+        raise ValueError(f"{spec.name}: a numeric uid:gid, which the tmpfs options name")
+    if sum(s.size_mb for s in spec.writable) > scratch_budget_mb(spec.cpus, spec.memory_mb):
+        raise ValueError(f"{spec.name}: its tmpfs directories would take more than half of the task's memory")
     definition: dict[str, Any] = {
         "name": spec.name,
         "image": spec.image,
@@ -78,11 +103,11 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
         # `privileged` is left out: Fargate refuses the parameter, and absent means false.
         # Fargate adds no capability beyond Docker's defaults; drop those too. The init process
         # reaps zombies and forwards SIGTERM, as tini does on the host.
-        "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True},
+        "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True,
+                            "tmpfs": [{"containerPath": s.path, "size": s.size_mb, "mountOptions": s.mount_options(spec.user)}
+                                      for s in spec.writable]},
         "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
-        "mountPoints": [{"sourceVolume": volume, "containerPath": path, "readOnly": False}
-                        for volume, path in scratch_volumes(spec)],
         "stopTimeout": spec.stop_timeout,
         "logConfiguration": {"logDriver": "awslogs", "options": {
             "awslogs-group": spec.log_group, "awslogs-region": spec.region, "awslogs-stream-prefix": spec.name}},
@@ -110,6 +135,4 @@ def register_request(spec: TaskSpec, family: str, execution_role_arn: str, task_
         "taskRoleArn": task_role_arn,
         "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
         "containerDefinitions": [container_definition(spec)],
-        # Fargate's ephemeral storage, writable under a read-only root.
-        "volumes": [{"name": volume} for volume, _ in scratch_volumes(spec)],
     }

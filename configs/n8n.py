@@ -24,6 +24,9 @@ DATA_DIR = "/home/node/.n8n"
 # tests/test_dev_up.py); too small, and a cut-off types/nodes.json leaves an editor without
 # nodes while /healthz stays green. Rebuilt at each start: scratch space, not data.
 STATIC_CACHE_DIR = "/home/node/.cache"
+# The cluster's /tmp: N8N_USER_FOLDER below it holds the settings file and, as n8n's userHome,
+# the same static files under .cache.
+CLUSTER_TMP_MB = 256
 
 
 def n8n_env(origin: str, postgres_host: str) -> dict[str, str]:

@@ -113,6 +113,8 @@ class EdgeConfig:
     n8n_webhook_server: str | None = None
     # Writable on the cluster's read-only root: the task's ephemeral /tmp.
     cache_dir: str = CACHE_DIR
+    # The caches' max_size (static assets, responses); the cluster's live in task memory.
+    cache_max_mb: tuple[int, int] = (512, 1024)
     # The port browsers reach HTTPS_PORT on (dev's `edgePorts`): URLs carry it unless it is 443.
     public_https_port: int = 443
 
@@ -228,6 +230,10 @@ def cache_status_headers(kind: str, cfg: EdgeConfig) -> Block:
     return [*security_headers(kind, cfg), d("add_header", "X-Cache-Status", "$upstream_cache_status", "always")]
 
 
+def _size(mb: int) -> str:
+    return f"{mb // 1024}g" if mb % 1024 == 0 else f"{mb}m"
+
+
 def proxy_to(cfg: EdgeConfig, upstream: str) -> Block:
     return [
         d("proxy_pass", f"http://{upstream}"),
@@ -331,11 +337,11 @@ def build(cfg: EdgeConfig) -> Block:
         d("limit_req_status", "429"),
         d("limit_req_log_level", "warn"),
         d("proxy_cache_path", f"{cfg.cache_dir}/{STATIC_CACHE}", "levels=1:2", f"keys_zone={STATIC_CACHE}:10m",
-          "max_size=512m", "inactive=30d", "use_temp_path=off"),
+          f"max_size={_size(cfg.cache_max_mb[0])}", "inactive=30d", "use_temp_path=off"),
         # Pages and API answers, for as long as the application's Cache-Control allows. Kept a
         # week unused, so a page survives a frontend outage of that long as a stale copy.
         d("proxy_cache_path", f"{cfg.cache_dir}/{RESPONSES_CACHE}", "levels=1:2", f"keys_zone={RESPONSES_CACHE}:20m",
-          "max_size=1g", "inactive=7d", "use_temp_path=off"),
+          f"max_size={_size(cfg.cache_max_mb[1])}", "inactive=7d", "use_temp_path=off"),
         # A request with a cookie or credentials may get a personal answer: never from the
         # cache, never into it.
         d("map", "$http_cookie$http_authorization", "$sos_personal", block=[d("default", "1"), d("", "0")]),

@@ -61,6 +61,8 @@ EDGE_REQUESTS_PER_TASK = 3000
 API_REQUESTS_PER_TASK = 1200
 FRONTEND_REQUESTS_PER_TASK = 1200
 EDGE_USER = edge_proxy.USER
+# The edge's two caches on the cluster (static assets, responses), in its /tmp tmpfs: memory.
+EDGE_CACHE_MB = (64, 128)
 POSTGRES_IMAGE_USER = postgres_component.USER
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
 # Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
@@ -198,7 +200,11 @@ def build(cfg: Settings) -> None:
         spec=spec("database-bootstrap", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
                   {"PGPORT": str(pg.PORT), "PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10",
                    "SOS_INIT_SQL": pg.init_sql(managed=True)},
-                  command=["sh", "-c", cluster_script("database-bootstrap")]),
+                  command=["sh", "-c", cluster_script("database-bootstrap")],
+                  # The restore runbook fetches a dump into it (docs/runbook.md): as much as the
+                  # task's memory allows.
+                  writable=(ecs.Scratch("/tmp", ecs.scratch_budget_mb(cfg.limits["postgres"].cpus,
+                                                                      cfg.limits["postgres"].memory_mb)),)),
         region=region, security_group_ids=[groups.apps.id],
         secrets={"PGUSER": master.apply(lambda a: f"{a}:username::"),
                  "PGPASSWORD": master.apply(lambda a: f"{a}:password::"),
@@ -244,7 +250,9 @@ def build(cfg: Settings) -> None:
                   {"NODE_ENV": "production", "PORT": str(frontend_component.PORT), "HOSTNAME": "0.0.0.0",
                    "NEXT_TELEMETRY_DISABLED": "1", "SITE_URL": site_url, "API_URL": api_url,
                    "API_INTERNAL_URL": f"http://{api_name}:{api_component.PORT}"},
-                  stop_timeout=cfg.drain_seconds, writable=("/tmp", "/app/.next/cache")),
+                  stop_timeout=cfg.drain_seconds,
+                  # Next.js's image and fetch cache: the image has /app/.next owned by nextjs.
+                  writable=(ecs.TMP, ecs.Scratch("/app/.next/cache", 256, private=True))),
         cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum,
                                                    requests_per_task=FRONTEND_REQUESTS_PER_TASK,
                                                    edge_target=edge_target),
@@ -280,7 +288,10 @@ def build(cfg: Settings) -> None:
             names.append(name)
             watched[process] = ClusterService(process, ClusterServiceArgs(
                 spec=spec(process, cfg.images["n8n"], "n8n", n8n_config.USER,
-                          n8n_config.PORT, n8n_health, n8n_env, command=list(command), stop_timeout=n8n_stop),
+                          n8n_config.PORT, n8n_health, n8n_env, command=list(command), stop_timeout=n8n_stop,
+                          # N8N_USER_FOLDER's settings file and the editor's static files, which
+                          # `n8n start` writes under it at every start (about 77 MB at 1.123).
+                          writable=(ecs.Scratch("/tmp", n8n_config.CLUSTER_TMP_MB),)),
                 scaling=Scaling(*bounds), discovery_arn=registry.arn if registry else None,
                 # Two main processes would fire every schedule twice (n8n's multi-main is licensed).
                 stop_first=process == "n8n",
@@ -295,13 +306,16 @@ def build(cfg: Settings) -> None:
         real_ip_from=[network_args.cidr], client_ca=False, hsts_max_age=63072000,
         api_servers=[f"{api_name}:{api_component.PORT}"],
         frontend_servers=[f"{frontend_name}:{frontend_component.PORT}"],
-        resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR))
+        resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR,
+        cache_max_mb=EDGE_CACHE_MB))
     edge = ClusterService("edge", ClusterServiceArgs(
         spec=spec("edge", cfg.images["nginx"], "nginx", EDGE_USER, nginx_config.HTTP_PORT,
                   ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{nginx_config.HEALTH_PORT}"
                                 f"{nginx_config.HEALTH_PATH} || exit 1"],
                   {edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
-                  command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds),
+                  command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds,
+                  # The release, pid, temp files and both caches (in the task's memory).
+                  writable=(ecs.Scratch("/tmp", 64 + sum(EDGE_CACHE_MB)),)),
         cluster_name=cluster.name,
         scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
                         load_balancer_label=entry.request_label),
