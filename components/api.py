@@ -32,6 +32,9 @@ EXTERNAL_ENV = {
 }
 
 
+# Every placement checks it the same way (the cluster's task definitions too).
+HEALTHCHECK = node_http_check(PORT, "/health", start_period="60s")
+
 @dataclass
 class ApiArgs:
     placement: Placement
@@ -134,7 +137,7 @@ class Api(pulumi.ComponentResource):
             env=env,
             secret_env=secret_env,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
-            healthcheck=node_http_check(PORT, "/health", start_period="60s"),
+            healthcheck=HEALTHCHECK,
             replicas=args.replicas,
             # Start-first deploys; an old replica gets SIGTERM and this long to drain.
             rolling=True,

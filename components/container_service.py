@@ -74,21 +74,25 @@ class Healthcheck:
     start_interval: str = "2s"
 
 
-def go_duration(text: str) -> str:
-    """A duration as the provider reads it back from the engine (Go's `time.Duration.String()`:
-    "2m0s" for 120 s): written in any other form, every refresh shows a change."""
+def seconds(text: str) -> int:
+    """A duration such as "2m" or "90s" in seconds."""
     match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
     if not text or match is None:
         raise ValueError(f"duration {text!r}: whole seconds, minutes or hours (30s, 2m, 1h30m)")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    total = hours * 3600 + minutes * 60 + seconds
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
+    hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+def go_duration(text: str) -> str:
+    """A duration as the provider reads it back from the engine (Go's `time.Duration.String()`:
+    "2m0s" for 120 s): written in any other form, every refresh shows a change."""
+    hours, rest = divmod(seconds(text), 3600)
+    minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours}h{minutes}m{seconds}s"
+        return f"{hours}h{minutes}m{secs}s"
     if minutes:
-        return f"{minutes}m{seconds}s"
-    return f"{seconds}s"
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
 
 
 def node_http_check(port: int, path: str, start_period: str) -> Healthcheck:

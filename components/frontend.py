@@ -22,6 +22,9 @@ PORT = 3000
 USER = "1001:1001"  # the seed's Dockerfile: adduser --uid 1001 nextjs
 
 
+# Every placement checks it the same way (the cluster's task definitions too).
+HEALTHCHECK = node_http_check(PORT, "/api/health", start_period="30s")
+
 @dataclass
 class FrontendArgs:
     placement: Placement
@@ -66,7 +69,7 @@ class Frontend(pulumi.ComponentResource):
             # The image optimiser and ISR write their cache here.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777",
                    "/app/.next/cache": "rw,noexec,nosuid,size=256m,mode=1777"},
-            healthcheck=node_http_check(PORT, "/api/health", start_period="30s"),
+            healthcheck=HEALTHCHECK,
             replicas=args.replicas,
             # Start-first deploys; an old replica gets SIGTERM and this long to drain.
             rolling=True,

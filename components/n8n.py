@@ -19,6 +19,10 @@ from components.container_service import (
 from configs.n8n import DATA_DIR, GRACEFUL_SHUTDOWN_SECONDS, PORT, SERVICE, STATIC_CACHE_DIR, USER, n8n_env
 from settings import Limits
 
+# Every placement checks it the same way (the cluster's task definitions too).
+HEALTHCHECK = node_http_check(PORT, "/healthz", start_period="120s")
+# n8n's own shutdown ends first; the SIGKILL after this long is the backstop.
+STOP_TIMEOUT = GRACEFUL_SHUTDOWN_SECONDS + 15
 
 @dataclass
 class N8nArgs:
@@ -58,9 +62,8 @@ class N8n(pulumi.ComponentResource):
             volumes=[VolumeMount(volume.name, DATA_DIR)],
             tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777",
                    STATIC_CACHE_DIR: "rw,noexec,nosuid,size=128m,uid={},gid={},mode=0700".format(*USER.split(":"))},
-            healthcheck=node_http_check(PORT, "/healthz", start_period="120s"),
-            # n8n's own shutdown ends first; Docker's SIGKILL is the backstop.
-            stop_timeout=GRACEFUL_SHUTDOWN_SECONDS + 15,
+            healthcheck=HEALTHCHECK,
+            stop_timeout=STOP_TIMEOUT,
             depends_on=list(args.depends_on),
             # The image runs `tini -- /docker-entrypoint.sh` (n8n's docker/images/n8n/Dockerfile).
             opt_outs=frozenset({"own-init"}),

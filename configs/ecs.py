@@ -77,6 +77,8 @@ class TaskSpec:
     # variable -> ARN of a Secrets Manager secret (or `<arn>:<json key>::`) or SSM parameter
     secrets: Mapping[str, str] = field(default_factory=dict)
     stop_timeout: int = 30
+    # How long a starting task's failed checks do not count: the service's own, as on a host.
+    health_start_seconds: int = 60
     command: Sequence[str] = ()
     # Writable directories under the read-only root; /tmp first, as every task has.
     writable: Sequence[Scratch] = (TMP,)
@@ -86,6 +88,8 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
     leaked = [k for k in spec.environment if k in spec.secrets]
     if leaked:
         raise ValueError(f"{spec.name}: {leaked} given both as environment and as a secret")
+    if not 0 <= spec.health_start_seconds <= 300:
+        raise ValueError(f"{spec.name}: ECS allows a health check start period of 0 to 300 s")
     if not 1 <= spec.stop_timeout <= FARGATE_MAX_STOP_TIMEOUT:
         raise ValueError(f"{spec.name}: Fargate allows a stop timeout of 1 to {FARGATE_MAX_STOP_TIMEOUT} s")
     if spec.user.split(":")[0] in ("0", "root", ""):
@@ -114,7 +118,7 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
     }
     if spec.health_command:
         definition["healthCheck"] = {"command": list(spec.health_command), "interval": 15, "timeout": 5,
-                                     "retries": 3, "startPeriod": 60}
+                                     "retries": 3, "startPeriod": spec.health_start_seconds}
     if spec.port is not None:
         definition["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp", "name": spec.name}]
     if spec.command:

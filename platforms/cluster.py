@@ -23,6 +23,7 @@ import pulumi_cloudflare as cloudflare
 from components import api as api_component
 from components import edge_proxy
 from components import frontend as frontend_component
+from components import n8n as n8n_component
 from components import postgres as postgres_component
 from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
 from components.cluster_alarms import ClusterAlarms, ClusterAlarmsArgs
@@ -35,7 +36,7 @@ from components.cluster_service import (
     ClusterTaskArgs,
     Scaling,
 )
-from components.container_service import node_http_check
+from components.container_service import Healthcheck, seconds
 from components.database_vault import DatabaseVault, DatabaseVaultArgs
 from components.managed_cache import ManagedCache, ManagedCacheArgs
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
@@ -187,9 +188,13 @@ def build(cfg: Settings) -> None:
               "log_retention_days": cfg.log_retention_days}
     in_apps = {"security_group_ids": [groups.apps.id]}
 
-    def spec(name: str, image: str, limits: str, user: str, port: int | None, health: Sequence[str],
+    def spec(name: str, image: str, limits: str, user: str, port: int | None, health: Healthcheck | Sequence[str],
              environment: Mapping[str, str], **extra: object) -> ecs.TaskSpec:
         lim = cfg.limits[limits]
+        if isinstance(health, Healthcheck):
+            # The service's own check, written once beside its component (start period included).
+            extra = {"health_start_seconds": seconds(health.start_period), **extra}
+            health = health.test
         return ecs.TaskSpec(name=name, image=image, cpus=lim.cpus, memory_mb=lim.memory_mb, user=user, port=port,
                             health_command=list(health), log_group=f"/sos/{cfg.stack}/{name}", region=region,
                             environment=dict(environment), **extra)  # type: ignore[arg-type]
@@ -230,7 +235,7 @@ def build(cfg: Settings) -> None:
     api_discovery, api_name = discovered("api")
     api = ClusterService("api", ClusterServiceArgs(
         spec=spec("api", cfg.images["api"], "api", api_component.USER, api_component.PORT,
-                  node_http_check(api_component.PORT, "/health", start_period="60s").test,
+                  api_component.HEALTHCHECK,
                   {"NODE_ENV": "production", "PORT": str(api_component.PORT), "HOST": "0.0.0.0",
                    "SITE_URL": site_url, "S3_ENDPOINT": storage.endpoint, "AWS_REGION": region,
                    "S3_FORCE_PATH_STYLE": "false"},
@@ -246,7 +251,7 @@ def build(cfg: Settings) -> None:
     frontend_discovery, frontend_name = discovered("frontend")
     frontend = ClusterService("frontend", ClusterServiceArgs(
         spec=spec("frontend", cfg.images["frontend"], "frontend", frontend_component.USER, frontend_component.PORT,
-                  node_http_check(frontend_component.PORT, "/api/health", start_period="30s").test,
+                  frontend_component.HEALTHCHECK,
                   {"NODE_ENV": "production", "PORT": str(frontend_component.PORT), "HOSTNAME": "0.0.0.0",
                    "NEXT_TELEMETRY_DISABLED": "1", "SITE_URL": site_url, "API_URL": api_url,
                    "API_INTERNAL_URL": f"http://{api_name}:{api_component.PORT}"},
@@ -278,8 +283,7 @@ def build(cfg: Settings) -> None:
         n8n_env = {**n8n_config.n8n_env(n8n_url, ""), **n8n_config.queue_env("")}
         for variable in ("DB_POSTGRESDB_HOST", "QUEUE_BULL_REDIS_HOST"):
             n8n_env.pop(variable)
-        n8n_health = node_http_check(n8n_config.PORT, "/healthz", start_period="120s").test
-        n8n_stop = n8n_config.GRACEFUL_SHUTDOWN_SECONDS + 15
+        n8n_health, n8n_stop = n8n_component.HEALTHCHECK, n8n_component.STOP_TIMEOUT
         names: list[str] = []
         for process, command, bounds in (("n8n", (), (1, 1)), ("n8n-webhook", ("webhook",), (1, 1)),
                                          ("n8n-worker", ("worker",),
