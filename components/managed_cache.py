@@ -32,6 +32,7 @@ class ManagedCacheArgs:
     vpc_id: pulumi.Input[str]
     client_security_group_ids: Sequence[pulumi.Input[str]]
     protect: bool
+    maxmemory_policy: str = redis_config.MAXMEMORY_POLICY
 
 
 class ManagedCache(pulumi.ComponentResource):
@@ -49,9 +50,9 @@ class ManagedCache(pulumi.ComponentResource):
         self.security_group, admitted = reachable_from(name, self, args.vpc_id, redis_config.PORT, "Redis", f"{prefix}-redis",
                                              args.client_security_group_ids)
         parameters = aws.elasticache.ParameterGroup(
-            f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: the host's eviction policy",
+            f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: eviction {args.maxmemory_policy}",
             parameters=[aws.elasticache.ParameterGroupParameterArgs(
-                name="maxmemory-policy", value=redis_config.MAXMEMORY_POLICY)], opts=child)
+                name="maxmemory-policy", value=args.maxmemory_policy)], opts=child)
         # ElastiCache's AUTH token: 16 to 128 printable characters, none of @ " /.
         token = random.RandomPassword(f"{name}-auth-token", length=64, special=False,
                                       opts=pulumi.ResourceOptions(parent=self, protect=args.protect))

@@ -12,8 +12,17 @@ from urllib.parse import quote
 from configs.paths import SECRETS_DIR
 
 PORT = 6379
-# A cache first: under memory pressure the least recently used keys go, whatever their TTL.
+# The host's Redis is a cache first (the API's cache and sessions; n8n runs without a queue
+# there): under memory pressure the least recently used keys go, whatever their TTL, so a
+# session may end early but nothing else is lost.
 MAXMEMORY_POLICY = "allkeys-lru"
+# Where n8n's queue (Bull) lives too (the cluster's ElastiCache): only keys with a TTL may go.
+# Bull's keys have none, so no execution is ever evicted; the API's cache and session keys must
+# carry a TTL to be evictable, and if keys without one fill the memory, writes fail with OOM
+# (the RedisMemoryNearMaxmemory alarm comes first) instead of jobs vanishing.
+QUEUE_SAFE_POLICY = "volatile-lru"
+# Policies under which a key without a TTL is never evicted.
+NEVER_EVICTS_PERSISTENT = ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
 CONFIG_DIR = "/etc/sos"
 ACL_FILE = f"{SECRETS_DIR}/users.acl"
 PASSWORD_FILE = f"{SECRETS_DIR}/redis-password"

@@ -135,7 +135,10 @@ def build(cfg: Settings) -> None:
     cache = ManagedCache("redis", ManagedCacheArgs(
         name_prefix=prefix, node_type=sizes.cache_node_type, failover=production,
         snapshot_retention_days=7 if production else 1, subnet_ids=private_subnets, vpc_id=network.vpc.id,
-        client_security_group_ids=[groups.apps.id], protect=production), opts=on_aws)
+        client_security_group_ids=[groups.apps.id], protect=production,
+        # n8n's queue shares it: executions must never be evicted.
+        maxmemory_policy=redis_config.QUEUE_SAFE_POLICY if cfg.features.n8n else redis_config.MAXMEMORY_POLICY),
+        opts=on_aws)
     db_host = database.instance.address
     # No task starts before its way out (image pull, logs, secrets) and its rules exist.
     started_after: list[pulumi.Resource] = [*network.ready, *groups.ready]

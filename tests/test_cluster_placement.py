@@ -15,7 +15,7 @@ from components import cluster_network, managed_database
 from configs import postgres as pg
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
 from testsupport.aws_models import api_errors
-from testsupport.plans import cluster_plan_for, plan_for
+from testsupport.plans import CLOUD_STACKS, cluster_plan_for, plan_for
 from testsupport.servers import PgCluster
 from testsupport.tools import ROOT, require_tool
 from tools import harness
@@ -622,3 +622,28 @@ def test_the_switch_runbook_names_every_protected_resource_the_switch_removes():
     named = set(re.findall(r"`([a-z0-9-]+)`", step))
     assert removed <= named, removed - named
     assert not {r.name for r in host.resources if r.protect and r.urn in kept} & named, "a kept resource named"
+
+
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
+def test_the_queues_redis_never_evicts_a_job(stack):
+    """Bull's keys carry no TTL: under an allkeys-* policy an execution waiting in the queue can
+    be evicted under memory pressure and vanish. The Redis each queue-mode task uses keeps every
+    key without a TTL (configs/redis.py says what each key space may lose)."""
+    import json
+
+    from configs import redis as redis_config
+    from tools.harness import unwrap
+
+    plan = cluster_plan_for(stack)
+    groups = {plan.states[g.urn][1]["primaryEndpointAddress"]: g
+              for g in plan.of_type("aws:elasticache/replicationGroup:ReplicationGroup")}
+    parameters = {plan.states[p.urn][1]["name"]: p for p in plan.of_type("aws:elasticache/parameterGroup:ParameterGroup")}
+    queued = [d for t in plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
+              for d in json.loads(unwrap(t.inputs["containerDefinitions"]))
+              if {"name": "EXECUTIONS_MODE", "value": "queue"} in d["environment"]]
+    assert queued
+    for definition in queued:
+        host = next(e["value"] for e in definition["environment"] if e["name"] == "QUEUE_BULL_REDIS_HOST")
+        group = parameters[groups[host].inputs["parameterGroupName"]]
+        policy = {p["name"]: p["value"] for p in group.inputs["parameters"]}["maxmemory-policy"]
+        assert policy in redis_config.NEVER_EVICTS_PERSISTENT, (definition["name"], policy)
