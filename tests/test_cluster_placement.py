@@ -196,7 +196,8 @@ def test_redis_is_encrypted_authenticated_and_fails_over_in_production(plan):
     assert inputs["snapshotRetentionLimit"] >= 1 and inputs["autoMinorVersionUpgrade"] is True
     assert group.protect is production
     params = plan.one("aws:elasticache/parameterGroup:ParameterGroup").inputs
-    assert params["parameters"] == [{"name": "maxmemory-policy", "value": "allkeys-lru"}]
+    # n8n's queue is in it (tests below): nothing without a TTL is evicted.
+    assert params["parameters"] == [{"name": "maxmemory-policy", "value": "volatile-lru"}]
     group_sg = plan.one("aws:ec2/securityGroup:SecurityGroup", "redis-sg")
     tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-apps")
     (rule,) = [r for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -204,10 +205,14 @@ def test_redis_is_encrypted_authenticated_and_fails_over_in_production(plan):
     assert rule.inputs["fromPort"] == 6379 and tasks.urn in rule.property_dependencies["referencedSecurityGroupId"]
 
 
-def test_the_host_and_elasticache_evict_alike():
+def test_the_hosts_redis_is_a_cache_and_holds_no_queue():
+    """allkeys-lru is right only where no queue lives: n8n on the host runs without one."""
     from configs import redis as redis_config
+    from testsupport.plans import container_env
 
     assert f"maxmemory-policy {redis_config.MAXMEMORY_POLICY}" in redis_config.redis_conf(512)
+    n8n = plan_for("production").one("docker:index/container:Container", "n8n-svc")
+    assert "EXECUTIONS_MODE" not in container_env(n8n) and "QUEUE_BULL_REDIS_HOST" not in container_env(n8n)
 
 
 # ------------------------------------------------------------------------------ services on Fargate
