@@ -90,8 +90,10 @@ class ClusterEntry(pulumi.ComponentResource):
         self.load_balancer = aws.lb.LoadBalancer(
             f"{name}-lb", load_balancer_type="application", internal=False,
             subnets=list(args.public_subnet_ids), security_groups=[self.security_group.id],
-            # Requests with malformed headers are dropped, and desync attacks refused.
-            drop_invalid_header_fields=True, desync_mitigation_mode="strictest",
+            # Requests with malformed headers are dropped and desync attacks refused. Defensive,
+            # not strictest: strictest also refuses merely ambiguous requests (RFC 7230 edge
+            # cases some webhook senders produce); Security Hub's ELB.12 accepts either.
+            drop_invalid_header_fields=True, desync_mitigation_mode="defensive",
             enable_deletion_protection=args.protect, idle_timeout=60,
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                 bucket=args.access_log_bucket, prefix=LOAD_BALANCER_LOG_PREFIX, enabled=True)

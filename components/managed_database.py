@@ -8,6 +8,7 @@ postgresql.conf (configs/postgres.py `rds_parameters`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,14 @@ ENGINE_VERSION = "16"
 PARAMETER_FAMILY = "postgres16"
 # Not `postgres`: FSBP RDS.25 asks for a master user name of one's own.
 MASTER_USER = "sos_admin"
+
+
+def final_snapshot_name(prefix: str, replaced_by: dict[str, object]) -> str:
+    """The snapshot RDS takes when the instance is deleted, named after what would replace it:
+    a fixed name would exist already when a second replacement deletes the next instance, and
+    RDS would refuse that delete (DBSnapshotAlreadyExists)."""
+    digest = hashlib.sha256(json.dumps(replaced_by, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{prefix}-postgres-final-{digest}"
 
 
 @dataclass
@@ -78,20 +87,22 @@ class ManagedDatabase(pulumi.ComponentResource):
         monitoring_grant = aws.iam.RolePolicyAttachment(
             f"{name}-monitoring", role=monitoring.name,
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)
+        # The inputs given that replace the instance when they change (ForceNew in the provider).
+        replaced_by: dict[str, object] = {"identifier_prefix": f"{prefix}-postgres-", "engine": "postgres",
+                                          "storage_encrypted": True, "username": MASTER_USER}
         self.instance = aws.rds.Instance(
-            f"{name}-instance",
-            identifier_prefix=f"{prefix}-postgres-",
-            engine="postgres", engine_version=ENGINE_VERSION, instance_class=args.instance_class,
+            f"{name}-instance", **replaced_by,  # type: ignore[arg-type]
+            engine_version=ENGINE_VERSION, instance_class=args.instance_class,
             allocated_storage=args.allocated_storage_gb, max_allocated_storage=args.allocated_storage_gb * 4,
-            storage_type="gp3", storage_encrypted=True,
+            storage_type="gp3",
             db_subnet_group_name=subnets.name, vpc_security_group_ids=[self.security_group.id],
             parameter_group_name=parameters.name, publicly_accessible=False, multi_az=args.multi_az,
-            username=MASTER_USER, manage_master_user_password=True,
+            manage_master_user_password=True,
             iam_database_authentication_enabled=True,
             backup_retention_period=args.backup_retention_days, backup_window="02:00-03:00",
             maintenance_window="sun:03:30-sun:04:30", copy_tags_to_snapshot=True,
             deletion_protection=True, skip_final_snapshot=False,
-            final_snapshot_identifier=f"{prefix}-postgres-final",
+            final_snapshot_identifier=final_snapshot_name(prefix, replaced_by),
             auto_minor_version_upgrade=True, enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
             monitoring_interval=60, monitoring_role_arn=monitoring.arn,
             performance_insights_enabled=True,

@@ -94,7 +94,9 @@ def alarms(*, load_balancer: Any, target_group: Any, cluster: Any, services: Map
                 statistic="Maximum") for i, node in enumerate(cache_nodes)],
         Alarm("origin-certificate-expiry", "OriginCertificateExpiringSoon", "AWS/CertificateManager",
               "DaysToExpiry", {"CertificateArn": certificate_arn}, "LessThanThreshold", 21, 1,
-              period_s=86400, statistic="Minimum", missing="breaching"),
+              # ACM publishes the metric once a day: before the first datapoint "breaching" would
+              # page the on-call for a new certificate; "ignore" waits for data.
+              period_s=86400, statistic="Minimum", missing="ignore"),
         # A service running fewer tasks than its minimum (Container Insights).
         *[Alarm(f"{name}-tasks-missing", "TargetDown", "ECS/ContainerInsights", "RunningTaskCount",
                 {"ClusterName": cluster, "ServiceName": service}, "LessThanThreshold", minimum, 5,

@@ -328,7 +328,7 @@ def test_only_cloudflare_reaches_the_load_balancer_and_only_with_its_client_cert
 def test_the_load_balancer_drops_bad_requests_and_is_kept_in_production(plan):
     lb = plan.one("aws:lb/loadBalancer:LoadBalancer")
     production = plan.stack == "production"
-    assert lb.inputs["dropInvalidHeaderFields"] is True and lb.inputs["desyncMitigationMode"] == "strictest"
+    assert lb.inputs["dropInvalidHeaderFields"] is True and lb.inputs["desyncMitigationMode"] == "defensive"
     assert lb.inputs["enableDeletionProtection"] is production and lb.protect is production
     public = {s.urn for s in plan.of_type("aws:ec2/subnet:Subnet") if s.inputs["tags"]["tier"] == "public"}
     assert set(lb.property_dependencies["subnets"]) == public
@@ -652,3 +652,17 @@ def test_the_queues_redis_never_evicts_a_job(stack):
         group = parameters[groups[host].inputs["parameterGroupName"]]
         policy = {p["name"]: p["value"] for p in group.inputs["parameters"]}["maxmemory-policy"]
         assert policy in redis_config.NEVER_EVICTS_PERSISTENT, (definition["name"], policy)
+
+
+def test_the_final_snapshot_name_follows_what_replaces_the_instance():
+    """A second replacement must not meet the first one's final snapshot (RDS refuses to delete
+    an instance whose final snapshot name exists)."""
+    from components.managed_database import final_snapshot_name
+
+    first = {"engine": "postgres", "storage_encrypted": True, "username": "sos_admin"}
+    assert final_snapshot_name("sos-p", first) == final_snapshot_name("sos-p", dict(reversed(first.items())))
+    assert final_snapshot_name("sos-p", first) != final_snapshot_name("sos-p", {**first, "username": "other"})
+    db = cluster_plan_for("production").one("aws:rds/instance:Instance").inputs
+    name = db["finalSnapshotIdentifier"]
+    assert name.startswith("sos-production-postgres-final-") and len(name.rsplit("-", 1)[1]) == 8
+    assert db["identifierPrefix"] == "sos-production-postgres-" and db["username"] == "sos_admin"
