@@ -81,6 +81,9 @@ def deny_insecure_transport(bucket_arn: str, *grants: dict) -> str:
 ACCESS_LOG_PREFIX = "s3-access/"
 FLOW_LOG_PREFIX = "flow-logs/"
 LOAD_BALANCER_LOG_PREFIX = "alb"
+# Everything that writes logs into the log bucket, by key prefix (the load balancer writes
+# under `alb/AWSLogs/...`).
+LOG_PREFIXES = (ACCESS_LOG_PREFIX, FLOW_LOG_PREFIX, f"{LOAD_BALANCER_LOG_PREFIX}/")
 
 
 def load_balancer_log_statement(log_arn: str, account: str, elb_account_arn: str) -> dict:
@@ -228,10 +231,13 @@ class ObjectStorage(pulumi.ComponentResource):
         return [
             # Expired logs become noncurrent versions, gone a week later.
             _noncurrent_rule(LOG_NONCURRENT_DAYS),
-            aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="log-retention", status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.log_retention_days)),
+            # Only the logs expire: the bucket also keeps the load balancer's trust store bundle
+            # (cluster_entry.TRUST_STORE_KEY), which must outlive any retention.
+            *[aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id=f"log-retention-{prefix.strip('/')}", status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=args.log_retention_days))
+              for prefix in LOG_PREFIXES],
         ]
 
     def _bucket(self, name: str, kind: str, args: ObjectStorageArgs,

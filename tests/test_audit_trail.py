@@ -74,7 +74,9 @@ def test_every_vpc_has_a_flow_log_of_all_traffic_into_the_log_bucket(cloud_plan)
 def test_log_retention_comes_from_settings_per_stack():
     def retention(plan) -> int:
         life = plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "storage-logs-lifecycle")
-        return {r["id"]: r for r in life.inputs["rules"]}["log-retention"]["expiration"]["days"]
+        days = {r["expiration"]["days"] for r in life.inputs["rules"] if r.get("expiration")}
+        assert len(days) == 1
+        return days.pop()
 
     assert retention(plan_for("staging")) == 90
     assert retention(plan_for("production")) == 365
@@ -88,3 +90,24 @@ def test_log_retention_is_validated_and_not_for_dev():
         harness.run("staging", overrides={"logRetentionDays": 0})
     with pytest.raises(ConfigError, match=r"logRetentionDays on stack dev: expected no value"):
         harness.run("dev", overrides={"logRetentionDays": 30})
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_only_the_logs_expire_in_the_log_bucket(stack):
+    """The log bucket also holds the load balancer's trust store bundle: a rule over every prefix
+    expired it after `logRetentionDays`. Every log writer's prefix expires; the bundle does not."""
+    from components.cluster_entry import TRUST_STORE_KEY
+    from components.object_storage import LOG_PREFIXES
+    from testsupport.plans import cluster_plan_for
+
+    plan = cluster_plan_for(stack)
+    life = plan.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "storage-logs-lifecycle")
+    expiring = [r["filter"]["prefix"] for r in life.inputs["rules"] if r.get("expiration")]
+    assert sorted(expiring) == sorted(LOG_PREFIXES)
+    assert not [p for p in expiring if TRUST_STORE_KEY.startswith(p)]
+    flow = plan.one("aws:ec2/flowLog:FlowLog").inputs["logDestination"]
+    balancer = plan.one("aws:lb/loadBalancer:LoadBalancer").inputs["accessLogs"]["prefix"]
+    s3_logs = {r.inputs["targetPrefix"] for r in plan.of_type("aws:s3/bucketLogging:BucketLogging")}
+    assert s3_logs
+    for written in [flow.split(":::", 1)[1].split("/", 1)[1], f"{balancer}/AWSLogs/", *s3_logs]:
+        assert any(written.startswith(p) for p in expiring), written
