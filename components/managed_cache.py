@@ -50,7 +50,8 @@ class ManagedCache(pulumi.ComponentResource):
         self.security_group, admitted = reachable_from(name, self, args.vpc_id, redis_config.PORT, "Redis", f"{prefix}-redis",
                                              args.client_security_group_ids)
         parameters = aws.elasticache.ParameterGroup(
-            f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: eviction {args.maxmemory_policy}",
+            # A fixed description: changing it replaces the group.
+            f"{name}-params", family=PARAMETER_FAMILY, description=f"{prefix}: eviction policy",
             parameters=[aws.elasticache.ParameterGroupParameterArgs(
                 name="maxmemory-policy", value=args.maxmemory_policy)], opts=child)
         # ElastiCache's AUTH token: 16 to 128 printable characters, none of @ " /.

@@ -8,33 +8,26 @@ postgresql.conf (configs/postgres.py `rds_parameters`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.cluster_network import reachable_from
 from configs import postgres as pg
 
-# The major only: RDS creates the newest minor it offers for it and, with automatic minor
-# upgrades, moves it on in the maintenance window; the provider takes a prefix and ignores the
-# minor (`engineVersionActual` says which one runs). A pinned minor would make every `up` after
+# The major only: RDS creates its default minor for it (often not the newest) and, with
+# automatic minor upgrades, moves it on in the maintenance window; the provider takes a prefix
+# and ignores the minor (`engineVersionActual` says which one runs). A pinned minor would make every `up` after
 # AWS's first upgrade ask for a downgrade, and cannot be created once AWS retires it.
 ENGINE_VERSION = "16"
 PARAMETER_FAMILY = "postgres16"
 # Not `postgres`: FSBP RDS.25 asks for a master user name of one's own.
 MASTER_USER = "sos_admin"
 
-
-def final_snapshot_name(prefix: str, replaced_by: dict[str, object]) -> str:
-    """The snapshot RDS takes when the instance is deleted, named after what would replace it:
-    a fixed name would exist already when a second replacement deletes the next instance, and
-    RDS would refuse that delete (DBSnapshotAlreadyExists)."""
-    digest = hashlib.sha256(json.dumps(replaced_by, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{prefix}-postgres-final-{digest}"
 
 
 @dataclass
@@ -90,6 +83,12 @@ class ManagedDatabase(pulumi.ComponentResource):
         # The inputs given that replace the instance when they change (ForceNew in the provider).
         replaced_by: dict[str, object] = {"identifier_prefix": f"{prefix}-postgres-", "engine": "postgres",
                                           "storage_encrypted": True, "username": MASTER_USER}
+        # The snapshot RDS takes when the instance is deleted: a fixed name would exist already
+        # when a second replacement deletes the next instance, and RDS refuses that delete
+        # (DBSnapshotAlreadyExists). A new suffix whenever an input that replaces it changes,
+        # back and forth included; `pulumi up --replace` names this suffix too (docs/runbook.md).
+        final_suffix = random.RandomId(f"{name}-final-snapshot", byte_length=4,
+                                       keepers={k: str(v) for k, v in replaced_by.items()}, opts=child)
         self.instance = aws.rds.Instance(
             f"{name}-instance", **replaced_by,  # type: ignore[arg-type]
             engine_version=ENGINE_VERSION, instance_class=args.instance_class,
@@ -102,7 +101,7 @@ class ManagedDatabase(pulumi.ComponentResource):
             backup_retention_period=args.backup_retention_days, backup_window="02:00-03:00",
             maintenance_window="sun:03:30-sun:04:30", copy_tags_to_snapshot=True,
             deletion_protection=True, skip_final_snapshot=False,
-            final_snapshot_identifier=final_snapshot_name(prefix, replaced_by),
+            final_snapshot_identifier=pulumi.Output.concat(f"{prefix}-postgres-final-", final_suffix.hex),
             auto_minor_version_upgrade=True, enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
             monitoring_interval=60, monitoring_role_arn=monitoring.arn,
             performance_insights_enabled=True,

@@ -57,9 +57,9 @@ def fargate_size(cpus: float, memory_mb: int) -> tuple[int, int]:
 
 
 def scratch_budget_mb(cpus: float, memory_mb: int) -> int:
-    """What a task's tmpfs directories may take: half of the Fargate task's memory, which they
-    are counted against as they fill."""
-    return fargate_size(cpus, memory_mb)[1] // 2
+    """What a task's tmpfs directories may take: every page written to them counts against the
+    Fargate task's hard memory limit, so what the process's own limit leaves of it."""
+    return fargate_size(cpus, memory_mb)[1] - memory_mb
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
     if not all(part.isdigit() for part in spec.user.split(":")):
         raise ValueError(f"{spec.name}: a numeric uid:gid, which the tmpfs options name")
     if sum(s.size_mb for s in spec.writable) > scratch_budget_mb(spec.cpus, spec.memory_mb):
-        raise ValueError(f"{spec.name}: its tmpfs directories would take more than half of the task's memory")
+        raise ValueError(f"{spec.name}: its tmpfs directories and its own memory exceed the task's memory")
     definition: dict[str, Any] = {
         "name": spec.name,
         "image": spec.image,

@@ -16,13 +16,14 @@ PORT = 6379
 # there): under memory pressure the least recently used keys go, whatever their TTL, so a
 # session may end early but nothing else is lost.
 MAXMEMORY_POLICY = "allkeys-lru"
-# Where n8n's queue (Bull) lives too (the cluster's ElastiCache): only keys with a TTL may go.
-# Bull's keys have none, so no execution is ever evicted; the API's cache and session keys must
-# carry a TTL to be evictable, and if keys without one fill the memory, writes fail with OOM
-# (the RedisMemoryNearMaxmemory alarm comes first) instead of jobs vanishing.
-QUEUE_SAFE_POLICY = "volatile-lru"
-# Policies under which a key without a TTL is never evicted.
-NEVER_EVICTS_PERSISTENT = ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
+# Where n8n's queue (Bull) lives too (the cluster's ElastiCache): nothing is evicted. Bull's
+# jobs have no TTL, but its job locks and stalled-check key do, so even volatile-* would evict a
+# running job's lock and have it run twice or fail as stalled. When memory is full, writes fail
+# with OOM (the RedisMemoryNearMaxmemory alarm at 90 % comes first): the API's cache must take
+# that as a miss, and no execution vanishes.
+QUEUE_SAFE_POLICY = "noeviction"
+# Policies under which a queue keeps every key it wrote.
+QUEUE_SAFE_POLICIES = ("noeviction",)
 CONFIG_DIR = "/etc/sos"
 ACL_FILE = f"{SECRETS_DIR}/users.acl"
 PASSWORD_FILE = f"{SECRETS_DIR}/redis-password"

@@ -321,8 +321,9 @@ def build(cfg: Settings) -> None:
                                 f"{nginx_config.HEALTH_PATH} || exit 1"],
                   {edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
                   command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds,
-                  # The release, pid, temp files and both caches (in the task's memory).
-                  writable=(ecs.Scratch("/tmp", 64 + sum(EDGE_CACHE_MB)),)),
+                  # The release, pid, both caches (nginx trims them only after the fact) and request
+                  # bodies and proxy temp files (up to 10 MiB each): all in the task's memory.
+                  writable=(ecs.Scratch("/tmp", 256 + sum(EDGE_CACHE_MB)),)),
         cluster_name=cluster.name,
         scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
                         load_balancer_label=entry.request_label),

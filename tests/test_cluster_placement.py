@@ -196,8 +196,8 @@ def test_redis_is_encrypted_authenticated_and_fails_over_in_production(plan):
     assert inputs["snapshotRetentionLimit"] >= 1 and inputs["autoMinorVersionUpgrade"] is True
     assert group.protect is production
     params = plan.one("aws:elasticache/parameterGroup:ParameterGroup").inputs
-    # n8n's queue is in it (tests below): nothing without a TTL is evicted.
-    assert params["parameters"] == [{"name": "maxmemory-policy", "value": "volatile-lru"}]
+    # n8n's queue is in it (tests below): nothing is evicted.
+    assert params["parameters"] == [{"name": "maxmemory-policy", "value": "noeviction"}]
     group_sg = plan.one("aws:ec2/securityGroup:SecurityGroup", "redis-sg")
     tasks = plan.one("aws:ec2/securityGroup:SecurityGroup", "tasks-apps")
     (rule,) = [r for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -631,9 +631,10 @@ def test_the_switch_runbook_names_every_protected_resource_the_switch_removes():
 
 @pytest.mark.parametrize("stack", CLOUD_STACKS)
 def test_the_queues_redis_never_evicts_a_job(stack):
-    """Bull's keys carry no TTL: under an allkeys-* policy an execution waiting in the queue can
-    be evicted under memory pressure and vanish. The Redis each queue-mode task uses keeps every
-    key without a TTL (configs/redis.py says what each key space may lose)."""
+    """Under allkeys-* an execution waiting in the queue can be evicted and vanish; under
+    volatile-* a running job's lock (Bull sets it with a TTL) can, and the job runs twice. The
+    Redis each queue-mode task uses evicts nothing (configs/redis.py says what each key space
+    may lose)."""
     import json
 
     from configs import redis as redis_config
@@ -651,18 +652,20 @@ def test_the_queues_redis_never_evicts_a_job(stack):
         host = next(e["value"] for e in definition["environment"] if e["name"] == "QUEUE_BULL_REDIS_HOST")
         group = parameters[groups[host].inputs["parameterGroupName"]]
         policy = {p["name"]: p["value"] for p in group.inputs["parameters"]}["maxmemory-policy"]
-        assert policy in redis_config.NEVER_EVICTS_PERSISTENT, (definition["name"], policy)
+        assert policy in redis_config.QUEUE_SAFE_POLICIES, (definition["name"], policy)
 
 
 def test_the_final_snapshot_name_follows_what_replaces_the_instance():
     """A second replacement must not meet the first one's final snapshot (RDS refuses to delete
-    an instance whose final snapshot name exists)."""
-    from components.managed_database import final_snapshot_name
-
-    first = {"engine": "postgres", "storage_encrypted": True, "username": "sos_admin"}
-    assert final_snapshot_name("sos-p", first) == final_snapshot_name("sos-p", dict(reversed(first.items())))
-    assert final_snapshot_name("sos-p", first) != final_snapshot_name("sos-p", {**first, "username": "other"})
-    db = cluster_plan_for("production").one("aws:rds/instance:Instance").inputs
-    name = db["finalSnapshotIdentifier"]
-    assert name.startswith("sos-production-postgres-final-") and len(name.rsplit("-", 1)[1]) == 8
-    assert db["identifierPrefix"] == "sos-production-postgres-" and db["username"] == "sos_admin"
+    an instance whose final snapshot name exists): the suffix is a RandomId kept by exactly the
+    inputs the instance is given that replace it, so it changes with each of them."""
+    plan = cluster_plan_for("production")
+    db = plan.one("aws:rds/instance:Instance")
+    suffix = plan.one("random:index/randomId:RandomId", "postgres-final-snapshot")
+    keepers = suffix.inputs["keepers"]
+    assert set(keepers) == {"identifier_prefix", "engine", "storage_encrypted", "username"}
+    camel = {"identifier_prefix": "identifierPrefix", "storage_encrypted": "storageEncrypted"}
+    assert all(keepers[k] == str(db.inputs[camel.get(k, k)]) for k in keepers)
+    assert suffix.urn in db.property_dependencies["finalSnapshotIdentifier"]
+    hex_ = plan.states[suffix.urn][1]["hex"]
+    assert db.inputs["finalSnapshotIdentifier"] == f"sos-production-postgres-final-{hex_}" and len(hex_) == 8
