@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 
+from components.image_cache import ImageCache, ImagePull, execution_pull_policy
 from configs import ecs
 
 RUNS_TAG = "runs"
@@ -77,6 +78,8 @@ class ClusterServiceArgs:
     # poll twice; several mains need n8n's licensed multi-main): the old task stops before the
     # new one starts, as the host replaces its container. The named exception to rolling.
     stop_first: bool = False
+    # Where the image is pulled from (ECR's pull-through cache); None: `spec.image` as it is.
+    image_cache: ImageCache | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -84,7 +87,7 @@ def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_pre
                 secrets: Mapping[str, pulumi.Input[str]], secret_arns: Sequence[pulumi.Input[str]],
                 task_policy: pulumi.Input[str] | None, runs: str = "service",
                 environment_inputs: Mapping[str, pulumi.Input[str]] | None = None,
-                ) -> tuple[aws.ecs.TaskDefinition, aws.iam.Role]:
+                image_cache: ImageCache | None = None) -> tuple[aws.ecs.TaskDefinition, aws.iam.Role]:
     """A task's log group, execution role (pull, log, read its own secrets), task role (what
     `task_policy` allows) and task definition: what a service and a one-off task both need."""
     child = pulumi.ResourceOptions(parent=parent)
@@ -97,18 +100,26 @@ def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_pre
     # assume them, and IAM is eventually consistent, so the definition comes after all of them.
     grants: list[pulumi.Resource] = [aws.iam.RolePolicyAttachment(
         f"{name}-execution-managed", role=execution.name, policy_arn=MANAGED_EXECUTION_POLICY, opts=child)]
-    if secret_arns:
+    pull = image_cache.pull(spec.image) if image_cache is not None else ImagePull(image=spec.image)
+    readable = [*secret_arns, *([pull.credentials_arn] if pull.credentials_arn is not None else [])]
+    if readable:
         grants.append(aws.iam.RolePolicy(f"{name}-execution-secrets", role=execution.id,
-                                         policy=pulumi.Output.all(*secret_arns).apply(secrets_read_policy), opts=child))
+                                         policy=pulumi.Output.all(*readable).apply(secrets_read_policy), opts=child))
+    if pull.cache_repositories is not None:
+        grants.append(aws.iam.RolePolicy(f"{name}-execution-pull-through", role=execution.id,
+                                         policy=pulumi.Output.from_input(pull.cache_repositories).apply(
+                                             execution_pull_policy), opts=child))
     task_role = aws.iam.Role(f"{name}-task", assume_role_policy=account.apply(_assume_ecs_tasks),
                              description=f"{name_prefix} {spec.name}: what the application may do", opts=child)
     if task_policy is not None:
         grants.append(aws.iam.RolePolicy(f"{name}-task-policy", role=task_role.id, policy=task_policy, opts=child))
 
     request = pulumi.Output.all(execution.arn, task_role.arn, pulumi.Output.all(**dict(secrets)),
-                                pulumi.Output.all(**dict(environment_inputs or {}))).apply(
+                                pulumi.Output.all(**dict(environment_inputs or {})), pull.image,
+                                pull.credentials_arn).apply(
         lambda v: ecs.register_request(
-            ecs.TaskSpec(**{**spec.__dict__, "secrets": dict(v[2]), "environment": {**spec.environment, **dict(v[3] or {})}}),
+            ecs.TaskSpec(**{**spec.__dict__, "secrets": dict(v[2]), "environment": {**spec.environment, **dict(v[3] or {})},
+                            "image": v[4], "repository_credentials": v[5]}),
             f"{name_prefix}-{spec.name}", v[0], v[1]))
     cpu, memory = ecs.fargate_size(spec.cpus, spec.memory_mb)
     definition = aws.ecs.TaskDefinition(
@@ -120,7 +131,7 @@ def define_task(parent: pulumi.Resource, name: str, spec: ecs.TaskSpec, name_pre
         container_definitions=request.apply(lambda r: json.dumps(r["containerDefinitions"])),
         # `runs`: a long-running service's task, or a one-off (which has no health check to pass).
         tags={"Name": f"{name_prefix}-{spec.name}", RUNS_TAG: runs},
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs, *grants]))
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs, *grants, *pull.ready]))
     return definition, task_role
 
 
@@ -139,7 +150,7 @@ class ClusterService(pulumi.ComponentResource):
             raise ValueError(f"{spec.name}: a stop-first service runs exactly one task")
         self.task_definition, self.task_role = define_task(
             self, name, spec, args.name_prefix, args.log_retention_days, args.secrets, args.secret_arns,
-            args.task_policy, environment_inputs=args.environment_inputs)
+            args.task_policy, environment_inputs=args.environment_inputs, image_cache=args.image_cache)
 
         load_balancers = []
         if args.target_group_arn is not None and spec.port is not None:
@@ -247,6 +258,7 @@ class ClusterTaskArgs:
     task_policy: pulumi.Input[str] | None = None
     environment_inputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     timeout_seconds: int = 1800
+    image_cache: ImageCache | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -272,7 +284,7 @@ class ClusterTask(pulumi.ComponentResource):
         spec = args.spec
         self.task_definition, self.task_role = define_task(
             self, name, spec, args.name_prefix, args.log_retention_days, args.secrets, args.secret_arns,
-            args.task_policy, runs="one-off", environment_inputs=args.environment_inputs)
+            args.task_policy, runs="one-off", environment_inputs=args.environment_inputs, image_cache=args.image_cache)
         create = pulumi.Output.all(args.cluster_arn, self.task_definition.arn, pulumi.Output.all(*args.subnet_ids),
                                    pulumi.Output.all(*args.security_group_ids)).apply(
             lambda v: run_task_command(args.region, v[0], v[1], spec.name, v[2], v[3], args.timeout_seconds))

@@ -80,6 +80,9 @@ class TaskSpec:
     # How long a starting task's failed checks do not count: the service's own, as on a host.
     health_start_seconds: int = 60
     command: Sequence[str] = ()
+    # A Secrets Manager secret with the registry's credentials, for an image pulled directly
+    # from a private registry ECR does not cache (components/image_cache.py).
+    repository_credentials: str | None = None
     # Writable directories under the read-only root; /tmp first, as every task has.
     writable: Sequence[Scratch] = (TMP,)
 
@@ -123,6 +126,8 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
         definition["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp", "name": spec.name}]
     if spec.command:
         definition["command"] = list(spec.command)
+    if spec.repository_credentials:
+        definition["repositoryCredentials"] = {"credentialsParameter": spec.repository_credentials}
     return definition
 
 

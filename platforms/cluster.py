@@ -38,6 +38,7 @@ from components.cluster_service import (
 )
 from components.container_service import Healthcheck, seconds
 from components.database_vault import DatabaseVault, DatabaseVaultArgs
+from components.image_cache import ImageCache, ImageCacheArgs
 from components.managed_cache import ManagedCache, ManagedCacheArgs
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
 from components.object_storage import ObjectStorage, ObjectStorageArgs
@@ -49,7 +50,7 @@ from configs import nginx as nginx_config
 from configs import postgres as pg
 from configs import redis as redis_config
 from platforms import outputs
-from settings import Settings
+from settings import CLUSTER_IMAGES, Settings
 
 # The VPC's resolver (Route 53 Resolver), which answers for Cloud Map's private namespace.
 VPC_RESOLVER = "169.254.169.253"
@@ -187,8 +188,12 @@ def build(cfg: Settings) -> None:
             opts=on_aws)
         return service, f"{name}.{prefix}.internal"
 
+    # Every image through ECR's pull-through cache where it can be (configs/images.py).
+    image_cache = ImageCache("images", ImageCacheArgs(
+        namespace=prefix, region=region, images=sorted({cfg.images[key] for key in CLUSTER_IMAGES}),
+        registry=cfg.registry, recovery_window_days=30 if production else 7), opts=on_aws)
     common = {"name_prefix": prefix, "cluster_arn": cluster.arn, "subnet_ids": private_subnets,
-              "log_retention_days": cfg.log_retention_days}
+              "log_retention_days": cfg.log_retention_days, "image_cache": image_cache}
     in_apps = {"security_group_ids": [groups.apps.id]}
 
     def spec(name: str, image: str, limits: str, user: str, port: int | None, health: Healthcheck | Sequence[str],

@@ -61,6 +61,10 @@ class Rule:
     check: Callable[[Resource, Report], None]
 
 
+# Docker Hub's registry under the names a reference may give it.
+DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
 def _labels(props: Mapping[str, Any]) -> dict[str, str]:
     return {item["label"]: item["value"] for item in props.get("labels") or []}
 
@@ -285,6 +289,21 @@ def task_definition_hardened(r: Resource, report: Report) -> None:
                 report(f"{name}: {variable.get('name')} looks like a credential; pass it in `secrets` by reference")
 
 
+def _docker_hub(image: str) -> bool:
+    """Docker's reading of a reference: a first part without a dot, a colon or `localhost` is a
+    path on Docker Hub, not a registry host."""
+    first, _, rest = image.partition("/")
+    return not rest or not (re.search(r"[.:]", first) or first == "localhost") or first in DOCKER_HUB_HOSTS
+
+
+def task_image_not_anonymous_docker_hub(r: Resource, report: Report) -> None:
+    for c in _json(r.props.get("containerDefinitions")) or []:
+        image = str(c.get("image", ""))
+        if _docker_hub(image) and not (c.get("repositoryCredentials") or {}).get("credentialsParameter"):
+            report(f"{c.get('name', '?')}: {image} is pulled from Docker Hub anonymously, through the NAT address "
+                   "every task shares (10 pulls an hour): pull it through ECR's pull-through cache")
+
+
 def service_private_and_rolling(r: Resource, report: Report) -> None:
     network = r.props.get("networkConfiguration") or {}
     if network.get("assignPublicIp"):
@@ -388,6 +407,9 @@ RULES: tuple[Rule, ...] = (
     Rule("ecs-task-hardened", "ECS containers run non-root, read-only, without capabilities, not privileged, "
          "health-checked and logged, with credentials only as secrets by reference.",
          frozenset({"aws:ecs/taskDefinition:TaskDefinition"}), task_definition_hardened),
+    Rule("ecs-image-not-anonymous-docker-hub", "Fargate tasks pull no Docker Hub image anonymously: every task "
+         "shares the NAT's address, and Docker Hub admits 10 anonymous pulls an hour per address.",
+         frozenset({"aws:ecs/taskDefinition:TaskDefinition"}), task_image_not_anonymous_docker_hub),
     Rule("ecs-service-private-rolling", "ECS services have no public addresses and deploy with 100 % healthy "
          "and the circuit breaker's rollback.", frozenset({"aws:ecs/service:Service"}), service_private_and_rolling),
     Rule("rds-encrypted-private-kept", "RDS is encrypted, private, deletion-protected with a final snapshot, "

@@ -21,6 +21,7 @@ from typing import Any
 
 import pulumi
 
+from configs import images as image_routes
 from configs.postgres import RDS_INSTANCE_MEMORY_MB
 from settings.defaults import (
     CLOUD_LIMITS,
@@ -361,6 +362,8 @@ PLACEMENTS = ("host", "cluster")
 # The cluster's autoscaled services (settings `cluster.tasks`): n8n's main and webhook processes
 # run one task each; its workers scale.
 CLUSTER_SERVICES = ("edge", "api", "frontend", "n8nWorker")
+# The images the cluster's tasks run (`images.<key>`); the rest run on the Docker placements only.
+CLUSTER_IMAGES = ("api", "frontend", "n8n", "nginx", "postgres")
 # Instance classes whose memory the tuning rules know (components/managed_database.py).
 DATABASE_CLASSES = tuple(RDS_INSTANCE_MEMORY_MB)
 
@@ -661,6 +664,8 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
 
     if "cluster" in raw and values.get("placement") == "host":
         problem("cluster", "no value with placement host (set placement: cluster to use it)", _decode(raw["cluster"]))
+    if values.get("placement") == "cluster":
+        _check_cluster_images(values, secrets, problem)
     _check_stack_rules(stack, values, problem)
     today = dt.datetime.now(dt.UTC).date()
     if ROTATION_DATE_VARIABLE in os.environ:
@@ -774,6 +779,23 @@ def _check_stack_rules(stack: str, values: dict[str, Any],
     for cidr in cidrs:
         if ipaddress.ip_network(cidr).prefixlen == 0:
             problem("adminCidrs", "specific admin networks, not the whole internet", cidr)
+
+
+def _check_cluster_images(values: dict[str, Any], secrets: Mapping[str, Any],
+                          problem: Callable[[str, str, Any], None]) -> None:
+    """Fargate pulls through the NAT's shared address or ECR's pull-through cache (configs/images.py)."""
+    registry = values.get("registry") or {}
+    if registry and secrets.get("registryToken") is None:
+        problem("registry", "its token as the secret registryToken too with placement cluster (the tasks "
+                "pull with it; set with pulumi config set --secret registryToken ...)", dict(registry))
+    server = registry.get("server") if secrets.get("registryToken") is not None else None
+    for key in CLUSTER_IMAGES:
+        image = (values.get("images") or {}).get(key)
+        if image is not None and image_routes.route(image, server).anonymous_docker_hub:
+            problem(f"images.{key}", "with placement cluster, an image ECR can cache or a registry with credentials: "
+                    "Docker Hub admits 10 anonymous pulls an hour per address and every task pulls through "
+                    "the same NAT address (set registry to Docker Hub credentials, server docker.io, or use the "
+                    "image's copy on ghcr.io, quay.io or public.ecr.aws)", image)
 
 
 def _similar(a: str, b: str) -> bool:

@@ -33,7 +33,9 @@ LIMITED_SERVICES = (*SERVICES, "backup")
 DEFAULT_IMAGES = {
     "api": "ghcr.io/storiesofsoftware/api:1.0.0",
     "frontend": "ghcr.io/storiesofsoftware/frontend:1.0.0",
-    "n8n": "n8nio/n8n:1.123.5",
+    # n8n's release workflow pushes each version to GHCR as to Docker Hub: GHCR's copy is cached
+    # by ECR on the cluster, and no placement spends Docker Hub's 10 anonymous pulls an hour.
+    "n8n": "ghcr.io/n8n-io/n8n:1.123.5",
     "postgres": "postgres:16.10-alpine",
     "redis": "redis:7.4.5-alpine",
     "minio": "minio/minio:RELEASE.2025-04-22T22-12-26Z",

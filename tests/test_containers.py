@@ -268,7 +268,7 @@ def test_n8n_environment_and_data(plan):
     # Nothing in the editor calls api.n8n.io, so its CSP stays 'self' (tests/test_e2e.py).
     assert env["N8N_DYNAMIC_BANNERS_ENABLED"] == env["N8N_TEMPLATES_ENABLED"] == "false"
     assert env["N8N_VERSION_NOTIFICATIONS_ENABLED"] == "false"
-    assert re.fullmatch(r"n8nio/n8n:\d+\.\d+\.\d+", plan.one("docker:index/remoteImage:RemoteImage", "n8n-svc-image").inputs["name"])
+    assert re.fullmatch(r"ghcr.io/n8n-io/n8n:\d+\.\d+\.\d+", plan.one("docker:index/remoteImage:RemoteImage", "n8n-svc-image").inputs["name"])
     volume = plan.one("docker:index/volume:Volume", "n8n-data")
     assert volume.protect is (plan.stack == "production")
     key = plan.one("random:index/randomPassword:RandomPassword", "secrets-n8nEncryptionKey")

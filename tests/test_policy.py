@@ -132,6 +132,16 @@ CASES = {
     "engine-version-floats": (
         "aws:rds/instance:Instance", {"engineVersion": "16", "autoMinorVersionUpgrade": True},
         {"engineVersion": "16.10", "autoMinorVersionUpgrade": True}, "give the major only (16)"),
+    "ecs-image-not-anonymous-docker-hub": (
+        "aws:ecs/taskDefinition:TaskDefinition",
+        {"containerDefinitions": json.dumps([
+            {"name": "edge", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/sos-production/ecr-public/"
+                                      "docker/library/nginx:1.28.0-alpine"},
+            {"name": "n8n", "image": "ghcr.io/n8n-io/n8n:1.123.5"},
+            {"name": "api", "image": "n8nio/n8n:1.123.5",
+             "repositoryCredentials": {"credentialsParameter": "arn:aws:secretsmanager:us-east-1:1:secret:hub"}}])},
+        {"containerDefinitions": json.dumps([{"name": "edge", "image": "docker.io/library/nginx:1.28.0-alpine"}])},
+        "pulled from Docker Hub anonymously"),
     "lb-mutual-tls": (
         "aws:lb/listener:Listener", {"protocol": "HTTPS", "mutualAuthentication": {"mode": "verify"}},
         {"protocol": "HTTPS", "mutualAuthentication": {"mode": "passthrough"}}, "mutual TLS"),

@@ -74,6 +74,11 @@ BAD_INPUTS = [
     ("staging", {"placement": "cluster", "cluster": {"replicas": 3}}, "cluster", ["unknown: replicas"]),
     ("production", {"placement": "cluster", "backupRetentionDays": 60}, "backupRetentionDays",
      ["7 to 35 with placement cluster", "given 60"]),
+    # Fargate's pulls (issue 26, item 6): no anonymous Docker Hub through the NAT's one address.
+    ("production", {"placement": "cluster", "images": {"n8n": "n8nio/n8n:1.123.5"}}, "images.n8n",
+     ["Docker Hub admits 10 anonymous pulls an hour", "'n8nio/n8n:1.123.5'"]),
+    ("staging", {"placement": "cluster", "registry": {"server": "ghcr.io", "username": "bot"},
+                 "images": {"api": "sos/api:1.0.0"}}, "registry", ["registryToken too with placement cluster"]),
 ]
 
 

@@ -193,7 +193,7 @@ GRAFANA = ImageShape(users={"grafana": (472, 0)},
                             "/usr/share/grafana/public-stand-in/api/health": ('{"database": "ok"}\n', 0o644)},
                      workdir="/usr/share/grafana", user="472", entrypoint=("/run.sh",), cmd=())
 
-# n8nio/n8n:1.123.5 (n8n-io/n8n docker/images/n8n, read at October 2025's b24276cf): node:alpine's
+# ghcr.io/n8n-io/n8n:1.123.5 (n8n-io/n8n docker/images/n8n, read at October 2025's b24276cf): node:alpine's
 # `node` (1000:1000) and /usr/local/bin/node; n8n installed globally (/usr/local/lib/node_modules);
 # `mkdir -p /home/node/.n8n && chown -R node:node /home/node`; `WORKDIR /home/node`; `USER node`;
 # no VOLUME; `ENTRYPOINT ["tini", "--", "/docker-entrypoint.sh"]`, whose script runs `n8n "$@"`.

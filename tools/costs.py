@@ -7,7 +7,7 @@ Counted: compute (EC2 or Fargate at each service's minimum tasks), the data serv
 gateways, interface endpoints, the load balancer (one LCU), public IPv4 addresses, EBS, secrets
 and alarms. Not counted, as they follow traffic and data, not the placement: data transfer,
 NAT and endpoint processing per GB, S3, CloudWatch Logs ingestion, backup storage beyond the
-free allowance, AWS Backup's snapshot storage (per GB). Prices change: PRICED_ON says when these were read, SOURCES where.
+free allowance, AWS Backup's snapshot storage (per GB), ECR storage of cached images (per GB). Prices change: PRICED_ON says when these were read, SOURCES where.
 """
 
 from __future__ import annotations
