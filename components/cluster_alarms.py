@@ -18,27 +18,39 @@ import pulumi_aws as aws
 from configs import cloudwatch
 from configs import postgres as pg
 
-# The AWS services that publish to the topic.
-PUBLISHERS = ("cloudwatch.amazonaws.com", "events.rds.amazonaws.com", "backup.amazonaws.com")
+# The AWS services that publish to the topic, and whether their deliveries to SNS are
+# documented with `aws:SourceAccount` (a condition on a key the request does not carry denies it,
+# and the notification is dropped without a trace): CloudWatch's and RDS's topic policies are
+# (CloudWatch user guide, "Setting up Amazon SNS notifications"; RDS user guide, "Granting
+# permissions to publish notifications to an Amazon SNS topic"); AWS Backup documents a policy
+# with its principal only ("Notification options with AWS Backup").
+PUBLISHERS = {"cloudwatch.amazonaws.com": True, "events.rds.amazonaws.com": True, "backup.amazonaws.com": False}
 
 
 def topic_key_policy(account: str) -> str:
+    # The key's statement for the publishers has no condition (SNS developer guide, "Enable
+    # compatibility between event sources from AWS services and encrypted topics"): they use the
+    # key only through a publish the topic policy admitted, and a source condition that a
+    # service's KMS request lacks would drop every notification it sends.
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
          "Action": "kms:*", "Resource": "*"},
-        {"Sid": "PublishersEncrypt", "Effect": "Allow", "Principal": {"Service": list(PUBLISHERS)},
-         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
-         "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]})
+        {"Sid": "PublishersEncrypt", "Effect": "Allow", "Principal": {"Service": sorted(PUBLISHERS)},
+         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*"}]})
 
 
 def topic_policy(topic_arn: str, account: str) -> str:
+    conditioned = sorted(s for s, documented in PUBLISHERS.items() if documented)
+    unconditioned = sorted(s for s, documented in PUBLISHERS.items() if not documented)
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "AccountPublishesAndManages", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
          "Action": ["sns:Publish", "sns:Subscribe", "sns:GetTopicAttributes", "sns:SetTopicAttributes",
                     "sns:ListSubscriptionsByTopic"], "Resource": topic_arn},
-        {"Sid": "ServicesPublish", "Effect": "Allow", "Principal": {"Service": list(PUBLISHERS)},
+        {"Sid": "ServicesOfThisAccountPublish", "Effect": "Allow", "Principal": {"Service": conditioned},
          "Action": "sns:Publish", "Resource": topic_arn,
          "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
+        {"Sid": "BackupPublishes", "Effect": "Allow", "Principal": {"Service": unconditioned},
+         "Action": "sns:Publish", "Resource": topic_arn},
         {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish", "Resource": topic_arn,
          "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
 

@@ -47,6 +47,20 @@ class ClusterNetworkArgs:
     flow_log_destination: pulumi.Input[str]
     flow_log_ready: Sequence[pulumi.Resource] = ()
     cidr: str = CLUSTER_CIDR
+    # The zones (names) where the data services' classes are offered; None: any available zone.
+    # A zone name is the account's alias of a physical zone ID, and not every zone ID has every
+    # class (us-east-1's use1-az3 lacks the newer Graviton ones): the first zones by name
+    # can be one where RDS refuses the instance.
+    offered_zones: pulumi.Input[Sequence[str]] | None = None
+
+
+def choose_zones(available: Sequence[str], offered: Sequence[str] | None, wanted: int, region: str) -> list[str]:
+    """The first `wanted` available zones that offer what the stack runs, or a clear error."""
+    usable = [z for z in available if offered is None or z in set(offered)]
+    if len(usable) < wanted:
+        raise ValueError(f"{region}: {wanted} availability zones are needed and only {len(usable)} offer the "
+                         f"database class ({', '.join(usable) or 'none'}); choose another class or region")
+    return usable[:wanted]
 
 
 class ClusterNetwork(pulumi.ComponentResource):
@@ -63,7 +77,12 @@ class ClusterNetwork(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:ClusterNetwork", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
-        zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+        available = aws.get_availability_zones_output(
+            state="available", filters=[aws.GetAvailabilityZonesFilterArgs(
+                name="opt-in-status", values=["opt-in-not-required"])],  # no Local Zones
+            opts=pulumi.InvokeOutputOptions(parent=self))
+        chosen = pulumi.Output.all(available.names, args.offered_zones).apply(
+            lambda v: choose_zones(v[0], v[1], args.zones, args.region))
         public_cidrs, private_cidrs = subnet_cidrs(args.cidr, args.zones)
 
         self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_support=True,
@@ -81,7 +100,7 @@ class ClusterNetwork(pulumi.ComponentResource):
         nats: list[aws.ec2.NatGateway] = []
         private_tables: list[aws.ec2.RouteTable] = []
         for i in range(args.zones):
-            zone = zones.names[i]
+            zone = chosen.apply(lambda z, i=i: z[i])
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}", vpc_id=self.vpc.id, cidr_block=public_cidrs[i], availability_zone=zone,
                 map_public_ip_on_launch=False, tags={"Name": f"{prefix}-cluster-public-{i}", "tier": "public"},

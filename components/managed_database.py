@@ -27,6 +27,8 @@ ENGINE_VERSION = "16"
 PARAMETER_FAMILY = "postgres16"
 # Not `postgres`: FSBP RDS.25 asks for a master user name of one's own.
 MASTER_USER = "sos_admin"
+# What the instance publishes to CloudWatch Logs (the server's log and its major upgrades').
+LOG_EXPORTS = ("postgresql", "upgrade")
 
 
 
@@ -43,6 +45,7 @@ class ManagedDatabaseArgs:
     # Security groups of what may connect (the tasks).
     client_security_group_ids: Sequence[pulumi.Input[str]]
     protect: bool
+    log_retention_days: int
 
 
 class ManagedDatabase(pulumi.ComponentResource):
@@ -81,16 +84,25 @@ class ManagedDatabase(pulumi.ComponentResource):
             f"{name}-monitoring", role=monitoring.name,
             policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole", opts=child)
         # The inputs given that replace the instance when they change (ForceNew in the provider).
-        replaced_by: dict[str, object] = {"identifier_prefix": f"{prefix}-postgres-", "engine": "postgres",
-                                          "storage_encrypted": True, "username": MASTER_USER}
-        # The snapshot RDS takes when the instance is deleted: a fixed name would exist already
-        # when a second replacement deletes the next instance, and RDS refuses that delete
-        # (DBSnapshotAlreadyExists). A new suffix whenever an input that replaces it changes,
-        # back and forth included; `pulumi up --replace` names this suffix too (docs/runbook.md).
-        final_suffix = random.RandomId(f"{name}-final-snapshot", byte_length=4,
-                                       keepers={k: str(v) for k, v in replaced_by.items()}, opts=child)
+        replaced_by: dict[str, object] = {"engine": "postgres", "storage_encrypted": True, "username": MASTER_USER}
+        # A new suffix whenever an input that replaces the instance changes, back and forth
+        # included (`pulumi up --replace` names it too, docs/runbook.md): the replacement is
+        # created beside the old instance under its own identifier, and the snapshot RDS takes
+        # when the old one is deleted gets its own name (a fixed one would exist already at a
+        # second replacement, and RDS refuses that delete: DBSnapshotAlreadyExists).
+        suffix = random.RandomId(f"{name}-final-snapshot", byte_length=4,
+                                 keepers={"identifier_prefix": f"{prefix}-postgres-",
+                                          **{k: str(v) for k, v in replaced_by.items()}}, opts=child)
+        identifier = pulumi.Output.concat(f"{prefix}-postgres-", suffix.hex)
+        # RDS creates the log groups it exports to without a retention (kept forever) unless they
+        # exist first: named as RDS names them, before the instance (RDS user guide, "Publishing
+        # PostgreSQL logs to Amazon CloudWatch Logs").
+        log_groups = [aws.cloudwatch.LogGroup(
+            f"{name}-logs-{kind}", name=identifier.apply(lambda i, kind=kind: f"/aws/rds/instance/{i}/{kind}"),
+            retention_in_days=args.log_retention_days,
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=args.protect)) for kind in LOG_EXPORTS]
         self.instance = aws.rds.Instance(
-            f"{name}-instance", **replaced_by,  # type: ignore[arg-type]
+            f"{name}-instance", identifier=identifier, **replaced_by,  # type: ignore[arg-type]
             engine_version=ENGINE_VERSION, instance_class=args.instance_class,
             allocated_storage=args.allocated_storage_gb, max_allocated_storage=args.allocated_storage_gb * 4,
             storage_type="gp3",
@@ -101,14 +113,14 @@ class ManagedDatabase(pulumi.ComponentResource):
             backup_retention_period=args.backup_retention_days, backup_window="02:00-03:00",
             maintenance_window="sun:03:30-sun:04:30", copy_tags_to_snapshot=True,
             deletion_protection=True, skip_final_snapshot=False,
-            final_snapshot_identifier=pulumi.Output.concat(f"{prefix}-postgres-final-", final_suffix.hex),
-            auto_minor_version_upgrade=True, enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            final_snapshot_identifier=pulumi.Output.concat(f"{prefix}-postgres-final-", suffix.hex),
+            auto_minor_version_upgrade=True, enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             monitoring_interval=60, monitoring_role_arn=monitoring.arn,
             performance_insights_enabled=True,
             tags={"Name": f"{prefix}-postgres"},
             # RDS checks the monitoring role's permissions as it creates the instance.
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect,
-                                        depends_on=[monitoring_grant]))
+                                        depends_on=[monitoring_grant, *log_groups]))
         self.master_secret_arn = self.instance.master_user_secrets.apply(
             lambda secrets: secrets[0].secret_arn if secrets else "")
         # Reachable: the server and the rule that admits the tasks.

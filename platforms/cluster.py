@@ -19,6 +19,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
+from pulumi_command import local as local_command
 
 from components import api as api_component
 from components import edge_proxy
@@ -30,6 +31,7 @@ from components.cluster_alarms import ClusterAlarms, ClusterAlarmsArgs
 from components.cluster_entry import ClusterEntry, ClusterEntryArgs
 from components.cluster_network import ClusterNetwork, ClusterNetworkArgs
 from components.cluster_service import (
+    PROGRAM_PYTHON,
     ClusterService,
     ClusterServiceArgs,
     ClusterTask,
@@ -67,6 +69,8 @@ EDGE_USER = edge_proxy.USER
 EDGE_CACHE_MB = (64, 128)
 POSTGRES_IMAGE_USER = postgres_component.USER
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
+# The account's service-linked roles ECS and its autoscaling use.
+SERVICE_LINKED_ROLES = ("ecs.amazonaws.com", "ecs.application-autoscaling.amazonaws.com")
 # Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
 VERIFIER_VARIABLES = {"app": "SOS_APP_VERIFIER", "n8n": "SOS_N8N_VERIFIER", "monitoring": "SOS_MONITORING_VERIFIER"}
 
@@ -106,8 +110,13 @@ def build(cfg: Settings) -> None:
         backup_lock_mode="COMPLIANCE" if production else None,
         log_retention_days=cfg.log_retention_days, static_keys=False, load_balancer_logs=True, today=cfg.today,
     ), opts=on_aws)
+    # Where RDS offers the database class: the subnets' zones are chosen among those.
+    orderable = aws.rds.get_orderable_db_instance_output(
+        engine="postgres", instance_class=sizes.database_class, storage_type="gp3",
+        opts=pulumi.InvokeOutputOptions(provider=aws_provider))
     network_args = ClusterNetworkArgs(
         name_prefix=prefix, region=region, zones=3 if production else 2, nat_per_zone=production,
+        offered_zones=orderable.availability_zones,
         flow_log_destination=storage.flow_log_destination, flow_log_ready=[storage.policies["logs"]])
     network = ClusterNetwork("cluster", network_args, opts=on_aws)
     private_subnets = [s.id for s in network.private_subnets]
@@ -132,7 +141,8 @@ def build(cfg: Settings) -> None:
     database = ManagedDatabase("postgres", ManagedDatabaseArgs(
         name_prefix=prefix, instance_class=sizes.database_class, allocated_storage_gb=sizes.database_storage_gb,
         multi_az=production, backup_retention_days=cfg.backup_retention_days, subnet_ids=private_subnets,
-        vpc_id=network.vpc.id, client_security_group_ids=[groups.apps.id], protect=production), opts=on_aws)
+        vpc_id=network.vpc.id, client_security_group_ids=[groups.apps.id], protect=production,
+        log_retention_days=cfg.log_retention_days), opts=on_aws)
     cache = ManagedCache("redis", ManagedCacheArgs(
         name_prefix=prefix, node_type=sizes.cache_node_type, failover=production,
         snapshot_retention_days=7 if production else 1, subnet_ids=private_subnets, vpc_id=network.vpc.id,
@@ -173,8 +183,14 @@ def build(cfg: Settings) -> None:
         VERIFIER_VARIABLES[key]: pw[name].apply(lambda p, role=pg.ROLES[key]: pg.scram_verifier(p, role))
         for key, name in (("app", "postgresApp"), ("n8n", "postgresN8n"), ("monitoring", "postgresMonitoring"))})
 
+    # A fresh account's first CreateCluster or CreateService can fail on the service-linked role
+    # ECS should have made (tools/service_roles.py); the roles are the account's, never deleted.
+    service_roles = local_command.Command(
+        "service-linked-roles", create=f"{PROGRAM_PYTHON} -m tools.service_roles --region {region} "
+                                       f"{' '.join(SERVICE_LINKED_ROLES)}")
     cluster = aws.ecs.Cluster("cluster-ecs", name=f"{prefix}", settings=[aws.ecs.ClusterSettingArgs(
-        name="containerInsights", value="enhanced")], opts=on_aws)
+        name="containerInsights", value="enhanced")],
+        opts=pulumi.ResourceOptions.merge(on_aws, pulumi.ResourceOptions(depends_on=[service_roles])))
     namespace = aws.servicediscovery.PrivateDnsNamespace(
         "discovery", name=f"{prefix}.internal", vpc=network.vpc.id,
         description=f"{prefix}: the services' names inside the VPC", opts=on_aws)

@@ -11,6 +11,7 @@ import re
 import pytest
 import yaml
 
+import settings
 from components import cluster_network, managed_database
 from configs import postgres as pg
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
@@ -60,6 +61,34 @@ def test_subnets_span_the_zones_and_never_overlap(plan):
     assert all(not s.inputs["mapPublicIpOnLaunch"] for s in subnets)
     # A private /20 holds thousands of task addresses.
     assert all(ipaddress.ip_network(s.inputs["cidrBlock"]).prefixlen == 20 for s in private)
+
+
+def test_the_zones_are_those_where_rds_offers_the_class_not_the_first_by_name(plan):
+    """A zone name is the account's alias of a zone ID, and us-east-1's use1-az3 has no Graviton
+    RDS class (the canned answer says so, tools/canned.py): production's three zones skip it
+    although it is among the first three names; every subnet is in a zone RDS offers the class."""
+    db_class = plan.one("aws:rds/instance:Instance").inputs["instanceClass"]
+    offered = {"us-east-1a", "us-east-1b", "us-east-1d", "us-east-1e", "us-east-1f"}
+    assert re.match(r"db\.[a-z]+\dg\.", db_class), db_class
+    zones = {s.inputs["availabilityZone"] for s in plan.of_type("aws:ec2/subnet:Subnet")}
+    assert zones <= offered and len(zones) == _zones(plan)
+    # By name alone, production would have taken a, b and c.
+    assert zones == ({"us-east-1a", "us-east-1b", "us-east-1d"} if plan.stack == "production"
+                     else {"us-east-1a", "us-east-1b"})
+
+
+@pytest.mark.parametrize("available,offered,wanted,chosen", [
+    (["a", "b", "c", "d"], ["a", "b", "d"], 3, ["a", "b", "d"]),
+    (["a", "b", "c"], None, 2, ["a", "b"]),
+    (["b", "a", "c"], ["c", "a"], 2, ["a", "c"]),  # in the available order, not the offered one
+])
+def test_zones_are_chosen_in_order_among_those_offered(available, offered, wanted, chosen):
+    assert cluster_network.choose_zones(available, offered, wanted, "us-east-1") == chosen
+
+
+def test_too_few_offering_zones_is_a_clear_error():
+    with pytest.raises(ValueError, match="3 availability zones are needed and only 2 offer the database class"):
+        cluster_network.choose_zones(["a", "b", "c"], ["a", "c"], 3, "us-east-1")
 
 
 def test_subnet_plan_refuses_a_vpc_too_small():
@@ -172,7 +201,8 @@ def test_rds_parameters_read_by_postgresql_16_equal_the_host_configuration(tmp_p
 
 def test_an_unknown_instance_class_or_short_retention_is_refused():
     base = dict(name_prefix="p", instance_class="db.t4g.micro", allocated_storage_gb=20, multi_az=False,
-                backup_retention_days=7, subnet_ids=[], vpc_id="v", client_security_group_ids=[], protect=False)
+                backup_retention_days=7, subnet_ids=[], vpc_id="v", client_security_group_ids=[], protect=False,
+                log_retention_days=30)
     with pytest.raises(ValueError, match="not one of"):
         managed_database.ManagedDatabase("x", managed_database.ManagedDatabaseArgs(**{**base, "instance_class": "db.x"}))
     with pytest.raises(ValueError, match="at least 7 days"):
@@ -566,7 +596,10 @@ def test_no_task_starts_before_its_way_out_and_its_rules_exist(plan):
               *plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")]
     db_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "postgres-from-0")
     cache_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "redis-from-0")
-    starters = [*plan.of_type("aws:ecs/service:Service"), *plan.of_type("command:local:Command")]
+    # The one-off tasks' runs (the service-linked roles' command starts no task).
+    runs = [c for c in plan.of_type("command:local:Command") if "tools.run_task" in c.inputs["create"]]
+    assert len(runs) == 3
+    starters = [*plan.of_type("aws:ecs/service:Service"), *runs]
     for starter in starters:
         missing = [r.name for r in needed if not plan.depends_transitively(starter.urn, r.urn)
                    and not r.name.startswith("entry-")]
@@ -610,10 +643,17 @@ def test_every_service_that_alarms_may_publish_to_the_encrypted_topic(plan):
     (encrypt,) = [s for s in statements if s["Principal"].get("Service")]
     assert set(encrypt["Principal"]["Service"]) == publishers
     assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(encrypt["Action"])
-    assert encrypt["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
+    # A source condition the KMS request of a service lacks would drop its notifications silently.
+    assert "Condition" not in encrypt
     policy = json.loads(plan.one("aws:sns/topicPolicy:TopicPolicy").inputs["policy"])["Statement"]
-    (publish,) = [s for s in policy if isinstance(s["Principal"], dict) and s["Principal"].get("Service")]
-    assert set(publish["Principal"]["Service"]) == publishers and publish["Action"] == "sns:Publish"
+    publish = [s for s in policy if isinstance(s["Principal"], dict) and s["Principal"].get("Service")]
+    admitted = {service: s.get("Condition") for s in publish for service in s["Principal"]["Service"]
+                if s["Action"] == "sns:Publish" and s["Effect"] == "Allow"}
+    # Conditions only where the service documents them on its topic policy (CloudWatch, RDS);
+    # AWS Backup's documented policy names its principal only.
+    this_account = {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    assert admitted == {"cloudwatch.amazonaws.com": this_account, "events.rds.amazonaws.com": this_account,
+                        "backup.amazonaws.com": None}
 
 
 def test_the_switch_runbook_names_every_protected_resource_the_switch_removes():
@@ -664,8 +704,27 @@ def test_the_final_snapshot_name_follows_what_replaces_the_instance():
     suffix = plan.one("random:index/randomId:RandomId", "postgres-final-snapshot")
     keepers = suffix.inputs["keepers"]
     assert set(keepers) == {"identifier_prefix", "engine", "storage_encrypted", "username"}
-    camel = {"identifier_prefix": "identifierPrefix", "storage_encrypted": "storageEncrypted"}
-    assert all(keepers[k] == str(db.inputs[camel.get(k, k)]) for k in keepers)
+    camel = {"storage_encrypted": "storageEncrypted"}
+    assert all(keepers[k] == str(db.inputs[camel.get(k, k)]) for k in keepers if k != "identifier_prefix")
     assert suffix.urn in db.property_dependencies["finalSnapshotIdentifier"]
     hex_ = plan.states[suffix.urn][1]["hex"]
     assert db.inputs["finalSnapshotIdentifier"] == f"sos-production-postgres-final-{hex_}" and len(hex_) == 8
+    # The identifier, the other input that replaces it, is the same prefix and suffix: a
+    # replacement is created beside the old instance under a name of its own.
+    assert db.inputs["identifier"] == f"{keepers['identifier_prefix']}{hex_}"
+    assert suffix.urn in db.property_dependencies["identifier"]
+
+
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
+def test_every_log_rds_exports_has_its_retention_before_rds_creates_it(stack):
+    """RDS creates `/aws/rds/instance/<identifier>/<log>` with no retention (kept forever) unless
+    the group exists first; each one is registered with `logRetentionDays`, before the instance."""
+    plan = cluster_plan_for(stack)
+    groups = {g.inputs["name"]: g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    for db in plan.of_type("aws:rds/instance:Instance"):
+        assert db.inputs["enabledCloudwatchLogsExports"]
+        for kind in db.inputs["enabledCloudwatchLogsExports"]:
+            group = groups.get(f"/aws/rds/instance/{db.inputs['identifier']}/{kind}")
+            assert group is not None, (db.name, kind, sorted(groups))
+            assert group.inputs["retentionInDays"] == settings.KEYS_BY_NAME["logRetentionDays"].defaults[stack]
+            assert plan.depends_transitively(db.urn, group.urn), (db.name, kind)

@@ -5,7 +5,8 @@ documented here (and in the README) because reviewers read plans made from it:
 
 Invokes
   aws:ec2/getAmi               -> ami-0abcdef1234567890, an Ubuntu 24.04 LTS amd64 image
-  aws:index/getAvailabilityZones -> <region>a, <region>b, <region>c
+  aws:index/getAvailabilityZones -> <region>a .. <region>f (use1-az1 .. az6)
+  aws:rds/getOrderableDbInstance -> every zone, but <region>c (use1-az3) for a Graviton class
   aws:index/getCallerIdentity  -> account 123456789012 (moto's default account, too)
   aws:elb/getServiceAccount    -> 127311923021 (ELB's log writer in us-east-1)
   cloudflare:index/getZone     -> zone id 023e105f4ecef8ad9ca31a8372d0c353 for the looked-up name
@@ -27,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs, Mocks
@@ -88,9 +90,16 @@ class CannedMocks(Mocks):
                 "rootDeviceName": "/dev/sda1", "ownerId": "099720109477",
             }, []
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{z}" for z in "abc"]
-            return {"id": self.region, "names": names,
-                    "zoneIds": [f"use1-az{i}" for i in range(1, 4)]}, []
+            # us-east-1's six zones; which name is which ID differs per account.
+            names = [f"{self.region}{z}" for z in "abcdef"]
+            return {"id": self.region, "names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)]}, []
+        if token == "aws:rds/getOrderableDbInstance:getOrderableDbInstance":
+            # As in us-east-1: the zone whose ID is use1-az3 (here named <region>c) offers no
+            # Graviton class (the program must not pick it by its name).
+            graviton = re.search(r"^db\.[a-z]+\dg\.", args.args.get("instanceClass", "")) is not None
+            zones = [f"{self.region}{z}" for z in "abcdef" if not (graviton and z == "c")]
+            return {"id": self.region, "availabilityZones": zones, "engine": "postgres",
+                    "instanceClass": args.args.get("instanceClass"), "storageType": "gp3"}, []
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"id": ACCOUNT_ID, "accountId": ACCOUNT_ID, "userId": "AIDAMOCKOPERATOR",
                     "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/operator"}, []
