@@ -84,6 +84,9 @@ class ClusterNetwork(pulumi.ComponentResource):
         chosen = pulumi.Output.all(available.names, args.offered_zones).apply(
             lambda v: choose_zones(v[0], v[1], args.zones, args.region))
         public_cidrs, private_cidrs = subnet_cidrs(args.cidr, args.zones)
+        # The zones are chosen from AWS's answers at the first `pulumi up`; a later answer (a class
+        # offered in one more zone) must not move a subnet, which replaces it and all in it.
+        placed = pulumi.ResourceOptions(parent=self, ignore_changes=["availabilityZone"])
 
         self.vpc = aws.ec2.Vpc(f"{name}-vpc", cidr_block=args.cidr, enable_dns_support=True,
                                enable_dns_hostnames=True, tags={"Name": f"{prefix}-cluster"}, opts=child)
@@ -104,7 +107,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}", vpc_id=self.vpc.id, cidr_block=public_cidrs[i], availability_zone=zone,
                 map_public_ip_on_launch=False, tags={"Name": f"{prefix}-cluster-public-{i}", "tier": "public"},
-                opts=child)
+                opts=placed)
             aws.ec2.RouteTableAssociation(f"{name}-public-{i}-rta", subnet_id=public.id,
                                           route_table_id=public_routes.id, opts=child)
             self.public_subnets.append(public)
@@ -117,7 +120,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             private = aws.ec2.Subnet(
                 f"{name}-private-{i}", vpc_id=self.vpc.id, cidr_block=private_cidrs[i], availability_zone=zone,
                 map_public_ip_on_launch=False, tags={"Name": f"{prefix}-cluster-private-{i}", "tier": "private"},
-                opts=child)
+                opts=placed)
             table = aws.ec2.RouteTable(
                 f"{name}-private-{i}-rt", vpc_id=self.vpc.id,
                 # A zone's tasks leave through their own zone's NAT when there is one.

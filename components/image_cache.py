@@ -23,8 +23,10 @@ from configs import images
 from settings import Registry
 
 # ECR fetches the upstream's image at the first pull, and keeps every tag pulled since: the
-# cached repository keeps the newest ones (an older deploy's image is pulled again if needed).
-KEEP_IMAGES = 10
+# cached repository keeps the newest ones. An expired image is fetched again by tag, but a
+# deployment's tasks pull the digest ECS resolved at deploy time, and a pull by digest does not
+# fill the cache (aws/containers-roadmap#2837): enough are kept that a running deploy's stays.
+KEEP_IMAGES = 30
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,8 @@ class ImageCache(pulumi.ComponentResource):
         self.registry = account.apply(lambda a: f"{a}.dkr.ecr.{args.region}.amazonaws.com")
         self._repositories = account.apply(lambda a: f"arn:aws:ecr:{args.region}:{a}:repository/{args.namespace}/*")
 
-        def credentials(key: str, prefix: str, password_field: str) -> aws.secretsmanager.Secret:
+        def credentials(key: str, prefix: str, password_field: str) -> tuple[aws.secretsmanager.Secret,
+                                                                             aws.secretsmanager.SecretVersion]:
             assert args.registry is not None and token is not None
             secret = aws.secretsmanager.Secret(
                 f"{name}-{key}-credentials", name_prefix=prefix,
@@ -89,14 +92,14 @@ class ImageCache(pulumi.ComponentResource):
                 secret_string=pulumi.Output.secret(token).apply(lambda t, user=args.registry.username: json.dumps(
                     {"username": user, password_field: t})), opts=child)
             self._ready.append(version)
-            return secret
+            return secret, version
 
         self._ready: list[pulumi.Resource] = []
         upstreams = sorted({r.upstream for r in self._routes.values() if r.upstream is not None}, key=lambda u: u.key)
         for upstream in upstreams:
             prefix = images.cache_prefix(args.namespace, upstream)
-            secret = (credentials(upstream.key, f"ecr-pullthroughcache/{args.namespace}-{upstream.key}-", "accessToken")
-                      if upstream.credentials else None)
+            secret, version = (credentials(upstream.key, f"ecr-pullthroughcache/{args.namespace}-{upstream.key}-",
+                                           "accessToken") if upstream.credentials else (None, None))
             self._ready.append(aws.ecr.RepositoryCreationTemplate(
                 f"{name}-{upstream.key}-template", prefix=prefix, applied_fors=["PULL_THROUGH_CACHE"],
                 description=f"{args.namespace}: images cached from {upstream.url}",
@@ -105,8 +108,10 @@ class ImageCache(pulumi.ComponentResource):
                     encryption_type="AES256")], opts=child))
             self._ready.append(aws.ecr.PullThroughCacheRule(
                 f"{name}-{upstream.key}", ecr_repository_prefix=prefix, upstream_registry_url=upstream.url,
-                credential_arn=secret.arn if secret is not None else None, opts=child))
-        self._direct_credentials = (credentials("direct", f"{args.namespace}/registry-", "password")
+                credential_arn=secret.arn if secret is not None else None,
+                # ECR reads the secret as it creates the rule (UnableToAccessSecretException).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[version] if version is not None else [])))
+        self._direct_credentials = (credentials("direct", f"{args.namespace}/registry-", "password")[0]
                                     if any(r.credentials for r in self._routes.values()) else None)
         self.register_outputs({})
 

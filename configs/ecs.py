@@ -34,13 +34,12 @@ class Scratch:
 
     path: str
     size_mb: int
-    # The task's user only (mode 0700); otherwise shared like /tmp (1777).
-    private: bool = False
 
-    def mount_options(self, user: str) -> list[str]:
-        uid, _, gid = user.partition(":")
-        owner = ["mode=0700", f"uid={uid}", f"gid={gid or uid}"] if self.private else ["mode=1777"]
-        return ["rw", "noexec", "nosuid", "nodev", *owner]
+    @staticmethod
+    def mount_options() -> list[str]:
+        # Shared like /tmp (1777, sticky): each task runs one user, and no `uid=`/`gid=` option
+        # then depends on how Fargate passes owners to the mount.
+        return ["rw", "noexec", "nosuid", "nodev", "mode=1777"]
 
 
 TMP = Scratch("/tmp", 64)
@@ -111,7 +110,7 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
         # Fargate adds no capability beyond Docker's defaults; drop those too. The init process
         # reaps zombies and forwards SIGTERM, as tini does on the host.
         "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True,
-                            "tmpfs": [{"containerPath": s.path, "size": s.size_mb, "mountOptions": s.mount_options(spec.user)}
+                            "tmpfs": [{"containerPath": s.path, "size": s.size_mb, "mountOptions": s.mount_options()}
                                       for s in spec.writable]},
         "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],

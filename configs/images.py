@@ -133,6 +133,14 @@ def route(image: str, credentialed_registry: str | None) -> Route:
         return Route(image, ref, ECR_PUBLIC, f"docker/{ref.repository}", False)
     upstream = UPSTREAMS.get(ref.registry)
     has_credentials = credentialed_registry is not None and registry_host(credentialed_registry) == ref.registry
-    if upstream is not None and (not upstream.credentials or has_credentials):
+    if upstream is not None and upstream.credentials == has_credentials:
         return Route(image, ref, upstream, ref.repository, False)
+    # Credentials ECR's rule for this upstream cannot carry (a private quay.io image: ECR caches
+    # Quay without authentication), or none for an upstream that needs them: directly.
     return Route(image, ref, None, ref.repository, has_credentials)
+
+
+def pinned_by_digest(route: Route) -> bool:
+    """A cached image named by digest: ECR's pull-through cache does not fill from a pull by
+    digest, with or without a tag (aws/containers-roadmap#2837), so its first pull fails."""
+    return route.upstream is not None and "@" in route.reference.tag

@@ -86,4 +86,8 @@ def queue_env(redis_host: str) -> dict[str, str]:
         "DB_POSTGRESDB_SSL_REJECT_UNAUTHORIZED": "false",
         # The read-only root: n8n's user folder (its settings file) in the task's /tmp.
         "N8N_USER_FOLDER": "/tmp/n8n",
+        # A community package installed from the editor would land in the main task's /tmp only
+        # (gone at its next start, never on the workers that run it; a native addon cannot even
+        # load from the noexec tmpfs): custom nodes go into a derived image instead.
+        "N8N_COMMUNITY_PACKAGES_ENABLED": "false",
     }

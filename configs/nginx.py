@@ -115,6 +115,9 @@ class EdgeConfig:
     cache_dir: str = CACHE_DIR
     # The caches' max_size (static assets, responses); the cluster's live in task memory.
     cache_max_mb: tuple[int, int] = (512, 1024)
+    # How much of one response nginx may spool to /tmp for a slow client (nginx's default: 1024m,
+    # on the host's disk); beyond it the upstream waits for the client instead.
+    proxy_temp_file_max: str | None = None
     # The port browsers reach HTTPS_PORT on (dev's `edgePorts`): URLs carry it unless it is 443.
     public_https_port: int = 443
 
@@ -305,6 +308,7 @@ def build(cfg: EdgeConfig) -> Block:
         # The root filesystem is read-only: every temporary file goes to the /tmp tmpfs.
         d("client_body_temp_path", "/tmp/nginx-client-body"),
         d("proxy_temp_path", "/tmp/nginx-proxy"),
+        *([d("proxy_max_temp_file_size", cfg.proxy_temp_file_max)] if cfg.proxy_temp_file_max else []),
         d("fastcgi_temp_path", "/tmp/nginx-fastcgi"),
         d("uwsgi_temp_path", "/tmp/nginx-uwsgi"),
         d("scgi_temp_path", "/tmp/nginx-scgi"),

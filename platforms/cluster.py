@@ -42,6 +42,7 @@ from components.container_service import Healthcheck, seconds
 from components.database_vault import DatabaseVault, DatabaseVaultArgs
 from components.image_cache import ImageCache, ImageCacheArgs
 from components.managed_cache import ManagedCache, ManagedCacheArgs
+from components.managed_database import ENGINE_VERSION as DATABASE_ENGINE_VERSION
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
 from components.object_storage import ObjectStorage, ObjectStorageArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
@@ -67,6 +68,8 @@ FRONTEND_REQUESTS_PER_TASK = 1200
 EDGE_USER = edge_proxy.USER
 # The edge's two caches on the cluster (static assets, responses), in its /tmp tmpfs: memory.
 EDGE_CACHE_MB = (64, 128)
+# What one response may spool to the edge's /tmp for a slow client: its tmpfs is memory.
+EDGE_PROXY_TEMP_MB = 8
 POSTGRES_IMAGE_USER = postgres_component.USER
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
 # The account's service-linked roles ECS and its autoscaling use.
@@ -110,10 +113,17 @@ def build(cfg: Settings) -> None:
         backup_lock_mode="COMPLIANCE" if production else None,
         log_retention_days=cfg.log_retention_days, static_keys=False, load_balancer_logs=True, today=cfg.today,
     ), opts=on_aws)
-    # Where RDS offers the database class: the subnets' zones are chosen among those.
+    # Where RDS offers the database class, for the major it runs (the default minor RDS creates)
+    # and as it runs (gp3, encrypted, Multi-AZ in production): the subnets' zones are among those.
+    # The preferred class (not `instance_class`) takes the first of several matching options,
+    # where the provider otherwise refuses more than one.
+    on_aws_invoke = pulumi.InvokeOutputOptions(provider=aws_provider)
+    engine = aws.rds.get_engine_version_output(engine="postgres", version=DATABASE_ENGINE_VERSION, default_only=True,
+                                               opts=on_aws_invoke)
     orderable = aws.rds.get_orderable_db_instance_output(
-        engine="postgres", instance_class=sizes.database_class, storage_type="gp3",
-        opts=pulumi.InvokeOutputOptions(provider=aws_provider))
+        engine="postgres", engine_version=engine.version_actual, preferred_instance_classes=[sizes.database_class],
+        storage_type="gp3", supports_storage_encryption=True, supports_multi_az=True if production else None,
+        vpc=True, opts=on_aws_invoke)
     network_args = ClusterNetworkArgs(
         name_prefix=prefix, region=region, zones=3 if production else 2, nat_per_zone=production,
         offered_zones=orderable.availability_zones,
@@ -281,7 +291,7 @@ def build(cfg: Settings) -> None:
                    "API_INTERNAL_URL": f"http://{api_name}:{api_component.PORT}"},
                   stop_timeout=cfg.drain_seconds,
                   # Next.js's image and fetch cache: the image has /app/.next owned by nextjs.
-                  writable=(ecs.TMP, ecs.Scratch("/app/.next/cache", 256, private=True))),
+                  writable=(ecs.TMP, ecs.Scratch("/app/.next/cache", 256))),
         cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum,
                                                    requests_per_task=FRONTEND_REQUESTS_PER_TASK,
                                                    edge_target=edge_target),
@@ -335,15 +345,16 @@ def build(cfg: Settings) -> None:
         api_servers=[f"{api_name}:{api_component.PORT}"],
         frontend_servers=[f"{frontend_name}:{frontend_component.PORT}"],
         resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR,
-        cache_max_mb=EDGE_CACHE_MB))
+        cache_max_mb=EDGE_CACHE_MB, proxy_temp_file_max=f"{EDGE_PROXY_TEMP_MB}m"))
     edge = ClusterService("edge", ClusterServiceArgs(
         spec=spec("edge", cfg.images["nginx"], "nginx", EDGE_USER, nginx_config.HTTP_PORT,
                   ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{nginx_config.HEALTH_PORT}"
                                 f"{nginx_config.HEALTH_PATH} || exit 1"],
                   {edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
                   command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds,
-                  # The release, pid, both caches (nginx trims them only after the fact) and request
-                  # bodies and proxy temp files (up to 10 MiB each): all in the task's memory.
+                  # The release, pid, both caches (nginx trims them only after the fact), request
+                  # bodies (up to 10 MiB each) and responses spooled for slow clients (up to
+                  # EDGE_PROXY_TEMP_MB each): all in the task's memory.
                   writable=(ecs.Scratch("/tmp", 256 + sum(EDGE_CACHE_MB)),)),
         cluster_name=cluster.name,
         scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,

@@ -791,6 +791,9 @@ def _check_cluster_images(values: dict[str, Any], secrets: Mapping[str, Any],
     server = registry.get("server") if secrets.get("registryToken") is not None else None
     for key in CLUSTER_IMAGES:
         image = (values.get("images") or {}).get(key)
+        if image is not None and image_routes.pinned_by_digest(image_routes.route(image, server)):
+            problem(f"images.{key}", "with placement cluster, a tag without a digest: ECR's pull-through cache "
+                    "does not fetch an image pulled by digest (its first pull fails)", image)
         if image is not None and image_routes.route(image, server).anonymous_docker_hub:
             problem(f"images.{key}", "with placement cluster, an image ECR can cache or a registry with credentials: "
                     "Docker Hub admits 10 anonymous pulls an hour per address and every task pulls through "

@@ -72,6 +72,13 @@ def test_the_zones_are_those_where_rds_offers_the_class_not_the_first_by_name(pl
     assert re.match(r"db\.[a-z]+\dg\.", db_class), db_class
     zones = {s.inputs["availabilityZone"] for s in plan.of_type("aws:ec2/subnet:Subnet")}
     assert zones <= offered and len(zones) == _zones(plan)
+    # Asked for the major RDS runs and as it runs it (the first of several options, not an error).
+    (asked,) = [a for t, a in plan.invokes if t == "aws:rds/getOrderableDbInstance:getOrderableDbInstance"]
+    assert asked["engine"] == "postgres" and asked["engineVersion"].startswith(managed_database.ENGINE_VERSION + ".")
+    assert asked["preferredInstanceClasses"] == [db_class] and "instanceClass" not in asked
+    assert asked["storageType"] == "gp3" and asked.get("supportsMultiAz") is (True if plan.stack == "production" else None)
+    # A later answer must not move a subnet (a replacement of it and everything in it).
+    assert all("availabilityZone" in s.ignore_changes for s in plan.of_type("aws:ec2/subnet:Subnet"))
     # By name alone, production would have taken a, b and c.
     assert zones == ({"us-east-1a", "us-east-1b", "us-east-1d"} if plan.stack == "production"
                      else {"us-east-1a", "us-east-1b"})

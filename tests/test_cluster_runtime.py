@@ -328,6 +328,53 @@ def test_a_task_past_its_timeout_is_stopped_and_fails():
     assert code == 1 and "still RUNNING after 60 s; stopped" in message
 
 
+def _one_run(stub, task: dict) -> None:
+    stub.add_response("run_task", {"tasks": [{"taskArn": TASK, "lastStatus": "PROVISIONING"}], "failures": []})
+    stub.add_response("describe_tasks", {"tasks": [{"taskArn": TASK, "lastStatus": "STOPPED", **task}]})
+
+
+# What ECS reports for a task whose new execution role it could not use yet (IAM's delay).
+NOT_STARTED = {"stopCode": "TaskFailedToStart", "stoppedReason": "ResourceInitializationError: unable to pull "
+               "secrets or registry auth: ... AccessDeniedException: not authorized to perform "
+               "secretsmanager:GetSecretValue", "containers": [{"name": "api-migrate"}]}
+
+
+def test_a_task_that_never_started_for_iam_s_delay_runs_again():
+    ecs = _ecs()
+    stub = Stubber(ecs)
+    _one_run(stub, NOT_STARTED)
+    _one_run(stub, {"containers": [{"name": "api-migrate", "exitCode": 0}]})
+    waited: list[float] = []
+    with stub:
+        code, message = run_task.run_retrying(ecs, **RUN, sleep=waited.append)
+    stub.assert_no_pending_responses()
+    assert code == 0 and "not started: again in 30 s" in message and "exited 0" in message
+    assert waited == [30.0]
+
+
+def test_a_migration_that_ran_and_failed_is_never_run_twice():
+    ecs = _ecs()
+    stub = Stubber(ecs)
+    _one_run(stub, {"stopCode": "EssentialContainerExited",
+                    "containers": [{"name": "api-migrate", "exitCode": 1, "reason": ""}]})
+    with stub:
+        code, message = run_task.run_retrying(ecs, **RUN, sleep=lambda s: None)
+    stub.assert_no_pending_responses()
+    assert code == 1 and "exited 1" in message
+
+
+def test_a_task_that_never_starts_fails_after_the_last_wait():
+    ecs = _ecs()
+    stub = Stubber(ecs)
+    for _ in range(len(run_task.RETRY_WAITS) + 1):
+        _one_run(stub, NOT_STARTED)
+    with stub:
+        code, message = run_task.run_retrying(ecs, **RUN, sleep=lambda s: None)
+    stub.assert_no_pending_responses()
+    assert code == 1 and message.count("not started") == len(run_task.RETRY_WAITS)
+    assert "ResourceInitializationError" in message
+
+
 def test_the_command_line_fails_on_a_missing_option(capsys):
     with pytest.raises(SystemExit) as exit_:
         run_task.main(["--region", "us-east-1"])

@@ -88,10 +88,46 @@ def test_every_path_a_task_writes_is_writable_by_its_user(stack):
     assert unwritable == []
 
 
+def _edge_conf(definition: dict) -> str:
+    env = {e["name"]: e["value"] for e in definition["environment"]}
+    release = gzip.decompress(base64.b64decode(env[edge_release.CLUSTER_RELEASE_VARIABLE]))
+    with tarfile.open(fileobj=io.BytesIO(release)) as tar:
+        return tar.extractfile(edge_release.CONF_FILE).read().decode()
+
+
+def test_a_slow_client_spools_a_bounded_response_into_the_edge_s_memory():
+    """nginx spools up to 1 GiB of one response for a slow client by default: on the cluster
+    that is the task's memory (its /tmp tmpfs), so it is capped there; the host keeps its disk."""
+    from platforms.cluster import EDGE_PROXY_TEMP_MB
+
+    edge = next(d for d in _definitions("production") if d["name"] == "edge")
+    assert re.search(rf"^\s*proxy_max_temp_file_size {EDGE_PROXY_TEMP_MB}m;", _edge_conf(edge), re.MULTILINE)
+    (tmp,) = [t for t in edge["linuxParameters"]["tmpfs"] if t["containerPath"] == "/tmp"]
+    assert EDGE_PROXY_TEMP_MB * 8 < tmp["size"]  # several slow clients at once
+
+
 def test_the_edges_paths_come_from_its_conf():
     edge = next(d for d in _definitions("production") if d["name"] == "edge")
     assert edge_release.CLUSTER_CACHE_DIR + "/static" in writes(edge) or any(
         p.startswith(edge_release.CLUSTER_CACHE_DIR) for p in writes(edge))
+
+
+# The tmpfs mount options ECS documents (API reference, "Tmpfs": mountOptions valid values).
+ECS_TMPFS_OPTIONS = {
+    "defaults", "ro", "rw", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "sync", "async", "dirsync",
+    "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "bind", "rbind", "unbindable",
+    "runbindable", "private", "rprivate", "shared", "rshared", "slave", "rslave", "relatime", "norelatime",
+    "strictatime", "nostrictatime", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"}
+
+
+@pytest.mark.parametrize("stack", CLOUD_STACKS)
+def test_every_tmpfs_takes_only_options_ecs_documents_and_names_no_owner(stack):
+    """`mode=` only: an owner (`uid=`) would depend on how Fargate hands it to the mount."""
+    for definition in _definitions(stack):
+        for tmpfs in definition["linuxParameters"]["tmpfs"]:
+            names = {o.split("=", 1)[0] for o in tmpfs["mountOptions"]}
+            assert names <= ECS_TMPFS_OPTIONS - {"uid", "gid"}, (definition["name"], tmpfs)
+            assert "noexec" in names and "mode=1777" in tmpfs["mountOptions"], (definition["name"], tmpfs)
 
 
 @pytest.mark.parametrize("mounts,expected", [

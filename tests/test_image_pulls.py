@@ -44,6 +44,8 @@ ROUTES = [
     ("ghcr.io/n8n-io/n8n:1.123.5", None, "ghcr.io/n8n-io/n8n:1.123.5", False),
     ("n8nio/n8n:1.123.5", "https://index.docker.io/v1/", f"{REGISTRY}/{NS}/docker-hub/n8nio/n8n:1.123.5", False),
     ("quay.io/prometheus/node-exporter:v1.9.1", None, f"{REGISTRY}/{NS}/quay/prometheus/node-exporter:v1.9.1", False),
+    # ECR caches Quay without authentication: a private Quay image is pulled directly with them.
+    ("quay.io/sos/private:1.0.0", "quay.io", "quay.io/sos/private:1.0.0", True),
     # A registry ECR cannot cache: directly, with the setting's credentials when they are its.
     ("registry.example.com:5000/sos/api:1.0.0", "registry.example.com:5000", "registry.example.com:5000/sos/api:1.0.0",
      True),
@@ -64,6 +66,13 @@ def test_each_image_is_pulled_from_where_ecr_documents(image, server, uri, crede
                                           ("docker.io/grafana/grafana:12.1.1", None)])
 def test_an_anonymous_docker_hub_pull_is_named(image, server):
     assert images.route(image, server).anonymous_docker_hub
+
+
+def test_a_cached_image_pinned_by_digest_is_named():
+    assert images.pinned_by_digest(images.route("postgres:16.10-alpine@sha256:" + "a" * 64, None))
+    assert not images.pinned_by_digest(images.route("postgres:16.10-alpine", None))
+    # Pulled directly, a digest is the registry's business.
+    assert not images.pinned_by_digest(images.route("registry.example.com/sos/api:1@sha256:" + "a" * 64, None))
 
 
 def test_a_prefix_ecr_refuses_is_refused_here():
@@ -154,6 +163,15 @@ def test_credentials_reach_ecr_in_the_secret_it_reads_and_stay_secret(plan, requ
         credentialed += 1
     # One credentialed upstream when the stack has the registry's token (GHCR or Docker Hub).
     assert credentialed == (1 if PLANS[request.node.callspec.params["plan"]][1] else 0)
+
+
+def test_a_credentialed_rule_is_created_after_its_secret_has_a_value():
+    """ECR reads the secret as it creates the rule (CreatePullThroughCacheRule's
+    UnableToAccessSecretException): the rule waits for the secret's version, not only its ARN."""
+    plan = harness.run("production", overrides={"placement": "cluster", **GHCR})
+    (rule,) = [r for r in plan.of_type(RULE) if r.inputs.get("credentialArn")]
+    version = plan.one("aws:secretsmanager/secretVersion:SecretVersion", "images-github-credentials-value")
+    assert plan.depends_transitively(rule.urn, version.urn)
 
 
 def test_with_the_registry_credentials_every_image_comes_through_the_endpoints():

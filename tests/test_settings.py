@@ -77,6 +77,8 @@ BAD_INPUTS = [
     # Fargate's pulls (issue 26, item 6): no anonymous Docker Hub through the NAT's one address.
     ("production", {"placement": "cluster", "images": {"n8n": "n8nio/n8n:1.123.5"}}, "images.n8n",
      ["Docker Hub admits 10 anonymous pulls an hour", "'n8nio/n8n:1.123.5'"]),
+    ("staging", {"placement": "cluster", "images": {"nginx": "nginx:1.28.0-alpine@sha256:" + "0" * 64}},
+     "images.nginx", ["a tag without a digest", "does not fetch an image pulled by digest"]),
     ("staging", {"placement": "cluster", "registry": {"server": "ghcr.io", "username": "bot"},
                  "images": {"api": "sos/api:1.0.0"}}, "registry", ["registryToken too with placement cluster"]),
 ]

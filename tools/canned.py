@@ -6,6 +6,7 @@ documented here (and in the README) because reviewers read plans made from it:
 Invokes
   aws:ec2/getAmi               -> ami-0abcdef1234567890, an Ubuntu 24.04 LTS amd64 image
   aws:index/getAvailabilityZones -> <region>a .. <region>f (use1-az1 .. az6)
+  aws:rds/getEngineVersion      -> <major>.10, the default minor
   aws:rds/getOrderableDbInstance -> every zone, but <region>c (use1-az3) for a Graviton class
   aws:index/getCallerIdentity  -> account 123456789012 (moto's default account, too)
   aws:elb/getServiceAccount    -> 127311923021 (ELB's log writer in us-east-1)
@@ -93,13 +94,19 @@ class CannedMocks(Mocks):
             # us-east-1's six zones; which name is which ID differs per account.
             names = [f"{self.region}{z}" for z in "abcdef"]
             return {"id": self.region, "names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)]}, []
+        if token == "aws:rds/getEngineVersion:getEngineVersion":
+            # The default minor RDS creates for the major asked (16.10 when this was written).
+            return {"id": "postgres", "engine": "postgres", "version": args.args.get("version"),
+                    "versionActual": f"{args.args.get('version')}.10", "parameterGroupFamily": "postgres16"}, []
         if token == "aws:rds/getOrderableDbInstance:getOrderableDbInstance":
             # As in us-east-1: the zone whose ID is use1-az3 (here named <region>c) offers no
             # Graviton class (the program must not pick it by its name).
-            graviton = re.search(r"^db\.[a-z]+\dg\.", args.args.get("instanceClass", "")) is not None
+            wanted = args.args.get("instanceClass") or (args.args.get("preferredInstanceClasses") or [""])[0]
+            graviton = re.search(r"^db\.[a-z]+\dg\.", wanted) is not None
             zones = [f"{self.region}{z}" for z in "abcdef" if not (graviton and z == "c")]
             return {"id": self.region, "availabilityZones": zones, "engine": "postgres",
-                    "instanceClass": args.args.get("instanceClass"), "storageType": "gp3"}, []
+                    "instanceClass": wanted, "engineVersion": args.args.get("engineVersion"),
+                    "storageType": "gp3"}, []
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"id": ACCOUNT_ID, "accountId": ACCOUNT_ID, "userId": "AIDAMOCKOPERATOR",
                     "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/operator"}, []
@@ -213,6 +220,8 @@ class CannedMocks(Mocks):
                 out["name"] = autoname(name, str(inputs.get('image')))
         elif t == "command:remote:Command" or t == "command:local:Command":
             out.update(stdout="", stderr="")
+        if t == "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup":
+            out["name"] = "default"  # adopted, not created: every VPC's default group is named so
         if t.startswith("aws:") and not t.startswith("aws:iam/") and not inputs.get("name") and "name" not in out:
             # pulumi-aws autonames `name` (`<logical name>-<7 hex>`, or after `namePrefix`): a
             # reference to it must resolve, or the SDK leaves the referring input out.
