@@ -50,7 +50,7 @@ class Graph:
     def waits_for(self, urn: str, target: str) -> bool:
         """Through any chain of dependencies (one on a component means one on its children)."""
         seen: set[str] = set()
-        todo = list(self.nodes[urn].dependencies)
+        todo = list(self.nodes[urn].dependencies) if urn in self.nodes else []
         while todo:
             cur = todo.pop()
             if cur == target:

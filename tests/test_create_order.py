@@ -12,8 +12,7 @@ from tools import harness
 
 
 def graph_of(plan: harness.Plan) -> Graph:
-    return Graph(Node(r.urn, r.type, r.name, r.parent, list(r.all_dependencies), r.property_dependencies)
-                 for r in plan.resources)
+    return plan.graph()
 
 
 @pytest.mark.parametrize("stack,placement", [(s, "local" if s == "dev" else "host") for s in STACKS]

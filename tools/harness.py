@@ -35,6 +35,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 
 import sdk_internals as sdk
+from policy.ordering import Graph, Node
 from tools.canned import CannedMocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,25 +145,15 @@ class Plan:
             raise LookupError(f"expected one {type_} named {name!r}, found {names}")
         return found[0]
 
+    def graph(self) -> Graph:
+        """The plan as the create-order rules see a graph (policy/ordering.py)."""
+        return Graph(Node(r.urn, r.type, r.name, r.parent, list(r.all_dependencies), r.property_dependencies)
+                     for r in self.resources)
+
     def depends_transitively(self, urn: str, target: str) -> bool:
         """True if `urn` waits for `target` through a chain of dependencies (a dependency on a
         component counts as one on each of its children)."""
-        index = self.by_urn()
-        children: dict[str, list[str]] = {}
-        for r in self.resources:
-            children.setdefault(r.parent, []).append(r.urn)
-        seen: set[str] = set()
-        todo = list(index[urn].all_dependencies) if urn in index else []
-        while todo:
-            cur = todo.pop()
-            if cur == target:
-                return True
-            if cur in seen or cur not in index:
-                continue
-            seen.add(cur)
-            todo.extend(index[cur].all_dependencies)
-            todo.extend(children.get(cur, []))
-        return False
+        return self.graph().waits_for(urn, target)
 
 
 # --------------------------------------------------------------------------------------------
