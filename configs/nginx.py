@@ -237,6 +237,14 @@ def _size(mb: int) -> str:
     return f"{mb // 1024}g" if mb % 1024 == 0 else f"{mb}m"
 
 
+# What an Application Load Balancer adds in mutual-TLS verify mode (ELB user guide, "Mutual
+# authentication with TLS": HTTP headers): the client certificate is Cloudflare's, of no use to
+# the applications, and the leaf alone takes a tenth of Node's 16 KiB header limit.
+LOAD_BALANCER_MTLS_HEADERS = ("X-Amzn-Mtls-Clientcert-Serial-Number", "X-Amzn-Mtls-Clientcert-Issuer",
+                              "X-Amzn-Mtls-Clientcert-Subject", "X-Amzn-Mtls-Clientcert-Validity",
+                              "X-Amzn-Mtls-Clientcert-Leaf")
+
+
 def proxy_to(cfg: EdgeConfig, upstream: str) -> Block:
     return [
         d("proxy_pass", f"http://{upstream}"),
@@ -252,6 +260,10 @@ def proxy_to(cfg: EdgeConfig, upstream: str) -> Block:
         # Empty Connection keeps upstream keepalive; "upgrade" passes WebSockets through.
         d("proxy_set_header", "Upgrade", "$http_upgrade"),
         d("proxy_set_header", "Connection", "$connection_upgrade"),
+        # Behind the load balancer: its mutual-TLS headers (Cloudflare's client certificate, some
+        # 1.5 KB of it) stop here; an empty value is nginx's way of not sending a header.
+        *([d("proxy_set_header", name, "") for name in LOAD_BALANCER_MTLS_HEADERS]
+          if cfg.behind_load_balancer else []),
         *[d("proxy_hide_header", name) for name in HIDDEN_UPSTREAM_HEADERS],
     ]
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,33 +15,12 @@ from configs import n8n as n8n_config
 from configs import postgres as pg
 from testsupport import apps
 from testsupport.plans import cluster_plan_for
-from testsupport.servers import PgCluster, free_port, official_first_boot, wait_for
-from testsupport.tools import require_tool
+from testsupport.servers import PgCluster, free_port, loopback_tls, official_first_boot, wait_for
 
 N8N_PASSWORD = "n8n:queue@pass/word%1"
 REDIS_TOKEN = "elasticache-shaped-auth-token-0123456789abcdef"
 BROWSER = "sos-queue-test"
 WEBHOOK_PATH = "queue-answer"
-
-
-def _openssl(*args: object) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
-def _pki(root: Path) -> dict[str, Path]:
-    """A CA (standing in for Amazon's, which Node trusts by default) and a server certificate
-    for 127.0.0.1, for both PostgreSQL and Redis."""
-    out = {name: root / f"{name}.pem" for name in ("ca", "ca-key", "cert", "key")}
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-             "-keyout", out["ca-key"], "-out", out["ca"], "-subj", "/CN=test CA")
-    csr = root / "server.csr"
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", out["key"],
-             "-out", csr, "-subj", "/CN=127.0.0.1")
-    ext = root / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("x509", "-req", "-in", csr, "-CA", out["ca"], "-CAkey", out["ca-key"], "-CAcreateserial",
-             "-out", out["cert"], "-days", "2", "-extfile", ext)
-    return out
 
 
 def _task_env(process: str) -> dict[str, str]:
@@ -70,10 +47,10 @@ def _request(port: int, method: str, path: str, body: object | None = None,
 
 @pytest.fixture(scope="module")
 def queue(tmp_path_factory):
-    redis_server = require_tool("redis-server")
     root = apps.n8n_root()
     work = tmp_path_factory.mktemp("n8n-queue")
-    pki = _pki(work)
+    # For both PostgreSQL and Redis.
+    pki = loopback_tls(work)
     started: list[apps.Process] = []
     database = PgCluster()
     try:
@@ -87,12 +64,8 @@ def queue(tmp_path_factory):
         cert = database.file("server.crt", pki["cert"].read_text())
         key = database.file("server.key", pki["key"].read_text(), 0o600)
         database.start(conf=database.file("tls.conf", f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n"))
-        redis_port = free_port()
-        redis = apps.Process("redis", [redis_server, "--port", "0", "--tls-port", str(redis_port),
-                                       "--tls-cert-file", str(pki["cert"]), "--tls-key-file", str(pki["key"]),
-                                       "--tls-ca-cert-file", str(pki["ca"]), "--tls-auth-clients", "no",
-                                       "--requirepass", REDIS_TOKEN, "--save", "", "--appendonly", "no"],
-                               {}, redis_port, work)
+        redis = apps.start_redis_tls(pki, REDIS_TOKEN, work)
+        redis_port = redis.port
         started.append(redis)
 
         def run(process: str, argv: list[str], port: int, extra: dict[str, str]) -> apps.Process:

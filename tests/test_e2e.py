@@ -1,34 +1,51 @@
 """The platform as its users meet it: each stack's generated edge in front of the real Next.js
 site, the real Fastify API and n8n at the pinned version, opened in Debian's Chromium.
 
-Per stack, one set of processes: PostgreSQL 16 initialised by the stack's own init SQL, n8n, the
+Per platform, one set of processes: PostgreSQL 16 initialised by the stack's own init SQL, n8n, the
 API and the site with their containers' environments, nginx with the generated configuration,
-and the browser reaching every host on its public port through `tests/browser.EdgeGateway`
+and the browser reaching every host on its public port through `testsupport/browser.EdgeGateway`
 (443, and 8443 for dev with `edgePorts` moved, as on a laptop where 80/443 are taken). Grafana
 cannot run here: its host is checked for its headers only (docs/ has what stays unproven).
+
+The cluster placement (`production-cluster`, `staging-cluster`): everything from the plan's ECS
+task definitions instead: the edge's nginx.conf from the release its task carries, the API's,
+the site's and n8n's environments with their Secrets Manager references resolved from the plan's
+secret values; n8n in queue mode (main, webhook and worker processes on Redis 7 over TLS with an
+AUTH token, PostgreSQL over TLS). Cloudflare's stand-in reaches the load balancer's stand-in
+(`testsupport/alb.LoadBalancer`, built from the plan's load balancer, listener and target group:
+TLS with the stack's certificate, mutual TLS, the headers an ALB adds), which forwards plain
+HTTP/1.1 to the edge. The same checks run there, but those of what the cluster has not: Grafana,
+nginx's own plain-HTTP redirect (the load balancer listens on 443 only; the zone's Always Use
+HTTPS has Cloudflare answer http://) and the README's `docker exec` purge.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import re
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
+from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 
+from configs import edge_release
 from configs import nginx as ng
+from configs import postgres as pg
 from testsupport import apps
+from testsupport.alb import AlbConfig, LoadBalancer
 from testsupport.browser import Browser, EdgeGateway
-from testsupport.edge import Nginx, TestPki
-from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for, service_of
-from testsupport.servers import free_port, pg_for_n8n, wait_for
+from testsupport.edge import Nginx, OriginClient, TestPki
+from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for, service_of, task_container, task_env
+from testsupport.servers import free_port, loopback_tls, pg_for_n8n, wait_for
 from testsupport.tools import ROOT
 from tools import harness
 from tools.plan import write_files
@@ -37,26 +54,41 @@ CONTAINER = "docker:index/container:Container"
 OWNER = {"email": "owner@example.com", "firstName": "Ada", "lastName": "Lovelace",
          "password": "Correct-horse-7-battery"}
 WEBHOOK_PATH = "e2e-answer"
-# Each platform: its stack and the settings it overrides. `dev-8443` is dev with its published
-# ports moved: every URL the applications are given and every redirect then carries the port,
-# and n8n and Next.js compare the port in the browser's Origin with the edge's X-Forwarded-Host.
+# Each platform: its stack, its placement and the settings it overrides. `dev-8443` is dev with
+# its published ports moved: every URL the applications are given and every redirect then carries
+# the port, and n8n and Next.js compare the port in the browser's Origin with the edge's
+# X-Forwarded-Host. `<stack>-cluster`: the stack with `placement: cluster`.
 MOVED_PORTS = {"http": 8080, "https": 8443}
-PLATFORMS = {stack: (stack, {}) for stack in STACKS} | {"dev-8443": ("dev", {"edgePorts": MOVED_PORTS})}
+PLATFORMS = {stack: (stack, "local" if stack == "dev" else "host", {}) for stack in STACKS} | \
+    {"dev-8443": ("dev", "local", {"edgePorts": MOVED_PORTS})} | \
+    {f"{stack}-cluster": (stack, "cluster", {"placement": "cluster"}) for stack in ("production", "staging")}
+# The platforms from the Docker plans: a check of what only they have is parametrized over these.
+# They come first in PLATFORMS, so their indices are the same in both lists and pytest keeps each
+# platform's processes for all of its tests (it groups a module fixture's tests by the index).
+DOCKER_PLATFORMS = [name for name, (_, placement, _) in PLATFORMS.items() if placement != "cluster"]
+assert DOCKER_PLATFORMS == list(PLATFORMS)[:len(DOCKER_PLATFORMS)]
 
 
 @dataclass
 class Platform:
     stack: str
+    placement: str  # local (dev), host or cluster
     port: int  # the HTTPS port in the browser's URLs
     plan: harness.Plan
     domain: str
     nginx: Nginx
+    # What Cloudflare connects to: nginx itself, or on the cluster the load balancer in front of it.
+    origin: OriginClient
     gateway: EdgeGateway
     browser: Browser
     site: apps.Process
     api: apps.Process
-    n8n: apps.Process
+    n8n: apps.Process  # the main process
     conf: str  # the stack's generated nginx.conf, before it is tied to this machine
+    site_env: dict[str, str]
+    upstreams: dict[str, int]  # each upstream of `conf` -> the loopback port serving it
+    # The cluster's n8n webhook process and worker (queue mode); none on the Docker placements.
+    n8n_queue: dict[str, apps.Process]
 
     def url(self, kind: str, path: str = "/") -> str:
         return f"https://{self.host(kind)}{'' if self.port == 443 else f':{self.port}'}{path}"
@@ -64,16 +96,79 @@ class Platform:
     def host(self, kind: str) -> str:
         return self.domain if kind == "site" else f"{kind}.{self.domain}"
 
+    @contextlib.contextmanager
+    def another_edge(self, conf: str | None = None, **upstreams: int) -> Iterator[OriginClient]:
+        """An edge of its own (this platform's configuration, or `conf`) on this platform's
+        applications (or those `upstreams` name), reached as Cloudflare reaches this platform's:
+        nginx itself, or on the cluster a load balancer of the plan's in front of it."""
+        edge = _edge(self.placement, conf or self.conf, self.domain, self.nginx.pki, {**self.upstreams, **upstreams})
+        edge.start()
+        try:
+            if not isinstance(self.origin, LoadBalancer):
+                yield edge
+                return
+            balancer = LoadBalancer(self.origin.config, self.nginx.pki, _targets(edge))
+            try:
+                yield balancer
+            finally:
+                balancer.close()
+        finally:
+            edge.stop()
+
 
 def first_replica(plan, service: str):
     """The first (or only) container of a service (`sos-<stack>-api-0`)."""
     return min((c for c in plan.of_type(CONTAINER) if service_of(c) == service), key=lambda c: c.name)
 
 
+@dataclass
+class Deployment:
+    """What a placement's plan deploys, as this machine runs it: the edge's configuration and
+    each application's environment."""
+
+    conf: str
+    site_env: dict[str, str]
+    api_env: dict[str, str]
+    n8n_env: dict[str, str]  # the main process's; the cluster's webhook and worker have their own
+    n8n_queue_envs: dict[str, dict[str, str]]
+
+
+def docker_deployment(plan: harness.Plan, files: Path) -> Deployment:
+    write_files(plan, files)
+    return Deployment(conf=(files / EDGE_CONF).read_text(), site_env=container_env(first_replica(plan, "frontend")),
+                      api_env=container_env(first_replica(plan, "api")),
+                      n8n_env=container_env(plan.one(CONTAINER, "n8n-svc")), n8n_queue_envs={})
+
+
+def cluster_deployment(plan: harness.Plan) -> Deployment:
+    """The ECS task definitions: the edge task's command unpacks the release its environment
+    carries (configs/edge_scripts/cluster-entrypoint.sh; run under BusyBox in
+    tests/test_cluster_runtime.py) and runs nginx on its nginx.conf."""
+    edge = task_container(plan, "edge")
+    assert edge["command"] == ["sh", "-c", edge_release.cluster_entrypoint()], edge["command"]
+    release = edge_release.cluster_unbundle(task_env(plan, "edge")[edge_release.CLUSTER_RELEASE_VARIABLE])
+    return Deployment(conf=release[edge_release.CONF_FILE].content, site_env=task_env(plan, "frontend"),
+                      api_env=task_env(plan, "api"), n8n_env=task_env(plan, "n8n"),
+                      n8n_queue_envs={task: task_env(plan, task) for task in ("n8n-webhook", "n8n-worker")})
+
+
+def _edge(placement: str, conf: str, domain: str, pki: TestPki, upstreams: dict[str, int]) -> Nginx:
+    # On the cluster the load balancer (loopback here) is inside the VPC range the edge takes
+    # Cloudflare's client address from, as the real one is.
+    return Nginx(conf, domain, pki=pki, upstreams=upstreams,
+                 extra_real_ip=["127.0.0.1/32"] if placement == "cluster" else None)
+
+
+def _targets(edge: Nginx) -> dict[int, int]:
+    """The edge task's container ports -> where this nginx listens for them."""
+    return {ng.HTTP_PORT: edge.ports[ng.HTTP_PORT], ng.HEALTH_PORT: edge.ports[ng.HEALTH_PORT]}
+
+
 @contextlib.contextmanager
-def running_platform(stack: str, work: Path, overrides: dict | None = None) -> Iterator[Platform]:
-    """Every process of one stack, torn down in reverse order whatever happens."""
-    overrides = dict(overrides or {})
+def running_platform(name: str, work: Path) -> Iterator[Platform]:
+    """Every process of one platform, torn down in reverse order whatever happens."""
+    stack, placement, overrides = PLATFORMS[name]
+    overrides = dict(overrides)
     if stack != "dev":
         # An operator's own address is the only one admitted to n8n and Grafana on the cloud
         # stacks; here the operator is on loopback.
@@ -81,44 +176,84 @@ def running_platform(stack: str, work: Path, overrides: dict | None = None) -> I
     plan = harness.run(stack, overrides=overrides) if overrides else plan_for(stack)
     port = overrides.get("edgePorts", {}).get("https", 443)
     files = work / "files"
-    write_files(plan, files)
-    conf = (files / EDGE_CONF).read_text()
-    site_env = container_env(first_replica(plan, "frontend"))
-    domain = urlparse(site_env["SITE_URL"]).hostname
-    assert urlparse(site_env["SITE_URL"]).port == (None if port == 443 else port)
+    files.mkdir()
+    deployed = cluster_deployment(plan) if placement == "cluster" else docker_deployment(plan, files)
+    domain = urlparse(deployed.site_env["SITE_URL"]).hostname
+    assert urlparse(deployed.site_env["SITE_URL"]).port == (None if port == 443 else port)
     with contextlib.ExitStack() as stack_:
-        n8n_env = container_env(plan.one(CONTAINER, "n8n-svc"))
-        cluster = pg_for_n8n(files, n8n_env["DB_POSTGRESDB_PASSWORD"])
+        n8n_env, queue = deployed.n8n_env, None
+        tls = None
+        if placement == "cluster":
+            # RDS and ElastiCache: TLS (n8n verifies neither's certificate, as its environment
+            # says; Node trusts the stand-in CA as it trusts Amazon's).
+            tls = loopback_tls(files)
+            redis = apps.start_redis_tls(tls, n8n_env["QUEUE_BULL_REDIS_PASSWORD"], files)
+            stack_.callback(redis.stop)
+            queue = {"QUEUE_BULL_REDIS_PORT": str(redis.port), "NODE_EXTRA_CA_CERTS": str(tls["ca"])}
+        # The cluster's RDS gets its roles and databases from a bootstrap task (run against an
+        # RDS-like master in tests/test_cluster_runtime.py); here the host's first-boot SQL makes
+        # the same n8n role and database.
+        cluster = pg_for_n8n(files, n8n_env["DB_POSTGRESDB_PASSWORD"], tls=tls,
+                             init_sql=pg.init_sql() if placement == "cluster" else None)
         stack_.callback(cluster.destroy)
-        n8n, home = apps.start_n8n(n8n_env, cluster.port)
+        n8n, home = apps.start_n8n(n8n_env, cluster.port, queue=queue)
         stack_.callback(apps.cleanup, home)
         stack_.callback(n8n.stop)
-        api = apps.start_api(container_env(first_replica(plan, "api")))
+        api = apps.start_api(deployed.api_env)
         stack_.callback(api.stop)
-        site = apps.start_site(site_env)
+        site = apps.start_site(deployed.site_env)
         stack_.callback(site.stop)
         (work / "pki").mkdir()
         pki = TestPki(work / "pki", domain)
-        nginx = Nginx(conf, domain, pki=pki, upstreams={
-            "api": api.port, "frontend": site.port, "n8n": n8n.port,
+        upstreams = {"api": api.port, "frontend": site.port, "n8n": n8n.port}
+        if placement == "cluster":
+            # The webhook process is not started yet (n8n's main process migrates the database
+            # first); its port is taken now so the edge can name it.
+            upstreams[ng.N8N_WEBHOOKS] = free_port()
+        else:
             # Nothing listens here: Grafana cannot run on this machine.
-            "grafana": free_port()})
+            upstreams["grafana"] = free_port()
+        nginx = _edge(placement, deployed.conf, domain, pki, upstreams)
         nginx.start()
         stack_.callback(nginx.stop)
-        gateway = EdgeGateway(nginx.ports[ng.HTTPS_PORT], public_port=port, play_cloudflare=stack != "dev",
+        origin: OriginClient = nginx
+        if placement == "cluster":
+            origin = LoadBalancer(AlbConfig.from_plan(plan), pki, _targets(nginx))
+            stack_.callback(origin.close)
+        gateway = EdgeGateway(origin.origin_port, public_port=port, play_cloudflare=stack != "dev",
                               server_cert=pki.server_cert, server_key=pki.server_key,
                               client_cert=pki.client_cert, client_key=pki.client_key)
         stack_.callback(gateway.close)
         browser = Browser(gateway, pki.server_cert)
         stack_.callback(browser.close)
         assert wait_for(lambda: _n8n_ready(n8n.port), 120), n8n.output()[-4000:]
-        yield Platform(stack, port, plan, domain, nginx, gateway, browser, site, api, n8n, conf)
+        n8n_queue = {}
+        if placement == "cluster":
+            # After the main process's migrations (each n8n process migrates on start); the
+            # webhook process and the worker side by side.
+            def start(task: str) -> tuple[apps.Process, Path]:
+                command = task.removeprefix("n8n-")
+                return apps.start_n8n(deployed.n8n_queue_envs[task], cluster.port, command=command, queue=queue,
+                                      port=upstreams[ng.N8N_WEBHOOKS] if command == "webhook" else None)
+
+            with ThreadPoolExecutor() as pool:
+                futures = {task: pool.submit(start, task) for task in deployed.n8n_queue_envs}
+            # Whatever started is stopped at the end, even when the other did not start.
+            for task, future in futures.items():
+                if future.exception() is None:
+                    process, task_home = future.result()
+                    stack_.callback(apps.cleanup, task_home)
+                    stack_.callback(process.stop)
+                    n8n_queue[task] = process
+            for future in futures.values():
+                future.result()
+        yield Platform(stack, placement, port, plan, domain, nginx, origin, gateway, browser, site, api, n8n,
+                       deployed.conf, deployed.site_env, upstreams, n8n_queue)
 
 
 @pytest.fixture(scope="module", params=PLATFORMS)
 def platform(request, tmp_path_factory):
-    stack, overrides = PLATFORMS[request.param]
-    with running_platform(stack, tmp_path_factory.mktemp(f"e2e-{request.param}"), overrides) as running:
+    with running_platform(request.param, tmp_path_factory.mktemp(f"e2e-{request.param}")) as running:
         yield running
 
 
@@ -164,7 +299,7 @@ def n8n_reads() -> set[str]:
 def test_the_suite_runs_the_n8n_version_the_program_pins():
     for stack in STACKS:
         image = plan_for(stack).one("docker:index/remoteImage:RemoteImage", "n8n-svc-image").inputs["name"]
-        assert image == f"n8nio/n8n:{apps.N8N_VERSION}", image
+        assert image == f"ghcr.io/n8n-io/n8n:{apps.N8N_VERSION}", image
     installed = json.loads((apps.n8n_root() / "node_modules" / "n8n" / "package.json").read_text())
     assert installed["version"] == apps.N8N_VERSION
 
@@ -217,8 +352,9 @@ def test_isr_page_and_route_handler(platform):
 
 def _raw(platform: Platform, kind: str, path: str, method: str = "GET", body: bytes | None = None,
          headers: dict[str, str] | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
-    """One request straight to nginx (with the origin-pull certificate), all headers kept."""
-    response = platform.nginx.https(platform.host(kind), path, headers, method, body=body)
+    """One request to the origin as Cloudflare makes it (with the origin-pull certificate): nginx,
+    or on the cluster its load balancer; all headers kept."""
+    response = platform.origin.https(platform.host(kind), path, headers, method, body=body)
     return response.status, response.getheaders(), response.body
 
 
@@ -226,14 +362,26 @@ def _count(headers: list[tuple[str, str]], name: str) -> list[str]:
     return [v for k, v in headers if k.lower() == name.lower()]
 
 
-@pytest.mark.parametrize("kind,path", [("site", "/"), ("site", "/isr"), ("www", "/"), ("api", "/v1/hello"),
-                                       ("n8n", "/"), ("n8n", "/rest/settings"), ("grafana", "/")])
-def test_security_headers_appear_once_each(platform, kind, path):
+def _headers_once_each(platform: Platform, kind: str, path: str) -> None:
     _, headers, _ = _raw(platform, kind, path)
     for name in ng.SECURITY_HEADERS:
         assert len(_count(headers, name)) == 1, (name, _count(headers, name))
     assert _count(headers, "X-Powered-By") == [] and _count(headers, "X-XSS-Protection") == []
     assert len(_count(headers, "Cache-Control")) <= 1
+
+
+@pytest.mark.parametrize("kind,path", [("site", "/"), ("site", "/isr"), ("www", "/"), ("api", "/v1/hello"),
+                                       ("n8n", "/"), ("n8n", "/rest/settings"),
+                                       # On the cluster: the webhook processes (queue mode).
+                                       ("n8n", f"/webhook/{WEBHOOK_PATH}")])
+def test_security_headers_appear_once_each(platform, kind, path):
+    _headers_once_each(platform, kind, path)
+
+
+@pytest.mark.parametrize("platform", DOCKER_PLATFORMS, indirect=True)
+def test_grafana_s_security_headers_appear_once_each(platform):
+    """The Docker placements' Grafana (the cluster runs none)."""
+    _headers_once_each(platform, "grafana", "/")
 
 
 def _static_chunk(platform: Platform) -> str:
@@ -349,21 +497,46 @@ def test_n8n_editor_owner_setup_expression_and_webhook(platform):
                            {"Content-Type": "application/json"})
     assert status == 200, body
     assert json.loads(body) == {"answer": 42}
+    if platform.placement == "cluster":
+        # Queue mode: the edge sent it to the webhook process, a worker ran it, the main process
+        # ran nothing.
+        worker = platform.n8n_queue["n8n-worker"]
+        assert wait_for(lambda: "finished execution" in worker.output(), 30), worker.output()[-3000:]
+        assert "finished execution" not in platform.n8n.output()
 
 
 def test_gateway_played_the_right_part(platform):
     """On the cloud stacks every browser connection went through a Cloudflare stand-in that
-    presented the origin-pull certificate; nginx refuses a connection without it there."""
+    presented the origin-pull certificate; the origin refuses a connection without it there:
+    nginx answers 400, the cluster's load balancer (mutual TLS in verify mode) ends the
+    handshake."""
     assert any(t == f"{platform.domain}:{platform.port}" for t in platform.gateway.connects)
-    status = platform.nginx.https(platform.domain, "/", client_cert=False).status
-    assert (status == 400) is (platform.stack != "dev"), status
+    forwarded = platform.origin.requests if isinstance(platform.origin, LoadBalancer) else 0
+    try:
+        answer: int | str = platform.origin.https(platform.domain, "/", client_cert=False).status
+    except (ssl.SSLError, ConnectionError) as refused:
+        # TLS 1.3: the client's handshake is done before the server has checked its certificate;
+        # the refusal shows on the first read, as an alert or the connection closing.
+        answer = f"refused: {refused!r}"
+    if platform.stack == "dev":
+        assert answer == 200, answer
+    elif isinstance(platform.origin, LoadBalancer):
+        assert str(answer).startswith("refused: ") and platform.origin.requests == forwarded, answer
+    else:
+        assert answer == 400, answer
+
+
+@pytest.mark.parametrize("platform", DOCKER_PLATFORMS, indirect=True)
+def test_plain_http_is_sent_to_the_address_the_browser_uses(platform):
+    """nginx's port 80 sends the browser to the site's own URL, port included when it is not 443
+    (nginx's $host never has one). The cluster's load balancer listens on 443 only (the plan's one
+    listener): there Cloudflare answers http:// itself (the zone's Always Use HTTPS)."""
+    plain = platform.nginx.http(platform.host("site"), "/isr?from=plain")
+    assert (plain.status, plain.getheader("Location")) == (301, platform.url("site", "/isr?from=plain"))
 
 
 def test_redirects_lead_to_the_address_the_browser_uses(platform):
-    """Plain HTTP and the www host send the browser to the site's own URL, port included when
-    it is not 443 (nginx's $host never has one)."""
-    plain = platform.nginx.http(platform.host("site"), "/isr?from=plain")
-    assert (plain.status, plain.getheader("Location")) == (301, platform.url("site", "/isr?from=plain"))
+    """The www host sends the browser to the site's own URL, port included when it is not 443."""
     status, headers, _ = _raw(platform, "www", "/isr?from=www")
     assert (status, _count(headers, "Location")) == (301, [platform.url("site", "/isr?from=www")])
     # nginx's own redirect of a prefix location asked without its slash: relative, so it keeps
@@ -377,7 +550,7 @@ def test_redirects_lead_to_the_address_the_browser_uses(platform):
 
 def _burst(platform: Platform, kind: str, path: str, count: int, method: str = "GET",
            body: bytes | None = None, headers: dict[str, str] | None = None) -> list[int]:
-    return platform.nginx.https_burst(platform.host(kind), count, headers, path, method, body)
+    return platform.origin.https_burst(platform.host(kind), count, headers, path, method, body)
 
 
 def test_bursts_against_the_api_and_logins_are_still_stopped(platform):
@@ -449,41 +622,35 @@ def test_the_session_check_can_fail(platform, tmp_path):
     the second visitor gets the first one's session, and the check above would say so."""
     conf = platform.conf.replace("proxy_cache_revalidate on;", "proxy_cache_revalidate on;\n"
                                  "            proxy_ignore_headers Set-Cookie;")
-    leaky = Nginx(conf, platform.domain, pki=platform.nginx.pki,
-                  upstreams={"api": platform.api.port, "frontend": platform.site.port,
-                             "n8n": platform.n8n.port, "grafana": free_port()})
-    leaky.start()
-    try:
+    assert conf != platform.conf
+    with platform.another_edge(conf) as leaky:
         answers = [leaky.https(platform.host("site"), "/api/welcome") for _ in range(2)]
         cookies = [a.getheader("Set-Cookie") for a in answers]
         assert cookies[0] == cookies[1] and answers[1].getheader("X-Cache-Status") == "HIT"
-    finally:
-        leaky.stop()
 
 
 def test_a_kept_page_is_served_while_the_frontend_is_down(platform):
     """A frontend of its own, so the platform's keeps serving the other tests."""
-    site = apps.start_site(container_env(first_replica(platform.plan, "frontend")))
-    edge = Nginx(platform.conf, platform.domain, pki=platform.nginx.pki,
-                 upstreams={"api": platform.api.port, "frontend": site.port,
-                            "n8n": platform.n8n.port, "grafana": free_port()})
-    edge.start()
+    site = apps.start_site(platform.site_env)
     try:
-        first = edge.https(platform.host("site"), "/isr")
-        assert first.status == 200 and first.getheader("X-Cache-Status") == "MISS"
-        site.stop()
-        down = edge.https(platform.host("site"), "/isr")
-        assert down.status == 200 and down.body == first.body
-        assert down.getheader("X-Cache-Status") in ("HIT", "STALE")
-        # A page it never kept: the frontend's absence shows.
-        assert edge.https(platform.host("site"), "/").status == 502
+        with platform.another_edge(frontend=site.port) as edge:
+            first = edge.https(platform.host("site"), "/isr")
+            assert first.status == 200 and first.getheader("X-Cache-Status") == "MISS"
+            site.stop()
+            down = edge.https(platform.host("site"), "/isr")
+            assert down.status == 200 and down.body == first.body
+            assert down.getheader("X-Cache-Status") in ("HIT", "STALE")
+            # A page it never kept: the frontend's absence shows.
+            assert edge.https(platform.host("site"), "/").status == 502
     finally:
         site.stop()
-        edge.stop()
 
 
+@pytest.mark.parametrize("platform", DOCKER_PLATFORMS, indirect=True)
 def test_the_readmes_purge_commands_purge(platform):
-    """The README's two purge commands, run by BusyBox's sh on the cache as nginx keeps it."""
+    """The README's two purge commands, run by BusyBox's sh on the cache as nginx keeps it.
+    They are `docker exec` into the edge's container: the cluster has none (and its tasks no ECS
+    Exec), so they are the Docker placements' only."""
     from testsupport.rollout import busybox_path
 
     readme = (ROOT / "README.md").read_text()
@@ -504,3 +671,75 @@ def test_the_readmes_purge_commands_purge(platform):
         assert _cache_status(_raw(platform, "site", page)[1]) == ["HIT"]
         sh(command)
         assert _cache_status(_raw(platform, "site", page)[1]) == ["MISS"], command
+
+
+# ------------------------------------------------------------------------------ the load balancer's stand-in
+
+# What an Application Load Balancer adds to each request on this plan's listener (testsupport/alb.py
+# cites AWS for each): the X-Forwarded trio, the trace id, and mutual TLS's verify-mode headers.
+ALB_ADDS = {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-port", "x-amzn-trace-id",
+            "x-amzn-mtls-clientcert-serial-number", "x-amzn-mtls-clientcert-issuer",
+            "x-amzn-mtls-clientcert-subject", "x-amzn-mtls-clientcert-validity", "x-amzn-mtls-clientcert-leaf"}
+
+
+@pytest.fixture(scope="module")
+def balancer(tmp_path_factory):
+    """The stand-in as production's cluster plan configures it, in front of a target that records
+    what reaches it."""
+    from testsupport.edge import StandIn
+    from testsupport.plans import cluster_plan_for
+
+    pki = TestPki(tmp_path_factory.mktemp("alb-pki"), "storiesofsoftware.com")
+    target = StandIn("edge")
+    config = AlbConfig.from_plan(cluster_plan_for("production"))
+    lb = LoadBalancer(config, pki, {config.target_port: target.port, config.health_port: target.port})
+    yield lb, target, pki
+    lb.close()
+    target.close()
+
+
+def test_the_load_balancer_stand_in_adds_what_an_alb_adds(balancer):
+    lb, target, pki = balancer
+    lb.https("storiesofsoftware.com", "/first")
+    seen = target.seen_headers[-1]
+    # http.client's own two, and exactly what the load balancer adds.
+    assert set(seen) == {"host", "accept-encoding", *ALB_ADDS}, sorted(seen)
+    assert seen["host"] == "storiesofsoftware.com"  # a 443 listener leaves it as it is
+    assert (seen["x-forwarded-for"], seen["x-forwarded-proto"], seen["x-forwarded-port"]) == ("127.0.0.1", "https", "443")
+    root = seen["x-amzn-trace-id"]
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}", root), root
+    assert seen["x-amzn-mtls-clientcert-subject"] == "CN=cloudflare stand-in"
+    assert seen["x-amzn-mtls-clientcert-issuer"] == "CN=test origin pull CA"
+    assert re.fullmatch(r"[0-9A-F]+", seen["x-amzn-mtls-clientcert-serial-number"])
+    assert re.fullmatch(r"NotBefore=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ;NotAfter=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                        seen["x-amzn-mtls-clientcert-validity"])
+    assert unquote(seen["x-amzn-mtls-clientcert-leaf"]) == pki.client_cert.read_text()
+
+    # What a client sent: its X-Forwarded-For is appended to, its trace gets a Self field, its
+    # protocol and forged certificate headers are replaced, a header name with "_" is dropped.
+    lb.https("storiesofsoftware.com", "/second", headers={
+        "X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "http", "X-Amzn-Trace-Id": root,
+        "X-Amzn-Mtls-Clientcert-Subject": "CN=forged", "Bad_Name": "1"})
+    seen = target.seen_headers[-1]
+    assert seen["x-forwarded-for"] == "198.51.100.7, 127.0.0.1" and seen["x-forwarded-proto"] == "https"
+    assert re.fullmatch(rf"Self=1-[0-9a-f]{{8}}-[0-9a-f]{{24}};{root}", seen["x-amzn-trace-id"])
+    assert seen["x-amzn-mtls-clientcert-subject"] == "CN=cloudflare stand-in" and "bad_name" not in seen
+
+    # Without the origin-pull certificate: no answer, and nothing reaches the target.
+    count = len(target.seen_headers)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        lb.https("storiesofsoftware.com", "/third", client_cert=False)
+    assert len(target.seen_headers) == count
+
+
+def test_the_stand_in_refuses_a_load_balancer_setting_it_does_not_model():
+    """A plan that changed how the load balancer treats requests fails here, not silently."""
+    from testsupport.plans import cluster_plan_for
+
+    plan = cluster_plan_for("production")
+    assert AlbConfig.from_plan(plan).mtls_mode == "verify"
+    renamed = [dataclasses.replace(r, inputs={**r.inputs, "routingHttpRequestXAmznMtlsClientcertSubjectHeaderName":
+                                              "X-Client"}) if r.type == "aws:lb/listener:Listener" else r
+               for r in plan.resources]
+    with pytest.raises(NotImplementedError, match="routingHttpRequestXAmznMtlsClientcertSubjectHeaderName"):
+        AlbConfig.from_plan(dataclasses.replace(plan, resources=renamed))

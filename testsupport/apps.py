@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testsupport.servers import free_port, port_open, wait_for
-from testsupport.tools import ROOT, missing
+from testsupport.tools import ROOT, missing, require_tool
 
 E2E = ROOT / "tests" / "e2e"
 APPS = E2E / "apps"
@@ -140,14 +140,18 @@ def fastify_version() -> str:
 N8N_IMAGE_ENV = {"NODE_ENV": "production", "N8N_RELEASE_TYPE": "stable"}
 
 
-def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tuple[Process, Path]:
+def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None, command: str = "start",
+              queue: dict[str, str] | None = None, port: int | None = None) -> tuple[Process, Path]:
     """n8n with the container's environment; its data directory (`home`, or a new one) stands
-    in for the volume."""
+    in for the volume. `command`: `start` (the main process), `webhook` or `worker` (queue mode,
+    the cluster's tasks); `queue`: what else ties queue mode to this machine (the Redis port,
+    the CA that signed its certificate)."""
     root = n8n_root()
     home = home or Path(tempfile.mkdtemp(prefix="sos-n8n-home-"))
-    port = free_port()
+    port = port or free_port()
     started = time.monotonic()
-    process = Process("n8n", ["node", str(root / "node_modules" / "n8n" / "bin" / "n8n"), "start"], {
+    process = Process(f"n8n-{command}" if command != "start" else "n8n",
+                      ["node", str(root / "node_modules" / "n8n" / "bin" / "n8n"), command], {
         **N8N_IMAGE_ENV,
         **env,
         "N8N_PORT": str(port),
@@ -156,9 +160,28 @@ def start_n8n(env: dict[str, str], db_port: int, home: Path | None = None) -> tu
         "DB_POSTGRESDB_PORT": str(db_port),
         "HOME": str(home),
         "N8N_USER_FOLDER": str(home),
+        **({} if queue is None else {
+            # The task's health check port is its N8N_PORT (a worker serves only that one);
+            # each process's task runner broker gets a port of its own (on Fargate each task has
+            # its own network).
+            "QUEUE_HEALTH_CHECK_PORT": str(port),
+            "N8N_RUNNERS_BROKER_PORT": str(free_port()),
+            "QUEUE_BULL_REDIS_HOST": "127.0.0.1",
+            **queue}),
     }, port, root, ready_timeout=240)
     process.startup_seconds = time.monotonic() - started  # type: ignore[attr-defined]
     return process, home
+
+
+def start_redis_tls(tls: dict[str, Path], password: str, cwd: Path) -> Process:
+    """Debian's Redis 7 as ElastiCache serves a replication group with in-transit encryption
+    and an AUTH token: TLS only, the token as the password."""
+    port = free_port()
+    return Process("redis", [require_tool("redis-server"), "--port", "0", "--tls-port", str(port),
+                             "--tls-cert-file", str(tls["cert"]), "--tls-key-file", str(tls["key"]),
+                             "--tls-ca-cert-file", str(tls["ca"]), "--tls-auth-clients", "no",
+                             "--requirepass", password, "--save", "", "--appendonly", "no"],
+                   {}, port, cwd)
 
 
 def cleanup(path: Path) -> None:

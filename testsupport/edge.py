@@ -253,7 +253,64 @@ def _http(tree: list[dict]) -> list[dict]:
     return next(n for n in tree if n["directive"] == "http")["block"]
 
 
-class Nginx:
+class OriginClient:
+    """Requests as Cloudflare makes them to an origin: TLS with the stack's names as SNI and the
+    origin-pull client certificate. The host placements' origin is nginx itself; the cluster's
+    is its load balancer (testsupport/alb.py), with the edge's nginx behind it."""
+
+    pki: TestPki
+
+    @property
+    def origin_port(self) -> int:
+        """The loopback port that takes TLS for the stack's hosts."""
+        raise NotImplementedError
+
+    def tls_context(self, client_cert: bool = True) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.pki.server_cert))
+        if client_cert:
+            ctx.load_cert_chain(str(self.pki.client_cert), str(self.pki.client_key))
+        return ctx
+
+    def connection(self, host: str, sni: str | None = None, client_cert: bool = True) -> http.client.HTTPSConnection:
+        """An HTTPS connection to this origin for `host` (SNI `sni` or `host`); it reconnects by
+        itself after an answer that closes the connection."""
+        ctx = self.tls_context(client_cert)
+        port = self.origin_port
+
+        class Conn(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                self.sock = ctx.wrap_socket(sock, server_hostname=sni or host)
+
+        return Conn(host, port, context=ctx, timeout=10)
+
+    def https(self, host: str, path: str = "/", headers: dict[str, str] | None = None,
+              method: str = "GET", sni: str | None = None, client_cert: bool = True,
+              body: bytes | None = None) -> http.client.HTTPResponse:
+        conn = self.connection(host, sni, client_cert)
+        conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
+        response = conn.getresponse()
+        response.body = response.read()  # type: ignore[attr-defined]
+        conn.close()
+        return response
+
+    def https_burst(self, host: str, count: int, headers: dict[str, str] | None = None,
+                    path: str | None = None, method: str = "GET", body: bytes | None = None) -> list[int]:
+        """`count` requests back to back on one keep-alive connection: a burst no slower than
+        the client's handshake, so rate limits show whatever the machine's speed. Without
+        `path`, each request asks for a path of its own (`/burst/<i>`)."""
+        conn = self.connection(host)
+        statuses = []
+        for i in range(count):
+            conn.request(method, path or f"/burst/{i}", body=body, headers={"Host": host, **(headers or {})})
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+        return statuses
+
+
+class Nginx(OriginClient):
     def __init__(self, conf_text: str, domain: str, extra_real_ip: list[str] | None = None,
                  stand_in_ms: float = 2.0, pki: TestPki | None = None,
                  upstreams: dict[str, int] | None = None) -> None:
@@ -315,49 +372,9 @@ class Nginx:
 
     # -------------------------------------------------------------- clients
 
-    def tls_context(self, client_cert: bool = True) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=str(self.pki.server_cert))
-        if client_cert:
-            ctx.load_cert_chain(str(self.pki.client_cert), str(self.pki.client_key))
-        return ctx
-
-    def connection(self, host: str, sni: str | None = None, client_cert: bool = True) -> http.client.HTTPSConnection:
-        """An HTTPS connection to this nginx for `host` (SNI `sni` or `host`); it reconnects by
-        itself after an answer that closes the connection."""
-        ctx = self.tls_context(client_cert)
-        port = self.ports[ng.HTTPS_PORT]
-
-        class Conn(http.client.HTTPSConnection):
-            def connect(self) -> None:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                self.sock = ctx.wrap_socket(sock, server_hostname=sni or host)
-
-        return Conn(host, port, context=ctx, timeout=10)
-
-    def https(self, host: str, path: str = "/", headers: dict[str, str] | None = None,
-              method: str = "GET", sni: str | None = None, client_cert: bool = True,
-              body: bytes | None = None) -> http.client.HTTPResponse:
-        conn = self.connection(host, sni, client_cert)
-        conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
-        response = conn.getresponse()
-        response.body = response.read()  # type: ignore[attr-defined]
-        conn.close()
-        return response
-
-    def https_burst(self, host: str, count: int, headers: dict[str, str] | None = None,
-                    path: str | None = None, method: str = "GET", body: bytes | None = None) -> list[int]:
-        """`count` requests back to back on one keep-alive connection: a burst no slower than
-        the client's handshake, so rate limits show whatever the machine's speed. Without
-        `path`, each request asks for a path of its own (`/burst/<i>`)."""
-        conn = self.connection(host)
-        statuses = []
-        for i in range(count):
-            conn.request(method, path or f"/burst/{i}", body=body, headers={"Host": host, **(headers or {})})
-            response = conn.getresponse()
-            response.read()
-            statuses.append(response.status)
-        conn.close()
-        return statuses
+    @property
+    def origin_port(self) -> int:
+        return self.ports[ng.HTTPS_PORT]
 
     def http(self, host: str, path: str = "/", headers: dict[str, str] | None = None,
              method: str = "GET", port: int = ng.HTTP_PORT) -> http.client.HTTPResponse:

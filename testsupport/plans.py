@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from configs import edge_release
 from settings import CLOUD_STACKS, STACKS
 from tools import harness
 from tools.plan import container_files
 
 __all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "cluster_plan_for", "container_env", "container_files",
-           "edge_release_files", "plan_for", "service_of"]
+           "edge_release_files", "plan_for", "service_of", "task_container", "task_env"]
 
 # Where `--write-files` puts the edge's nginx.conf (tools/plan.py, from the release command).
 EDGE_CONF = "edge-release/nginx.conf"
@@ -46,3 +49,39 @@ def edge_release_files(plan: harness.Plan) -> tuple[harness.Registration, dict[s
     """The edge's release command and the files of the release it installs."""
     command = next(r for r in plan.resources if r.type.startswith("command:") and r.name == "edge-release")
     return command, edge_release.unbundle(harness.unwrap(command.inputs["stdin"]))
+
+
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+def task_container(plan: harness.Plan, task: str) -> dict[str, Any]:
+    """The one container definition of a cluster task (`<task>-task-definition`)."""
+    (container,) = json.loads(harness.unwrap(plan.one(TASK_DEFINITION, f"{task}-task-definition")
+                                             .inputs["containerDefinitions"]))
+    return container
+
+
+def secrets_manager_values(plan: harness.Plan) -> dict[str, str]:
+    """Each Secrets Manager secret's ARN (as the mocks answer it) -> the string its version holds."""
+    arns = {plan.states[s.urn][0]: plan.states[s.urn][1]["arn"]
+            for s in plan.of_type("aws:secretsmanager/secret:Secret")}
+    return {arns[harness.unwrap(v.inputs["secretId"])]: harness.unwrap(v.inputs["secretString"])
+            for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+
+
+def task_env(plan: harness.Plan, task: str) -> dict[str, str]:
+    """A cluster task's environment as ECS hands it to the process: `environment`, and each of
+    `secrets` resolved as ECS resolves `<secret ARN>:<JSON key>:<version stage>:<version id>`
+    (the key of the secret's current version), from the values the plan's secret versions hold.
+    A reference to anything the plan holds no value for (an SSM parameter, RDS's own master
+    secret) fails."""
+    container = task_container(plan, task)
+    values = secrets_manager_values(plan)
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    for secret in container["secrets"]:
+        parts = secret["valueFrom"].split(":")
+        arn, key, stage, version = ":".join(parts[:7]), *(parts[7:] + ["", "", ""])[:3]
+        assert not stage and not version, f"{task}: {secret['name']} names a version: {secret['valueFrom']}"
+        assert arn in values, f"{task}: {secret['name']} refers to {arn}, which the plan gives no value"
+        env[secret["name"]] = json.loads(values[arn])[key] if key else values[arn]
+    return env

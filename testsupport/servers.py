@@ -150,9 +150,11 @@ def official_first_boot(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
     return result
 
 
-def pg_for_n8n(files: Path, n8n_password: str) -> PgCluster:
-    """PostgreSQL 16 initialised by the stack's own init SQL (from `--write-files` output), the
-    n8n role holding the password the stack gives n8n."""
+def pg_for_n8n(files: Path, n8n_password: str, tls: dict[str, Path] | None = None,
+               init_sql: str | None = None) -> PgCluster:
+    """PostgreSQL 16 initialised by the stack's own init SQL (from `--write-files` output, or
+    `init_sql`), the n8n role holding the password the stack gives n8n. `tls` (`loopback_tls`):
+    the server takes TLS too, as RDS does."""
     from configs import postgres as pg
 
     secrets = Path(files) / "pg-secrets"
@@ -160,13 +162,39 @@ def pg_for_n8n(files: Path, n8n_password: str) -> PgCluster:
     for key, name in pg.PASSWORD_FILES.items():
         (secrets / name).write_text(n8n_password if key == "n8n" else f"{key}-e2e-password")
     cluster = PgCluster()
-    init_sql = Path(files) / "postgres-svc" / pg.INIT_DIR.lstrip("/") / "10-storiesofsoftware.sql"
-    first = official_first_boot(cluster, init_sql, secrets, "superuser-e2e-password")
+    init_file = Path(files) / "postgres-svc" / pg.INIT_DIR.lstrip("/") / "10-storiesofsoftware.sql"
+    if init_sql is not None:
+        init_file = cluster.file("init.sql", init_sql)
+    first = official_first_boot(cluster, init_file, secrets, "superuser-e2e-password")
     if first.returncode != 0:
         cluster.destroy()
         raise AssertionError(first.stderr)
-    cluster.start()
+    conf = None
+    if tls is not None:
+        cert = cluster.file("server.crt", tls["cert"].read_text())
+        key = cluster.file("server.key", tls["key"].read_text(), 0o600)
+        conf = cluster.file("tls.conf", f"ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n")
+    cluster.start(conf=conf)
     return cluster
+
+
+def loopback_tls(root: Path) -> dict[str, Path]:
+    """A CA (standing in for Amazon's, which Node trusts by default) and a certificate for
+    127.0.0.1 it signed, for servers that stand in for AWS's (RDS, ElastiCache)."""
+    out = {name: root / f"{name}.pem" for name in ("ca", "ca-key", "cert", "key")}
+
+    def openssl(*args: object) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-keyout", out["ca-key"], "-out", out["ca"], "-subj", "/CN=test CA")
+    csr, ext = root / "server.csr", root / "san.ext"
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", out["key"],
+            "-out", csr, "-subj", "/CN=127.0.0.1")
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", csr, "-CA", out["ca"], "-CAkey", out["ca-key"], "-CAcreateserial",
+            "-out", out["cert"], "-days", "2", "-extfile", ext)
+    return out
 
 
 def run_init(cluster: PgCluster, init_sql: Path, secrets_dir: Path,
