@@ -10,9 +10,10 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 import pulumi_tls as tls
 
+from configs import nginx as nginx_config
+
 # 15 years: Cloudflare's longest Origin CA validity; the origin is reached only through it.
 ORIGIN_CA_VALIDITY_DAYS = 5475
-HSTS_MAX_AGE = 63072000
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def zone_settings() -> dict[str, object]:
         "automatic_https_rewrites": "on",
         "brotli": "on",
         "security_header": {"strict_transport_security": {
-            "enabled": True, "max_age": HSTS_MAX_AGE, "include_subdomains": True,
+            "enabled": True, "max_age": nginx_config.HSTS_MAX_AGE, "include_subdomains": True,
             "nosniff": True, "preload": False}},
     }
 

@@ -105,8 +105,9 @@ def node_http_check(port: int, path: str, start_period: str) -> Healthcheck:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where every service of a stack runs and how it is named and labelled: the same for all
-    of them, so it is built once in __main__ and handed to each."""
+    """Where every Docker service of a stack runs and how it is named and labelled: the same for
+    all of them, so each Docker placement (placements/local.py, placements/host.py) builds one
+    and hands it to every service."""
 
     name_prefix: str
     labels: Mapping[str, str]

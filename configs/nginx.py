@@ -36,6 +36,10 @@ RESPONSES_CACHE = "responses"
 STATIC_CACHE = "static"
 # The cache zones' directories under the cache directory.
 CACHE_ZONES = (STATIC_CACHE, RESPONSES_CACHE)
+# Two years: what hstspreload.org asks of a domain submitted for preloading (the edge's header
+# and Cloudflare's both). Dev's localhost gets one year (placements/local.py says why).
+HSTS_MAX_AGE = 63072000
+DEV_HSTS_MAX_AGE = 31536000
 DOCKER_DNS = "127.0.0.11"
 
 # Mozilla intermediate (v5.7), minus the DHE suites: ECDHE only, so every suite is
@@ -89,7 +93,7 @@ class EdgeConfig:
     # deployment (their names change on each deploy; see ContainerService).
     api_servers: Sequence[str] = ()
     frontend_servers: Sequence[str] = ()
-    hsts_max_age: int = 63072000
+    hsts_max_age: int = HSTS_MAX_AGE
     resolver: str = DOCKER_DNS
     # Per route, per client address. Pages and REST calls get what a person clicking produces;
     # assets get what an editor's first load fetches at once (n8n's about 90 modules, Grafana's

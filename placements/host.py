@@ -19,6 +19,7 @@ from components.object_storage import ObjectStorage, ObjectStorageArgs
 from components.platform_secrets import PlatformSecrets
 from components.postgres import ArchiveArgs
 from configs import backup as backup_config
+from configs import nginx as nginx_config
 from placements.base import AccessKeyAges, TlsMaterial
 from settings import Settings
 
@@ -26,8 +27,7 @@ from settings import Settings
 class HostPlacement:
     needs_egress = True
     runs_minio = False
-    # Two years: what hstspreload.org asks of a domain submitted for preloading.
-    hsts_max_age = 63072000
+    hsts_max_age = nginx_config.HSTS_MAX_AGE
     # Only Cloudflare reaches 80/443 (the security group), so the ports are open on every address.
     bind_address = "0.0.0.0"
 

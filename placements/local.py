@@ -17,6 +17,7 @@ from components.platform_secrets import PlatformSecrets
 from components.postgres import POSIX_REPO_DIR, ArchiveArgs
 from components.self_signed_tls import SelfSignedTls, SelfSignedTlsArgs
 from configs import backup as backup_config
+from configs import nginx as nginx_config
 from placements.base import AccessKeyAges, TlsMaterial
 from settings import Settings
 
@@ -28,7 +29,7 @@ class LocalPlacement:
     # Firefox, Chrome 132+), so dev sends the real header at the lowest max-age hstspreload.org
     # and gixy accept. Safari still applies it (WebKit bug 282054): http://localhost:<http
     # port> then becomes https on that port, which fails; use the https URL there.
-    hsts_max_age = 31536000
+    hsts_max_age = nginx_config.DEV_HSTS_MAX_AGE
     real_ip_from: Sequence[str] = ()
     # Only this machine reaches the published ports.
     bind_address = "127.0.0.1"

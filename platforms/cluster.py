@@ -341,7 +341,7 @@ def build(cfg: Settings) -> None:
         n8n_webhook_server=f"{n8n_names[1]}:{n8n_config.PORT}" if n8n_names else None,
         grafana_server=None, admin_cidrs=list(cfg.admin_cidrs),
         # Only the load balancer reaches the edge's tasks, and only Cloudflare reaches it.
-        real_ip_from=[network_args.cidr], client_ca=False, hsts_max_age=63072000,
+        real_ip_from=[network_args.cidr], client_ca=False,
         api_servers=[f"{api_name}:{api_component.PORT}"],
         frontend_servers=[f"{frontend_name}:{frontend_component.PORT}"],
         resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR,

@@ -158,7 +158,8 @@ class Settings:
 
     @property
     def is_cloud(self) -> bool:
-        """staging and production run on an EC2 Docker host; dev on the local engine."""
+        """staging and production run on AWS (an EC2 Docker host, or ECS with `placement:
+        cluster`); dev on the local Docker engine."""
         return self.stack in CLOUD_STACKS
 
     @property
