@@ -7,6 +7,11 @@ stack and RPC bookkeeping (to run the program once per stack in one process), an
 config map (to list every key given, typos included). They were written against the SDK range
 below; `check_version()` says so when another SDK is installed, and a test holds the pin
 (requirements.txt) inside it.
+
+The mock engine (tools/harness.py) also reaches below the SDK's documented surface: the mock
+monitor's base (`pulumi.runtime.mocks`), the registration protocol (`pulumi.runtime.proto.
+resource_pb2`, `pulumi.runtime.rpc`) and `pulumi.runtime.stack.run_in_stack`; those stay there,
+beside the only code that uses them, under the same SDK pin.
 """
 
 from __future__ import annotations

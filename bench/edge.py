@@ -137,14 +137,6 @@ def wrk(url: str, seconds: int, connections: int, env: dict[str, str]) -> tuple[
     return rps, ms
 
 
-def wire_bytes(url: str, env: dict[str, str]) -> tuple[int, int]:
-    """(body, headers) as sent, gzip accepted."""
-    out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-H", "Accept-Encoding: gzip",
-                          "-w", "%{size_download} %{size_header}", url], capture_output=True, text=True, env=env).stdout
-    body, headers = map(int, out.split())
-    return body, headers
-
-
 CASES = {  # case -> (host prefix, path; None: a static chunk the SSR page names, connections)
     "static": ("", None, 32),
     "isr": ("", "/isr", 32),

@@ -89,3 +89,8 @@ def test_the_readme_is_a_front_door_that_links_every_page_of_docs():
             assert (ROOT / "docs" / target).resolve().exists(), (page, target)
     assert len(text) < 25_000, "the front door grew back into a manual"
 
+
+
+def test_the_readme_stays_short_enough_to_read():
+    """At most 20,000 characters (issue 27): details live in docs/, the README points at them."""
+    assert len((ROOT / "README.md").read_text()) <= 20_000

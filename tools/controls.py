@@ -26,8 +26,6 @@ from typing import Any
 from tools.harness import Plan, Registration, unwrap
 
 BUCKET = "aws:s3/bucket:Bucket"
-CLOUDFLARE_ONLY_PORTS = (80, 443)
-ADMIN_PORTS = (22, 3389)
 HIGH_RISK_PORTS = (20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000, 5432,
                    5500, 5601, 8080, 8088, 8888, 9200, 9300)
 MAX_KEY_AGE_DAYS = 90
