@@ -1,6 +1,6 @@
 """What an operator edits most: the services, the image each runs (pinned), and their limits.
 
-Plain data. settings/__init__.py validates whatever a stack file sets over these; docs/configuration.md's
+Plain data. settings/loader.py validates whatever a stack file sets over these; docs/configuration.md's
 tables are generated from them (settings/docs.py).
 """
 

@@ -1,0 +1,152 @@
+"""The typed, immutable settings a program run gets, and the errors validation raises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import pulumi
+
+PROJECT = "storiesofsoftware"
+STACKS = ("dev", "staging", "production")
+CLOUD_STACKS = ("staging", "production")
+
+
+class ConfigError(pulumi.RunError):
+    """Raised before any resource is registered. `pulumi.RunError` prints without a traceback."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = [f"invalid configuration for stack {stack!r} ({len(problems)} problem(s)):"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class Invalid(ValueError):  # noqa: N818 (reads as "raise Invalid(expected ...)")
+    """A parser's complaint: what was expected (the caller adds key, stack and given value)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int
+    cpus: float
+    pids: int
+
+
+@dataclass(frozen=True)
+class Features:
+    n8n: bool
+    monitoring: bool
+    # Prometheus scrapes the API's and the frontend's /metrics (their images expose it).
+    app_metrics: bool = True
+
+
+@dataclass(frozen=True)
+class EdgePorts:
+    """The host ports the edge publishes. Cloudflare reaches the cloud stacks on 80/443 only;
+    dev may move them off ports another program holds or a rootless engine may not bind."""
+
+    http: int = 80
+    https: int = 443
+
+
+@dataclass(frozen=True)
+class TaskBounds:
+    minimum: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class ClusterSizes:
+    """What the cluster placement runs on (settings `cluster`): the managed data services'
+    sizes and each autoscaled service's task bounds."""
+
+    database_class: str
+    database_storage_gb: int
+    cache_node_type: str
+    tasks: Mapping[str, TaskBounds]
+
+
+@dataclass(frozen=True)
+class Registry:
+    server: str
+    username: str
+    token: pulumi.Output[str] | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    stack: str
+    domain: str
+    cloudflare_zone: str
+    aws_region: str
+    instance_type: str
+    root_volume_gb: int
+    data_volume_gb: int
+    api_replicas: int
+    frontend_replicas: int
+    images: Mapping[str, str]
+    limits: Mapping[str, Limits]
+    admin_cidrs: tuple[str, ...]
+    backup_retention_days: int
+    snapshot_retention_days: int
+    noncurrent_version_days: int
+    metrics_retention_days: int
+    log_retention_days: int
+    features: Features
+    docker_host: str
+    edge_subnet: str
+    rollout_batch: int
+    drain_seconds: int
+    allow_data_replacement: bool
+    access_key_rotation_days: int
+    registry: Registry | None
+    # `host` (one EC2 Docker host) or `cluster` (ECS Fargate, RDS, ElastiCache); dev: `local`.
+    placement: str = "local"
+    cluster: ClusterSizes | None = None
+    edge_ports: EdgePorts = EdgePorts()
+    external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    # The day this run plans for: which access keys are due (configs/key_rotation.py).
+    today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
+
+    @property
+    def is_cloud(self) -> bool:
+        """staging and production run on AWS (an EC2 Docker host, or ECS with `placement:
+        cluster`); dev on the local Docker engine."""
+        return self.stack in CLOUD_STACKS
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.placement == "cluster"
+
+    @property
+    def is_production(self) -> bool:
+        return self.stack == "production"
+
+    @property
+    def manages_zone(self) -> bool:
+        """Zone-wide Cloudflare settings belong to the stack at the zone apex."""
+        return self.is_cloud and self.domain == self.cloudflare_zone
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix for names that must be unique on a shared engine or account."""
+        return f"sos-{self.stack}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
+
+    def hostname(self, sub: str = "") -> str:
+        return f"{sub}.{self.domain}" if sub else self.domain
+
+    def origin(self, sub: str = "") -> str:
+        """What a browser has in its address bar for a host: the port too, unless it is 443."""
+        port = self.edge_ports.https
+        return f"https://{self.hostname(sub)}" + ("" if port == 443 else f":{port}")
