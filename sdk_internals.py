@@ -8,7 +8,7 @@ config map (to list every key given, typos included). They were written against 
 below; `check_version()` says so when another SDK is installed, and a test holds the pin
 (requirements.txt) inside it.
 
-The mock engine (tools/harness.py) also reaches below the SDK's documented surface: the mock
+The mock engine (offline/harness.py) also reaches below the SDK's documented surface: the mock
 monitor's base (`pulumi.runtime.mocks`), the registration protocol (`pulumi.runtime.proto.
 resource_pb2`, `pulumi.runtime.rpc`) and `pulumi.runtime.stack.run_in_stack`; those stay there,
 beside the only code that uses them, under the same SDK pin.

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from offline import harness
 from testsupport import apps, rollout
 from testsupport.plans import container_env
 from testsupport.servers import pg_for_n8n, wait_for
-from tools import harness
 from tools.plan import write_files
 
 

@@ -71,7 +71,7 @@ class Proxy:
 
 def ours(work: Path, pki: TestPki, upstreams: dict[str, int]) -> tuple[Proxy, int, str]:
     """dev's generated file (no origin-pull client certificate, which wrk cannot present)."""
-    from tools import harness
+    from offline import harness
     from tools.plan import write_files
 
     files = work / "plan"

@@ -20,7 +20,7 @@ SDKS = ("pulumi", "pulumi_aws", "pulumi_docker", "pulumi_cloudflare", "pulumi_ra
 TARGETS = {"time": 1.5, "memory": 1.3}
 LIST_MODULES = f"""
 import sys
-from tools import harness
+from offline import harness
 harness.run("production")
 sdk = {SDKS!r} + ("yaml", "crossplane", "grpc", "google")
 print("\\n".join(sorted(m for m in sys.modules if m.split(".")[0] in sdk)))

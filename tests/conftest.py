@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from offline import harness  # noqa: E402
 from testsupport.plans import CLOUD_STACKS, STACKS, plan_for  # noqa: E402
 from testsupport.tools import IN_CI, MissingToolError  # noqa: E402
-from tools import harness  # noqa: E402
 from tools.plan import write_files  # noqa: E402
 
 REAL_TOOLS = "real_tools"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from offline import harness
 from testsupport.plans import plan_for
-from tools import harness
 
 BUCKET = "aws:s3/bucket:Bucket"
 LOGGING = "aws:s3/bucketLogging:BucketLogging"

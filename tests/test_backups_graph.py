@@ -13,10 +13,10 @@ import pytest
 from components.postgres import IMAGE_CONTEXT, POSIX_REPO_DIR, SOCKET_DIR
 from configs import backup
 from configs import postgres as pg
+from offline.harness import Secret
 from settings import DEFAULT_IMAGES
 from testsupport.plans import STACKS, container_env, plan_for
 from testsupport.tools import ROOT, require_tool
-from tools.harness import Secret
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -29,7 +29,7 @@ def _mounts(container) -> dict[str, dict]:
 
 def _backups_bucket(plan) -> str:
     """The bucket's name as the mocks report it: AWS picks one from `bucket_prefix`, and
-    tools/canned.py answers with the resource name."""
+    offline/canned.py answers with the resource name."""
     bucket = plan.one("aws:s3/bucket:Bucket", "storage-backups")
     assert bucket.inputs["bucketPrefix"] == f"sos-{plan.stack}-backups-"
     return "storage-backups"

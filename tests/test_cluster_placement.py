@@ -14,12 +14,12 @@ import yaml
 import settings
 from components import cluster_network, managed_database
 from configs import postgres as pg
+from offline import harness
 from policy.cloudflare_ranges import CF_IPV4, CF_IPV6
 from testsupport.aws_models import api_errors
 from testsupport.plans import CLOUD_STACKS, cluster_plan_for, plan_for
 from testsupport.servers import PgCluster
 from testsupport.tools import ROOT, require_tool
-from tools import harness
 from tools import terraform as tf
 
 STACKS = ("staging", "production")
@@ -65,7 +65,7 @@ def test_subnets_span_the_zones_and_never_overlap(plan):
 
 def test_the_zones_are_those_where_rds_offers_the_class_not_the_first_by_name(plan):
     """A zone name is the account's alias of a zone ID, and us-east-1's use1-az3 has no Graviton
-    RDS class (the canned answer says so, tools/canned.py): production's three zones skip it
+    RDS class (the canned answer says so, offline/canned.py): production's three zones skip it
     although it is among the first three names; every subnet is in a zone RDS offers the class."""
     db_class = plan.one("aws:rds/instance:Instance").inputs["instanceClass"]
     offered = {"us-east-1a", "us-east-1b", "us-east-1d", "us-east-1e", "us-east-1f"}
@@ -685,7 +685,7 @@ def test_the_queues_redis_never_evicts_a_job(stack):
     import json
 
     from configs import redis as redis_config
-    from tools.harness import unwrap
+    from offline.harness import unwrap
 
     plan = cluster_plan_for(stack)
     groups = {plan.states[g.urn][1]["primaryEndpointAddress"]: g

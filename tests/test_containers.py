@@ -8,11 +8,11 @@ import re
 import pytest
 
 from components.container_service import LOG_OPTS, OPT_OUT_LABEL, OPT_OUTS
+from offline import canned, harness
+from offline.harness import Secret
+from offline.harness import unwrap as harness_unwrap
 from testsupport.plans import STACKS, container_env, container_files, plan_for
 from testsupport.tools import ROOT
-from tools import canned, harness
-from tools.harness import Secret
-from tools.harness import unwrap as harness_unwrap
 
 CONTAINER = "docker:index/container:Container"
 
@@ -357,7 +357,7 @@ def test_the_provider_and_the_docker_cli_reach_one_engine(docker_host):
     """Left alone, the provider dials DOCKER_HOST or the default socket while the CLI of the
     one-shot tasks follows its current context: two engines on a machine with Docker Desktop,
     Colima or OrbStack beside another. One endpoint is resolved and given to both."""
-    from tools import harness
+    from offline import harness
 
     plan = harness.run("dev", overrides={"dockerHost": docker_host}) if docker_host else plan_for("dev")
     (provider,) = plan.of_type("pulumi:providers:docker")

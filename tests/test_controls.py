@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from offline.harness import Plan, Registration
 from testsupport.plans import plan_for
 from testsupport.tools import ROOT, require_tool
 from tools import controls, docs
 from tools import terraform as tf
-from tools.harness import Plan, Registration
 
 STACKS = ("staging", "production")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from offline import harness
 from policy.ordering import Graph, Node, violations
 from testsupport.plans import CLOUD_STACKS, STACKS, cluster_plan_for, plan_for
-from tools import harness
 
 
 def graph_of(plan: harness.Plan) -> Graph:

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 
 from components.one_shot_task import OneShotTaskArgs, docker_run_script, env_file
+from offline.harness import Secret, unwrap
 from settings import Limits
 from testsupport.plans import CLOUD_STACKS, container_env, container_files, plan_for
 from testsupport.tools import require_tool
-from tools.harness import Secret, unwrap
 
 CONTAINER = "docker:index/container:Container"
 
@@ -196,7 +196,7 @@ def test_every_bucket_is_private_encrypted_versioned_and_tls_only(cloud_plan, ki
 
 
 def test_noncurrent_versions_follow_their_own_setting_and_backups_their_retention():
-    from tools import harness
+    from offline import harness
 
     plan = harness.run("staging", overrides={"noncurrentVersionDays": 3, "backupRetentionDays": 20})
     days = {kind: {r["id"]: r for r in _for_bucket(

@@ -13,9 +13,9 @@ import re
 import pytest
 
 from components.local_docker_host import Preflight
+from offline import harness
+from offline.canned import CannedMocks
 from settings import EdgePorts
-from tools import harness
-from tools.canned import CannedMocks
 
 DEFAULT_PORTS = EdgePorts()
 OUR_NET = "a1b2c3d4e5f6" + "0" * 52

@@ -22,9 +22,9 @@ import pytest
 from configs import backup
 from configs import n8n as n8n_config
 from configs import nginx as ng
+from offline import harness
 from testsupport import engine, live
 from testsupport.plans import service_of
-from tools import harness
 
 # The rollout drill's change (tests/test_rollout.py): a new API image, and an admin range more
 # (the edge's allow lists change, nothing else).

@@ -18,6 +18,7 @@ import pytest
 from components.local_docker_host import PREFLIGHT, Preflight
 from configs import file_bundle
 from configs import nginx as nginx_conf
+from offline.harness import unwrap
 from settings import EdgePorts
 from settings.defaults import DEFAULT_IMAGES
 from testsupport import engine, images, live
@@ -25,7 +26,6 @@ from testsupport.engine import ImageShape, docker, labelled
 from testsupport.plans import container_files, plan_for
 from testsupport.servers import free_port
 from testsupport.tools import require_tool
-from tools.harness import unwrap
 from tools.plan import config_writers
 
 CONTAINER = "docker:index/container:Container"

@@ -40,6 +40,7 @@ import pytest
 from configs import edge_release
 from configs import nginx as ng
 from configs import postgres as pg
+from offline import harness
 from testsupport import apps
 from testsupport.alb import AlbConfig, LoadBalancer
 from testsupport.browser import Browser, EdgeGateway
@@ -47,7 +48,6 @@ from testsupport.edge import Nginx, OriginClient, TestPki
 from testsupport.plans import EDGE_CONF, STACKS, container_env, plan_for, service_of, task_container, task_env
 from testsupport.servers import free_port, loopback_tls, pg_for_n8n, wait_for
 from testsupport.tools import ROOT
-from tools import harness
 from tools.plan import write_files
 
 CONTAINER = "docker:index/container:Container"

@@ -9,9 +9,9 @@ import pytest
 
 from components.cloudflare_edge import STATIC_CACHE_EXPRESSION, zone_settings
 from configs import edge_release
+from offline import canned, harness
+from offline.harness import Secret, unwrap
 from testsupport.plans import edge_release_files, plan_for
-from tools import canned, harness
-from tools.harness import Secret, unwrap
 
 HOSTS = {
     "staging": ["staging.storiesofsoftware.com", "www.staging.storiesofsoftware.com",

@@ -17,8 +17,8 @@ import tarfile
 import pytest
 
 from configs import edge_release
+from offline.harness import unwrap
 from testsupport.plans import CLOUD_STACKS, cluster_plan_for
-from tools.harness import unwrap
 
 # VOLUMEs the pinned images declare (their Dockerfiles at the pinned tags): none of the paths
 # the tasks write. nginx:1.28.0-alpine, node-based app images and postgres:16.10-alpine declare

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
+from offline import canned, harness
+from offline.harness import Secret, iter_plain_strings, unwrap
 from testsupport.plans import CLOUD_STACKS, STACKS, cluster_plan_for, plan_for
-from tools import canned, harness
-from tools.harness import Secret, iter_plain_strings, unwrap
 
 # Types the providers have replaced; the engine still accepts them, reviewers should not.
 DEPRECATED_TYPES = re.compile(

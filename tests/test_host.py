@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from configs import cloud_init
+from offline import canned, harness
+from offline.harness import Secret, unwrap
 from testsupport.plans import plan_for
 from testsupport.tools import require_tool
-from tools import canned, harness
-from tools.harness import Secret, unwrap
 
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"

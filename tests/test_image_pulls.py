@@ -16,8 +16,8 @@ import pytest
 
 from components import image_cache
 from configs import images
+from offline import harness
 from testsupport.plans import cluster_plan_for
-from tools import harness
 
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 NS = "sos-production"

@@ -25,12 +25,12 @@ import yaml
 
 from configs import backup, key_rotation
 from configs import monitoring as mon
+from offline import canned, harness
 from settings import ROTATION_DATE_VARIABLE
 from testsupport.plans import container_env
 from testsupport.rollout import plan_steps
 from testsupport.servers import moto_server
 from testsupport.tools import require_tool
-from tools import canned, harness
 
 KEY = "aws:iam/accessKey:AccessKey"
 CONTAINER = "docker:index/container:Container"

@@ -284,7 +284,7 @@ def test_prometheus_retention_and_memory_come_from_settings(stack):
 
 
 def test_monitoring_can_be_switched_off():
-    from tools import harness
+    from offline import harness
 
     plan = harness.run("dev", overrides={"features": {"n8n": True, "monitoring": False}})
     names = {c.name for c in plan.of_type(CONTAINER)}
@@ -293,7 +293,7 @@ def test_monitoring_can_be_switched_off():
 
 
 def test_app_metrics_switch_drops_the_application_scrape_jobs(tmp_path):
-    from tools import harness
+    from offline import harness
     from tools.plan import write_files
 
     plan = harness.run("dev", overrides={"features": {"appMetrics": False}})
@@ -514,7 +514,7 @@ def test_grafana_finds_every_provisioning_folder(stack):
     writer = next(r for r in plan.resources if r.name == "monitoring-grafana-cfg-etc-sos-grafana-provisioning-write")
     import base64
 
-    from tools.harness import unwrap
+    from offline.harness import unwrap
 
     with tarfile.open(fileobj=io.BytesIO(base64.b64decode(unwrap(writer.inputs["stdin"])))) as tar:
         folders = {m.name for m in tar.getmembers() if m.isdir()}

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
+from offline.harness import Secret
 from testsupport.plans import cluster_plan_for, plan_for
 from testsupport.tools import ROOT
-from tools.harness import Secret
 
 # name -> (type, secret, the placements that export it). Written from the delivery issue's list
 # and issue 19's (the load balancer's and the cluster's names), not from the program.

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from components.container_service import seconds
+from offline.harness import unwrap
 from testsupport.plans import CLOUD_STACKS, cluster_plan_for, plan_for, service_of
-from tools.harness import unwrap
 
 CONTAINER = "docker:index/container:Container"
 

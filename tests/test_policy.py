@@ -248,7 +248,7 @@ def test_every_rule_applies_to_something_the_program_registers():
 
 def test_a_violation_in_the_program_is_caught(monkeypatch):
     """The pack over a plan of the real program with one default broken."""
-    from tools import harness
+    from offline import harness
 
     plan = harness.run("production")
     broken = next(r for r in plan.resources if r.name == "storage-backups-versioning")
@@ -308,7 +308,7 @@ def test_the_data_replacement_override_disables_exactly_that_rule():
 
 
 def test_production_data_containers_are_protected_unless_the_stack_allows_replacing_them():
-    from tools import harness
+    from offline import harness
 
     def protected(plan) -> dict[str, bool]:
         return {rules._labels(c.inputs)["service"]: c.protect for c in plan.of_type(CONTAINER)

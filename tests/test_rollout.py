@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from configs import edge_release
+from offline import harness
 from testsupport import rollout
 from testsupport.plans import plan_for, service_of
 from testsupport.tools import require_tool
-from tools import harness
 from tools.plan import WRITE_FILES_MARK
 
 

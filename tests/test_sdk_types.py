@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from offline.harness import Registration
 from testsupport import sdk_types
 from testsupport.plans import cluster_plan_for, plan_for
-from tools.harness import Registration
 
 PLANS = [("dev", False), ("staging", False), ("production", False), ("staging", True), ("production", True)]
 

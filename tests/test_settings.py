@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 import settings
+from offline import harness
 from testsupport.plans import STACKS
-from tools import harness
 
 # (stack, overrides, key named in the message, words the message must contain)
 BAD_INPUTS = [

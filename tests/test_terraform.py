@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from offline import canned
 from testsupport.plans import CLOUD_STACKS, plan_for
 from testsupport.servers import moto_server
 from testsupport.tools import IN_CI, require_tool
-from tools import canned
 from tools import terraform as tf
 
 # Services of planned resources that moto does not implement: left out of the apply, with why.

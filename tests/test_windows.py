@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from offline.harness import unwrap
 from policy.windows import cache_problems, cron_daily, daily, database_problems, weekly
 from testsupport.plans import CLOUD_STACKS, cluster_plan_for
-from tools.harness import unwrap
 
 # What AWS Backup sends to SNS (AWS Backup Developer Guide, "Using Amazon SNS to track AWS
 # Backup events"): a failed or expired backup job is a BACKUP_JOB_COMPLETED with State FAILED,

@@ -65,8 +65,8 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from offline import harness
 from testsupport.edge import OriginClient, TestPki
-from tools import harness
 
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 LISTENER = "aws:lb/listener:Listener"

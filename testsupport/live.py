@@ -1,6 +1,6 @@
 """`pulumi up` of the real program on a real Docker engine, without the Pulumi CLI or providers.
 
-`LiveDocker` is a set of mocks for tools/harness.py that does, for each resource as the program
+`LiveDocker` is a set of mocks for offline/harness.py that does, for each resource as the program
 registers it, what its provider would do on the engine: networks, volumes and containers made
 through the Engine API with the program's arguments (testsupport/engine.create_container), the
 images the stacks pin made locally (testsupport/images.py) or built from the project's Dockerfile,
@@ -27,11 +27,11 @@ from typing import Any
 
 from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
 
+from offline import harness
+from offline.canned import CannedMocks
+from offline.harness import Registration
 from testsupport import engine
 from testsupport.rollout import _change, _deletes_first
-from tools import harness
-from tools.canned import CannedMocks
-from tools.harness import Registration
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from configs import edge_release
+from offline import harness
 from settings import CLOUD_STACKS, STACKS
-from tools import harness
 from tools.plan import container_files
 
 __all__ = ["CLOUD_STACKS", "EDGE_CONF", "STACKS", "cluster_plan_for", "container_env", "container_files",

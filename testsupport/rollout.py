@@ -45,14 +45,14 @@ from typing import Any
 
 from configs import edge_release
 from configs import nginx as ng
+from offline import harness
+from offline.harness import Plan, Registration
 from testsupport import apps
 from testsupport.dns import LoopbackDns
 from testsupport.edge import TestPki, nginx_binary, remap
 from testsupport.plans import container_env, service_of
 from testsupport.servers import free_port, wait_for
 from testsupport.tools import require_tool
-from tools import harness
-from tools.harness import Plan, Registration
 
 CONTAINER = "docker:index/container:Container"
 COMMANDS = ("command:local:Command", "command:remote:Command")

@@ -11,7 +11,7 @@ import importlib
 import typing
 from typing import Any, ForwardRef
 
-from tools.harness import UNKNOWN, Registration, ResourceRef, Secret
+from offline.harness import UNKNOWN, Registration, ResourceRef, Secret
 
 PACKAGES = {"aws": "pulumi_aws", "cloudflare": "pulumi_cloudflare", "command": "pulumi_command",
             "random": "pulumi_random", "tls": "pulumi_tls", "docker": "pulumi_docker"}

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.harness import Plan, Registration, unwrap
+from offline.harness import Plan, Registration, unwrap
 
 BUCKET = "aws:s3/bucket:Bucket"
 HIGH_RISK_PORTS = (20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000, 5432,
@@ -519,6 +519,6 @@ def summary(plans: dict[str, Plan]) -> str:
 
 
 def plans() -> dict[str, Plan]:
-    from tools import harness
+    from offline import harness
 
     return {stack: harness.run(stack) for stack in STACKS}

@@ -16,7 +16,7 @@ import json
 import sys
 from dataclasses import dataclass
 
-from tools.harness import Plan
+from offline.harness import Plan
 
 PRICED_ON = "2026-11-30"
 REGION = "us-east-1"

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import settings
+from offline.harness import Plan
 from tools import controls, costs
-from tools.harness import Plan
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SECURITY = README.parent / "docs" / "security.md"

@@ -3,7 +3,7 @@
     python -m tools.plan --stack production [--format table|json|mermaid] [--write-files DIR]
 
 No Pulumi CLI, provider plugin, cloud account or Docker engine is needed. Provider answers are
-canned (see tools/canned.py). Secrets print as "[secret]". Exit status: 0 on success, 1 when the
+canned (see offline/canned.py). Secrets print as "[secret]". Exit status: 0 on success, 1 when the
 program fails (bad config, an exception) or registers a duplicate name, 2 on bad usage.
 """
 
@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 import yaml
 
 from configs import edge_release, file_bundle
-from tools import harness
-from tools.harness import MASK, Plan, Secret, masked, unwrap
+from offline import harness
+from offline.harness import MASK, Plan, Secret, masked, unwrap
 
 # The edge's release command (components/edge_proxy.py): `<component>-release`.
 RELEASE_SUFFIX = "-release"

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools import harness
+from offline import harness
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "policy"))
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.harness import UNKNOWN, Plan, Registration, ResourceRef, Secret
+from offline.harness import UNKNOWN, Plan, Registration, ResourceRef, Secret
 
 PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
 PROVIDER_VERSION = "5.100.0"
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from tools import harness
+    from offline import harness
 
     parser = argparse.ArgumentParser(prog="python -m tools.terraform", description=main.__doc__)
     parser.add_argument("--stack", required=True, choices=["staging", "production"])

@@ -35,8 +35,8 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 
 import sdk_internals as sdk
+from offline.canned import CannedMocks
 from policy.ordering import Graph, Node
-from tools.canned import CannedMocks
 
 ROOT = Path(__file__).resolve().parent.parent
 UNKNOWN_SIG = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
