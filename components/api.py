@@ -12,6 +12,7 @@ from components.container_service import (
     ContainerServiceArgs,
     Placement,
     node_http_check,
+    scratch,
 )
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from components.postgres import USER as POSTGRES_USER
@@ -136,7 +137,7 @@ class Api(pulumi.ComponentResource):
             ContainerServiceArgs.of(SERVICE, args, [args.edge_network, args.data_network], USER),
             env=env,
             secret_env=secret_env,
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
+            tmpfs={"/tmp": scratch(64)},
             healthcheck=HEALTHCHECK,
             replicas=args.replicas,
             # Start-first deploys; an old replica gets SIGTERM and this long to drain.

@@ -22,6 +22,7 @@ from components.container_service import (
     Placement,
     VolumeMount,
     named_volume,
+    scratch,
 )
 from components.postgres import POSIX_REPO_DIR, SOCKET_DIR, USER, Postgres
 from configs import backup
@@ -121,7 +122,7 @@ class Backups(pulumi.ComponentResource):
             },
             files=files,
             volumes=volumes,
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=256m,mode=1777"},
+            tmpfs={"/tmp": scratch(256)},
             healthcheck=Healthcheck(backup.heartbeat_healthcheck(), interval="60s", start_period="120s"),
             # Lets a running backup or upload finish its current file.
             stop_timeout=120,

@@ -103,6 +103,12 @@ def node_http_check(port: int, path: str, start_period: str) -> Healthcheck:
     return Healthcheck(["CMD", "node", "-e", script], start_period=start_period)
 
 
+def scratch(size_mb: int, *, executable: bool = False) -> str:
+    """A writable directory under a read-only root: a tmpfs shared like /tmp (1777, sticky),
+    without setuid, and without executables unless the service needs them (n8n's task runner)."""
+    return ",".join(["rw", *([] if executable else ["noexec"]), "nosuid", f"size={size_mb}m", "mode=1777"])
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where every Docker service of a stack runs and how it is named and labelled: the same for

@@ -22,6 +22,7 @@ from components.container_service import (
     VolumeMount,
     image,
     named_volume,
+    scratch,
 )
 from components.host_commands import SHOWN
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
@@ -136,7 +137,7 @@ class EdgeProxy(pulumi.ComponentResource):
             volumes=[VolumeMount(cache.name, nginx.CACHE_DIR),
                      # Only the installer writes releases; nginx reads them.
                      VolumeMount(releases.name, release.EDGE_DIR, read_only=True)],
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
+            tmpfs={"/tmp": scratch(64)},
             healthcheck=Healthcheck(
                 ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}"],
                 start_period="20s"),

@@ -14,6 +14,7 @@ from components.container_service import (
     ContainerServiceArgs,
     Placement,
     node_http_check,
+    scratch,
 )
 from settings import Limits
 
@@ -67,8 +68,8 @@ class Frontend(pulumi.ComponentResource):
                 "API_INTERNAL_URL": f"http://{API_SERVICE}:{API_PORT}",
             },
             # The image optimiser and ISR write their cache here.
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777",
-                   "/app/.next/cache": "rw,noexec,nosuid,size=256m,mode=1777"},
+            tmpfs={"/tmp": scratch(64),
+                   "/app/.next/cache": scratch(256)},
             healthcheck=HEALTHCHECK,
             replicas=args.replicas,
             # Start-first deploys; an old replica gets SIGTERM and this long to drain.

@@ -16,6 +16,7 @@ from components.container_service import (
     PublishedPort,
     VolumeMount,
     named_volume,
+    scratch,
 )
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs.storage import BUCKETS
@@ -69,7 +70,7 @@ class LocalObjectStorage(pulumi.ComponentResource):
             env={"MINIO_ROOT_USER": ROOT_USER, "MINIO_BROWSER_REDIRECT": "off"},
             secret_env={"MINIO_ROOT_PASSWORD": args.root_password},
             volumes=[VolumeMount(volume.name, "/data")],
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"},
+            tmpfs={"/tmp": scratch(16)},
             healthcheck=Healthcheck(["CMD", "mc", "ready", "local"], start_period="30s"),
             ports=[PublishedPort(CONSOLE_PORT, CONSOLE_PORT, "127.0.0.1")],
             opt_outs=frozenset({"runs-as-root", "publishes-port"}),

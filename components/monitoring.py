@@ -22,6 +22,7 @@ from components.container_service import (
     Placement,
     VolumeMount,
     named_volume,
+    scratch,
 )
 from configs import backup
 from configs import monitoring as mon
@@ -31,7 +32,7 @@ from configs.paths import SECRETS_DIR
 from settings import Limits
 
 NOBODY = "65534:65534"
-TMP = {"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"}
+TMP = {"/tmp": scratch(16)}
 
 
 def _http_check(port: int, path: str) -> Healthcheck:

@@ -15,6 +15,7 @@ from components.container_service import (
     VolumeMount,
     named_volume,
     node_http_check,
+    scratch,
 )
 from configs.n8n import DATA_DIR, GRACEFUL_SHUTDOWN_SECONDS, PORT, SERVICE, STATIC_CACHE_DIR, USER, n8n_env
 from settings import Limits
@@ -60,7 +61,7 @@ class N8n(pulumi.ComponentResource):
                 "N8N_ENCRYPTION_KEY": args.encryption_key,
             },
             volumes=[VolumeMount(volume.name, DATA_DIR)],
-            tmpfs={"/tmp": "rw,nosuid,size=128m,mode=1777",
+            tmpfs={"/tmp": scratch(128, executable=True),
                    STATIC_CACHE_DIR: "rw,noexec,nosuid,size=128m,uid={},gid={},mode=0700".format(*USER.split(":"))},
             healthcheck=HEALTHCHECK,
             stop_timeout=STOP_TIMEOUT,

@@ -18,6 +18,7 @@ from components.container_service import (
     Placement,
     VolumeMount,
     named_volume,
+    scratch,
 )
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs import backup
@@ -162,7 +163,7 @@ class Postgres(pulumi.ComponentResource):
             files=files,
             volumes=volumes,
             # pgBackRest's lock and spool files live in /tmp.
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m,mode=1777"},
+            tmpfs={"/tmp": scratch(64)},
             # Parallel queries use POSIX shared memory; Docker's default /dev/shm is 64 MB.
             shm_size_mb=max(128, args.limits.memory_mb // 4),
             healthcheck=Healthcheck(pg.healthcheck(), start_period="120s"),

@@ -15,6 +15,7 @@ from components.container_service import (
     Placement,
     VolumeMount,
     named_volume,
+    scratch,
 )
 from configs import redis as rc
 from settings import Limits
@@ -59,7 +60,7 @@ class Redis(pulumi.ComponentResource):
                 ConfigFile(rc.PASSWORD_FILE, args.password, mode="0400", secret=True),
             ],
             volumes=[VolumeMount(self.volume.name, rc.DATA_DIR)],
-            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m,mode=1777"},
+            tmpfs={"/tmp": scratch(16)},
             healthcheck=Healthcheck(rc.healthcheck(), start_period="30s"),
             stop_timeout=60,
             protect=args.protect_container,
