@@ -18,6 +18,7 @@ from typing import Any
 import crossplane
 
 from configs import edge_release as release
+from configs.edge_headers import HIDDEN_UPSTREAM_HEADERS, security_header_values
 
 HTTP_PORT = 8080   # unprivileged inside the container; Docker publishes 80 -> 8080
 HTTPS_PORT = 8443  # and 443 -> 8443, so nginx needs no capability at all
@@ -147,60 +148,6 @@ def d(directive: str, *args: object, block: Block | None = None) -> dict[str, An
     if block is not None:
         node["block"] = block
     return node
-
-
-def csp(kind: str, cfg: EdgeConfig) -> str:
-    """Per host, each as strict as its application allows (the end-to-end suite opens every host
-    in Chromium and fails on any violation). 'unsafe-inline' scripts stay where the framework
-    inlines them without nonces (Next.js, n8n, Grafana); 'unsafe-eval' only where the application
-    evaluates code in the browser: n8n's expression engine and Grafana (its own default policy)."""
-    common = ["base-uri 'self'", "object-src 'none'", "form-action 'self'", "upgrade-insecure-requests"]
-    if kind == "api":
-        return "; ".join(["default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'",
-                          "form-action 'none'"])
-    host = cfg.hosts[kind if kind in ("n8n", "grafana") else "site"]
-    if kind == "n8n":
-        return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
-                          "style-src 'self' 'unsafe-inline'", "img-src 'self' data: blob: https:",
-                          "font-src 'self' data:", f"connect-src 'self' wss://{host}{cfg.port_suffix}",
-                          "worker-src 'self'", "frame-ancestors 'self'", *common])
-    if kind == "grafana":
-        # Grafana's own content_security_policy_template (conf/defaults.ini), less its nonce
-        # (the edge has none to give; 'unsafe-inline' instead, as Grafana without CSP serves
-        # its inline boot script) and less grafana.com (the news feed is off, update checks too).
-        return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
-                          "style-src 'self' 'unsafe-inline' blob:", "img-src 'self' data: blob: https:",
-                          "font-src 'self' data:", f"connect-src 'self' wss://{host}{cfg.port_suffix}",
-                          "worker-src 'self'", "manifest-src 'self'", "media-src 'none'",
-                          "frame-ancestors 'self'", *common])
-    api = cfg.hosts["api"] + cfg.port_suffix
-    return "; ".join(["default-src 'self'", "script-src 'self' 'unsafe-inline'",
-                      "style-src 'self' 'unsafe-inline'", "img-src 'self' data: https:",
-                      "font-src 'self' data:", f"connect-src 'self' https://{api} wss://{api}",
-                      "frame-ancestors 'none'", *common])
-
-
-SECURITY_HEADERS = ("Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
-                    "Permissions-Policy", "Cross-Origin-Opener-Policy", "X-Permitted-Cross-Domain-Policies",
-                    "Content-Security-Policy")
-# What an application sends of these is dropped, so each reaches the browser once, as the edge
-# sets it (Grafana sends its own X-Frame-Options, and X-XSS-Protection, which OWASP now advises
-# against: it can open holes in old browsers).
-HIDDEN_UPSTREAM_HEADERS = ("X-Powered-By", "X-XSS-Protection", *SECURITY_HEADERS)
-
-
-def security_header_values(kind: str, cfg: EdgeConfig) -> dict[str, str]:
-    frame = "SAMEORIGIN" if kind in ("n8n", "grafana") else "DENY"
-    return dict(zip(SECURITY_HEADERS, (
-        f"max-age={cfg.hsts_max_age}; includeSubDomains",
-        "nosniff",
-        frame,
-        "strict-origin-when-cross-origin",
-        "camera=(), microphone=(), geolocation=(), payment=()",
-        "same-origin",
-        "none",
-        csp(kind, cfg),
-    ), strict=True))
 
 
 def security_headers(kind: str, cfg: EdgeConfig) -> Block:
