@@ -37,7 +37,7 @@ from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
 
-from configs import edge_release
+from configs import edge_headers, edge_release
 from configs import nginx as ng
 from configs import postgres as pg
 from offline import harness
@@ -364,7 +364,7 @@ def _count(headers: list[tuple[str, str]], name: str) -> list[str]:
 
 def _headers_once_each(platform: Platform, kind: str, path: str) -> None:
     _, headers, _ = _raw(platform, kind, path)
-    for name in ng.SECURITY_HEADERS:
+    for name in edge_headers.SECURITY_HEADERS:
         assert len(_count(headers, name)) == 1, (name, _count(headers, name))
     assert _count(headers, "X-Powered-By") == [] and _count(headers, "X-XSS-Protection") == []
     assert len(_count(headers, "Cache-Control")) <= 1
