@@ -53,13 +53,18 @@ def writable_by(definition: dict, path: str) -> bool:
     return bool(mode & 0o002) or (owner == uid and bool(mode & 0o200))
 
 
-def _edge_paths(definition: dict) -> list[str]:
-    """The directories nginx writes, from the nginx.conf the task carries."""
+def _edge_conf(definition: dict) -> str:
+    """The nginx.conf the edge task carries in its release variable."""
     env = {e["name"]: e["value"] for e in definition["environment"]}
     release = gzip.decompress(base64.b64decode(env[edge_release.CLUSTER_RELEASE_VARIABLE]))
     with tarfile.open(fileobj=io.BytesIO(release)) as tar:
-        conf = tar.extractfile(edge_release.CONF_FILE).read().decode()
-    paths = re.findall(r"^\s*(?:pid|\w+_temp_path|proxy_cache_path)\s+(\S+?);?\s", conf, re.MULTILINE)
+        return tar.extractfile(edge_release.CONF_FILE).read().decode()
+
+
+def _edge_paths(definition: dict) -> list[str]:
+    """The directories nginx writes, from the nginx.conf the task carries."""
+    paths = re.findall(r"^\s*(?:pid|\w+_temp_path|proxy_cache_path)\s+(\S+?);?\s", _edge_conf(definition),
+                       re.MULTILINE)
     return ["/tmp/edge", *[p.rsplit("/", 1)[0] if p.endswith(".pid") else p for p in paths]]
 
 
@@ -86,13 +91,6 @@ def test_every_path_a_task_writes_is_writable_by_its_user(stack):
     assert {d["name"] for d in definitions} >= {"edge", "api", "frontend", "n8n", "database-bootstrap"}
     unwritable = [(d["name"], d["user"], path) for d in definitions for path in writes(d) if not writable_by(d, path)]
     assert unwritable == []
-
-
-def _edge_conf(definition: dict) -> str:
-    env = {e["name"]: e["value"] for e in definition["environment"]}
-    release = gzip.decompress(base64.b64decode(env[edge_release.CLUSTER_RELEASE_VARIABLE]))
-    with tarfile.open(fileobj=io.BytesIO(release)) as tar:
-        return tar.extractfile(edge_release.CONF_FILE).read().decode()
 
 
 def test_a_slow_client_spools_a_bounded_response_into_the_edge_s_memory():
