@@ -17,9 +17,9 @@ from components.container_service import (
     ConfigFile,
     ContainerService,
     ContainerServiceArgs,
+    DockerRuntime,
     Healthcheck,
     NetworkAttachment,
-    Placement,
     VolumeMount,
     named_volume,
     scratch,
@@ -45,7 +45,7 @@ class OffsiteTarget:
 
 @dataclass
 class BackupsArgs:
-    placement: Placement
+    runtime: DockerRuntime
     limits: Limits
     postgres: Postgres
     redis_volume: pulumi.Input[str]
@@ -62,7 +62,7 @@ class Backups(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Backups", name, None, opts)
-        prefix, labels = args.placement.name_prefix, args.placement.labels
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
         pgs = args.postgres
         # Local copies of the newest sets and the scheduler's state; the bucket holds the rest.
         self.sets_volume = named_volume(f"{name}-sets", f"{prefix}-backups", labels, self)
@@ -95,7 +95,7 @@ class Backups(pulumi.ComponentResource):
         ]
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            placement=args.placement,
+            runtime=args.runtime,
             image=pgs.image_ref,
             shared_image=pgs.service.image,
             limits=args.limits,

@@ -7,7 +7,6 @@ opt-out in the program is therefore listed (with its reason) in this one place.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import pulumi_docker as docker
 
 from components.config_volumes import ConfigFile, ConfigVolumeArgs, by_directory, config_volume, slug
 from components.host_commands import CommandRunner
+from services.spec import Healthcheck, Scratch, ServiceSpec, go_duration
 from settings import Limits
 
 # name -> why a service may need it. Services name the ones they use; tests list them.
@@ -64,53 +64,22 @@ class PublishedPort:
     ip: str  # no default: an address must be chosen, never an implicit 0.0.0.0
 
 
-@dataclass(frozen=True)
-class Healthcheck:
-    test: Sequence[str]
-    interval: str = "10s"
-    timeout: str = "5s"
-    retries: int = 5
-    start_period: str = "60s"
-    start_interval: str = "2s"
-
-
-def seconds(text: str) -> int:
-    """A duration such as "2m" or "90s" in seconds."""
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
-    if not text or match is None:
-        raise ValueError(f"duration {text!r}: whole seconds, minutes or hours (30s, 2m, 1h30m)")
-    hours, minutes, secs = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + secs
-
-
-def go_duration(text: str) -> str:
-    """A duration as the provider reads it back from the engine (Go's `time.Duration.String()`:
-    "2m0s" for 120 s): written in any other form, every refresh shows a change."""
-    hours, rest = divmod(seconds(text), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
-def node_http_check(port: int, path: str, start_period: str) -> Healthcheck:
-    """For the Node.js images, which have no curl or wget: Node's own http client, healthy on a
-    200 within four seconds."""
-    script = (f"require('http').get('http://127.0.0.1:{port}{path}',r=>process.exit(r.statusCode===200?0:1))"
-              ".on('error',()=>process.exit(1)).setTimeout(4000,function(){this.destroy()})")
-    return Healthcheck(["CMD", "node", "-e", script], start_period=start_period)
-
-
 def scratch(size_mb: int, *, executable: bool = False) -> str:
     """A writable directory under a read-only root: a tmpfs shared like /tmp (1777, sticky),
     without setuid, and without executables unless the service needs them (n8n's task runner)."""
     return ",".join(["rw", *([] if executable else ["noexec"]), "nosuid", f"size={size_mb}m", "mode=1777"])
 
 
+def tmpfs_options(writable: Scratch, user: str) -> str:
+    """A spec's writable path as Docker's tmpfs options; a private one belongs to the user, 0700."""
+    if writable.private:
+        uid, gid = user.split(":")
+        return f"rw,noexec,nosuid,size={writable.size_mb}m,uid={uid},gid={gid},mode=0700"
+    return scratch(writable.size_mb, executable=writable.executable)
+
+
 @dataclass(frozen=True)
-class Placement:
+class DockerRuntime:
     """Where every Docker service of a stack runs and how it is named and labelled: the same for
     all of them, so each Docker placement (placements/local.py, placements/host.py) builds one
     and hands it to every service."""
@@ -175,7 +144,7 @@ def image(resource_name: str, ref: str, parent: pulumi.Resource, build: ImageBui
 class RunsImage(Protocol):
     """What every service component's arguments say about what it runs and where."""
 
-    placement: Placement
+    runtime: DockerRuntime
     image: str
     limits: Limits
 
@@ -183,7 +152,7 @@ class RunsImage(Protocol):
 @dataclass
 class ContainerServiceArgs:
     service: str
-    placement: Placement
+    runtime: DockerRuntime
     image: str
     limits: Limits
     networks: Sequence[NetworkAttachment]
@@ -220,8 +189,20 @@ class ContainerServiceArgs:
            user: str) -> ContainerServiceArgs:
         """What every service states first (name, image and limits, networks, user); the rest is
         added with `dataclasses.replace`, which is checked against the fields like the constructor."""
-        return cls(service=service, placement=runs.placement, image=runs.image, limits=runs.limits,
+        return cls(service=service, runtime=runs.runtime, image=runs.image, limits=runs.limits,
                    networks=[NetworkAttachment(n) for n in networks], user=user)
+
+    @classmethod
+    def from_spec(cls, spec: ServiceSpec, runtime: DockerRuntime, networks: Sequence[pulumi.Input[str]],
+                  service: str | None = None) -> ContainerServiceArgs:
+        """A service's spec (services/) as a container: its secrets become `secret_env`, its
+        writable paths tmpfs mounts. `service`: the container's name where it is not the spec's."""
+        return cls(service=service or spec.name, runtime=runtime, image=spec.image, limits=spec.limits,
+                   networks=[NetworkAttachment(n) for n in networks], user=spec.user,
+                   command=list(spec.command) or None, env=dict(spec.environment), secret_env=dict(spec.secrets),
+                   tmpfs={s.path: tmpfs_options(s, spec.user) for s in spec.writable},
+                   healthcheck=spec.health, stop_timeout=spec.stop_timeout,
+                   opt_outs=frozenset({"own-init"}) if spec.own_init else frozenset())
     build: ImageBuild | None = None
     # Another service's image (same `image` reference), used instead of pulling it again.
     shared_image: docker.RemoteImage | None = None
@@ -308,9 +289,9 @@ class ContainerService(pulumi.ComponentResource):
         self.aliases = [f"{args.service}-{i}" for i in range(args.replicas)]
         for index in range(args.replicas):
             suffix = f"-{index}" if args.replicas > 1 else ""
-            container_name = f"{args.placement.name_prefix}-{args.service}{suffix}"
+            container_name = f"{args.runtime.name_prefix}-{args.service}{suffix}"
             if args.rolling:
-                container_name = f"{args.placement.name_prefix}-{args.service}-{index}"
+                container_name = f"{args.runtime.name_prefix}-{args.service}-{index}"
             # Batches: replica i starts once replica i-batch of this deployment is healthy.
             previous = self.containers[index - args.rollout_batch] if args.rolling and index >= args.rollout_batch else None
             container = self._container(name + suffix, container_name, index, args, uid, gid, previous)
@@ -321,13 +302,13 @@ class ContainerService(pulumi.ComponentResource):
     def _container(self, name: str, container_name: str, index: int, args: ContainerServiceArgs,
                    uid: int, gid: int, previous: docker.Container | None) -> docker.Container:
         child = pulumi.ResourceOptions(parent=self)
-        labels = {**args.placement.labels, "service": args.service, "replica": str(index),
+        labels = {**args.runtime.labels, "service": args.service, "replica": str(index),
                   OPT_OUT_LABEL: ",".join(sorted(args.opt_outs)),
                   SECRET_ENV_LABEL: ",".join(sorted(args.secret_env))}
         mounts = [docker.ContainerMountArgs(
             target=v.target, type=v.kind, source=v.volume_name, read_only=v.read_only,
-            bind_options=docker.ContainerMountBindOptionsArgs(propagation=args.placement.bind_propagation)
-            if v.kind == "bind" and args.placement.bind_propagation else None)
+            bind_options=docker.ContainerMountBindOptionsArgs(propagation=args.runtime.bind_propagation)
+            if v.kind == "bind" and args.runtime.bind_propagation else None)
             for v in args.volumes]
         writers: list[pulumi.Resource] = []
         config = by_directory(args.files, args.config_trees)
@@ -338,7 +319,7 @@ class ContainerService(pulumi.ComponentResource):
             inner = sorted({t[len(directory) + 1:] for t in targets if t.startswith(directory + "/")}
                            | set(args.config_trees.get(directory, ())))
             volume, writer = config_volume(self, f"{name}-cfg-{slug(directory)}", ConfigVolumeArgs(
-                container_name, directory, files, inner, args.placement.commands, self.image.image_id, uid, gid))
+                container_name, directory, files, inner, args.runtime.commands, self.image.image_id, uid, gid))
             writers.append(writer)
             # Read-only: a service cannot change the configuration it was given.
             mounts.append(docker.ContainerMountArgs(target=directory, type="volume", source=volume.name,
@@ -405,7 +386,7 @@ class ContainerService(pulumi.ComponentResource):
                 replace_on_changes=["init"]),
         )
         # pulumi-docker 5.2 cannot set a cgroup PID limit; the CLI can, on every new container.
-        args.placement.commands.run(
+        args.runtime.commands.run(
             f"{name}-pids",
             create=pulumi.Output.concat(
                 "docker update --pids-limit ", str(args.limits.pids), " ", container.id),

@@ -16,22 +16,21 @@ import pulumi
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
-    Healthcheck,
-    Placement,
+    DockerRuntime,
     PublishedPort,
     VolumeMount,
     image,
     named_volume,
-    scratch,
 )
 from components.host_commands import SHOWN
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
 from configs import edge_release as release
 from configs import nginx
+from services.spec import ServiceSpec
 from settings import EdgePorts, Limits
 
+# The container's name on Docker (Prometheus scrapes it by it); the service is services/edge.py's.
 SERVICE = "nginx"
-USER = "101:101"  # the image's nginx user
 # The owner-setting task is tiny; it needs no share of the edge's own limits.
 OWNER_TASK_LIMITS = Limits(memory_mb=32, cpus=0.25, pids=16)
 
@@ -43,9 +42,8 @@ def edge_container_name(prefix: str) -> str:
 
 @dataclass
 class EdgeProxyArgs:
-    placement: Placement
-    image: str
-    limits: Limits
+    runtime: DockerRuntime
+    spec: ServiceSpec
     edge_network: pulumi.Input[str]
     config: nginx.EdgeConfig  # its api_servers/frontend_servers are filled from the two below
     api_servers: Sequence[pulumi.Input[str]]
@@ -80,9 +78,10 @@ class EdgeProxy(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:EdgeProxy", name, None, opts)
         if args.config.client_ca != (args.client_ca_pem is not None):
             raise ValueError("client_ca in the nginx config and client_ca_pem must go together")
-        prefix, labels = args.placement.name_prefix, args.placement.labels
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
         container_name = edge_container_name(prefix)
-        pulled = image(f"{name}-image", args.image, self)
+        spec = args.spec
+        pulled = image(f"{name}-image", spec.image, self)
         cache = named_volume(f"{name}-cache", f"{prefix}-nginx-cache", labels, self)
         releases = named_volume(f"{name}-releases", f"{prefix}-nginx-releases", labels, self)
         # A new volume's root belongs to root: without this, nginx cannot create its cache
@@ -95,16 +94,16 @@ class EdgeProxy(pulumi.ComponentResource):
         zones = [f"/cache/{zone}" for zone in nginx.CACHE_ZONES]
         owner = OneShotTask(f"{name}-volume-owner", OneShotTaskArgs(
             task="nginx-volume-owner",
-            image=args.image,
+            image=spec.image,
             limits=OWNER_TASK_LIMITS,
             network="none",
             user="0:0",
             # DAC_OVERRIDE: a zone added later is made in a cache the nginx user already owns.
             cap_add=["CHOWN", "DAC_OVERRIDE"],
             entrypoint="/bin/sh",
-            steps=[["-c", f"mkdir -p {' '.join(zones)} && chown {USER} /cache {' '.join(zones)} /releases"]],
+            steps=[["-c", f"mkdir -p {' '.join(zones)} && chown {spec.user} /cache {' '.join(zones)} /releases"]],
             volumes=[(cache.name, "/cache"), (releases.name, "/releases")],
-            commands=args.placement.commands,
+            commands=args.runtime.commands,
             triggers=[cache.name, releases.name],
         ), opts=pulumi.ResourceOptions(parent=self))
 
@@ -120,27 +119,21 @@ class EdgeProxy(pulumi.ComponentResource):
             "SOS_EDGE_DIR": release.EDGE_DIR,
             "SOS_CACHE_DIR": nginx.CACHE_DIR,
             "SOS_HEALTH_URL": f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}",
-            "SOS_USER": USER,
+            "SOS_USER": spec.user,
         }))
         # Runs before the container exists (it starts on this release) and again on every
         # change of the configuration, a certificate, an upstream container or the image.
-        self.release = args.placement.commands.run(
+        self.release = args.runtime.commands.run(
             # Its output is nginx's verdict and the release id: no secret (the key is on stdin).
             f"{name}-release", create=script, stdin=bundle, logging=SHOWN,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[owner.run, *args.depends_on]))
 
         self.service = ContainerService(f"{name}-svc", replace(
-            ContainerServiceArgs.of(SERVICE, args, [args.edge_network], USER),
+            ContainerServiceArgs.from_spec(spec, args.runtime, [args.edge_network], service=SERVICE),
             shared_image=pulled,
-            command=["nginx", "-c", nginx.CONF_PATH, "-g", "daemon off;"],
-            env={"NGINX_ENTRYPOINT_QUIET_LOGS": "1"},
             volumes=[VolumeMount(cache.name, nginx.CACHE_DIR),
                      # Only the installer writes releases; nginx reads them.
                      VolumeMount(releases.name, release.EDGE_DIR, read_only=True)],
-            tmpfs={"/tmp": scratch(64)},
-            healthcheck=Healthcheck(
-                ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}"],
-                start_period="20s"),
             ports=[PublishedPort(nginx.HTTP_PORT, args.published_ports.http, args.bind_address),
                    PublishedPort(nginx.HTTPS_PORT, args.published_ports.https, args.bind_address)],
             opt_outs=frozenset({"publishes-port"}),

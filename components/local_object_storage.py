@@ -10,9 +10,9 @@ import pulumi_docker as docker
 from components.container_service import (
     ContainerService,
     ContainerServiceArgs,
+    DockerRuntime,
     Healthcheck,
     NetworkAttachment,
-    Placement,
     PublishedPort,
     VolumeMount,
     named_volume,
@@ -30,7 +30,7 @@ CONSOLE_PORT = 9001
 
 @dataclass
 class LocalObjectStorageArgs:
-    placement: Placement
+    runtime: DockerRuntime
     image: str
     client_image: str
     limits: Limits
@@ -56,11 +56,11 @@ class LocalObjectStorage(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:LocalObjectStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.volume = volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-minio-data",
-                                            args.placement.labels, self)
+        self.volume = volume = named_volume(f"{name}-data", f"{args.runtime.name_prefix}-minio-data",
+                                            args.runtime.labels, self)
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            placement=args.placement,
+            runtime=args.runtime,
             image=args.image,
             limits=args.limits,
             # The data network for the API; the edge network only so the console can be
@@ -87,7 +87,7 @@ class LocalObjectStorage(pulumi.ComponentResource):
             user="1000:1000",
             env={"MC_CONFIG_DIR": "/tmp/.mc"},
             secret_env={"MC_HOST_sos": host_url},
-            commands=args.placement.commands,
+            commands=args.runtime.commands,
             steps=[
                 ["mb", "--ignore-existing", *[f"sos/{b}" for b in BUCKETS]],
                 ["version", "enable", "sos/backups"],

@@ -17,9 +17,9 @@ from components.container_service import (
     ConfigFile,
     ContainerService,
     ContainerServiceArgs,
+    DockerRuntime,
     Healthcheck,
     NetworkAttachment,
-    Placement,
     VolumeMount,
     named_volume,
     scratch,
@@ -43,7 +43,7 @@ def _http_check(port: int, path: str) -> Healthcheck:
 
 @dataclass
 class MonitoringArgs:
-    placement: Placement
+    runtime: DockerRuntime
     stack: str
     images: Mapping[str, str]
     limits: Mapping[str, Limits]
@@ -78,7 +78,7 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        prefix, labels = args.placement.name_prefix, args.placement.labels
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
         edge, data = NetworkAttachment(args.edge_network), NetworkAttachment(args.data_network)
         self.services = {}
 
@@ -86,9 +86,9 @@ class Monitoring(pulumi.ComponentResource):
             self.services[spec.service] = ContainerService(f"{name}-{spec.service}", spec, opts=child)
             return self.services[spec.service]
 
-        def head(key: str, svc: str) -> tuple[str, Placement, str, Limits]:
-            """The first four arguments of every service here: name, placement, image, limits."""
-            return svc, args.placement, args.images[key], args.limits[key]
+        def head(key: str, svc: str) -> tuple[str, DockerRuntime, str, Limits]:
+            """The first four arguments of every service here: name, runtime, image, limits."""
+            return svc, args.runtime, args.images[key], args.limits[key]
 
         add(ContainerServiceArgs(*head("nodeExporter", "node-exporter"),
                 networks=[data], user=NOBODY,

@@ -136,8 +136,9 @@ class ObjectStorage(pulumi.ComponentResource):
     region: str
     force_path_style: bool = False
     buckets: dict[str, pulumi.Output[str]]
-    access_key_id: pulumi.Output[str]
-    secret_access_key: pulumi.Output[str]
+    # None without static keys (the cluster: task roles).
+    access_key_id: pulumi.Output[str] | None = None
+    secret_access_key: pulumi.Output[str] | None = None
     # The write-only identity of the backup container (and pgBackRest's archive-push).
     backup_access_key_id: pulumi.Output[str]
     backup_secret_access_key: pulumi.Output[str]

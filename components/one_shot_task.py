@@ -16,6 +16,7 @@ import pulumi
 
 from components.container_service import image as pulled_image
 from components.host_commands import CommandRunner
+from services.spec import StepSpec
 from settings import Limits
 
 
@@ -37,6 +38,16 @@ class OneShotTaskArgs:
     cap_add: Sequence[str] = ()
     triggers: Sequence[pulumi.Input[object]] = ()
     depends_on: Sequence[pulumi.Resource] = ()
+
+    @classmethod
+    def from_step(cls, step: StepSpec, network: pulumi.Input[str], commands: CommandRunner,
+                  owner_secrets: Mapping[str, pulumi.Input[str]], triggers: Sequence[pulumi.Input[object]] = (),
+                  depends_on: Sequence[pulumi.Resource] = ()) -> OneShotTaskArgs:
+        """A step (services/) as one `docker run`; its secrets are the named ones of its owner's."""
+        return cls(task=step.name, image=step.image, limits=step.limits, network=network, user=step.user,
+                   steps=[list(step.args)], commands=commands, env=dict(step.environment),
+                   secret_env={name: owner_secrets[name] for name in step.secrets}, entrypoint=step.entrypoint,
+                   triggers=triggers, depends_on=depends_on)
 
 
 def docker_run_script(image_id: str, args: OneShotTaskArgs, network: str,

@@ -12,10 +12,10 @@ from components.container_service import (
     ConfigFile,
     ContainerService,
     ContainerServiceArgs,
+    DockerRuntime,
     Healthcheck,
     ImageBuild,
     NetworkAttachment,
-    Placement,
     VolumeMount,
     named_volume,
     scratch,
@@ -26,8 +26,7 @@ from configs import postgres as pg
 from settings import Limits
 
 SERVICE = "postgres"
-# The official alpine image's postgres user.
-USER = "70:70"
+USER = pg.IMAGE_USER
 IMAGE_CONTEXT = Path(__file__).resolve().parent.parent / "images" / "postgres-pgbackrest"
 SOCKET_DIR = pg.SOCKET_DIR
 POSIX_REPO_DIR = "/var/lib/pgbackrest"
@@ -56,7 +55,7 @@ def built_image_ref(name_prefix: str, base: str) -> str:
 
 @dataclass
 class PostgresArgs:
-    placement: Placement
+    runtime: DockerRuntime
     image: str
     limits: Limits
     data_network: pulumi.Input[str]
@@ -98,7 +97,7 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Postgres", name, None, opts)
         # The cluster itself: protected and kept on delete in production.
-        self.volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-postgres-data", args.placement.labels,
+        self.volume = named_volume(f"{name}-data", f"{args.runtime.name_prefix}-postgres-data", args.runtime.labels,
                                    self, keep=args.protect_data)
         secret_files = {
             pg.PASSWORD_FILES["superuser"]: args.superuser_password,
@@ -107,7 +106,7 @@ class Postgres(pulumi.ComponentResource):
             pg.PASSWORD_FILES["monitoring"]: args.monitoring_password,
             pg.HEALTH_PASSFILE: args.app_password.apply(lambda p: pg.pgpass_line(p)),
         }
-        prefix, labels = args.placement.name_prefix, args.placement.labels
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
         # The socket directory is shared with the backup container (pgBackRest and pg_dump
         # connect over it); a volume rather than a tmpfs for that reason.
         self.socket_volume = named_volume(f"{name}-socket", f"{prefix}-postgres-socket", labels, self)
@@ -143,7 +142,7 @@ class Postgres(pulumi.ComponentResource):
         ]
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
-            placement=args.placement,
+            runtime=args.runtime,
             image=self.image_ref,
             build=ImageBuild(IMAGE_CONTEXT, {"BASE_IMAGE": args.image}),
             limits=args.limits,
@@ -181,7 +180,7 @@ class Postgres(pulumi.ComponentResource):
         """The S3 key pair as a file on a volume of its own, rewritten by a one-shot task for
         every new key: PostgreSQL's archive_command and the backup jobs read it at each run, so
         a key rotation replaces neither container."""
-        prefix, labels = args.placement.name_prefix, args.placement.labels
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
         self.credentials_volume = named_volume(f"{name}-s3-credentials", f"{prefix}-pgbackrest-credentials",
                                                labels, self)
         self.pgbackrest_env = backup.credentials_env()
@@ -199,7 +198,7 @@ class Postgres(pulumi.ComponentResource):
             secret_env={"SOS_S3_KEY": args.archive.s3_access_key_id or "",
                         "SOS_S3_KEY_SECRET": args.archive.s3_secret_access_key},
             volumes=[(self.credentials_volume.name, backup.CREDENTIALS_DIR)],
-            commands=args.placement.commands,
+            commands=args.runtime.commands,
             # A new key (its id changes with it) writes the file again.
             triggers=[args.archive.s3_access_key_id],
         ), opts=pulumi.ResourceOptions(parent=self))

@@ -11,8 +11,8 @@ from components.container_service import (
     ConfigFile,
     ContainerService,
     ContainerServiceArgs,
+    DockerRuntime,
     Healthcheck,
-    Placement,
     VolumeMount,
     named_volume,
     scratch,
@@ -27,7 +27,7 @@ USER = f"999:{rc.GROUP}"
 
 @dataclass
 class RedisArgs:
-    placement: Placement
+    runtime: DockerRuntime
     image: str
     limits: Limits
     data_network: pulumi.Input[str]
@@ -47,7 +47,7 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Redis", name, None, opts)
-        self.volume = named_volume(f"{name}-data", f"{args.placement.name_prefix}-redis-data", args.placement.labels,
+        self.volume = named_volume(f"{name}-data", f"{args.runtime.name_prefix}-redis-data", args.runtime.labels,
                                    self, keep=args.protect_data)
         self.service = ContainerService(f"{name}-svc", replace(
             ContainerServiceArgs.of(SERVICE, args, [args.data_network], USER),

@@ -13,14 +13,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components import api as api_component
-from components import frontend as frontend_component
 from configs import n8n as n8n_config
 from configs import nginx as nginx_config
 from configs import postgres as pg
 from configs import redis as redis_config
+from services import api, frontend
 
-APP_PORTS = (frontend_component.PORT, api_component.PORT, n8n_config.PORT)
+APP_PORTS = (frontend.PORT, api.PORT, n8n_config.PORT)
 EDGE_PORTS = (nginx_config.HTTP_PORT, nginx_config.HEALTH_PORT)
 
 

@@ -3,6 +3,7 @@ worker processes in queue mode)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from configs.postgres import N8N_DATABASE, N8N_ROLE
@@ -29,7 +30,7 @@ STATIC_CACHE_DIR = "/home/node/.cache"
 CLUSTER_TMP_MB = 256
 
 
-def n8n_env(origin: str, postgres_host: str) -> dict[str, str]:
+def n8n_env(origin: str, postgres_host: Any) -> dict[str, Any]:
     """Plain settings, for the editor at `origin` (`https://host[:port]`). None of the variables
     n8n 1.0 removed (N8N_BASIC_AUTH_*, N8N_JWT_AUTH_*, N8N_USER_MANAGEMENT_DISABLED): the owner
     account is created in the editor on first visit."""
@@ -67,7 +68,7 @@ def n8n_env(origin: str, postgres_host: str) -> dict[str, str]:
     }
 
 
-def queue_env(redis_host: str) -> dict[str, str]:
+def queue_env(redis_host: Any) -> dict[str, Any]:
     """Queue mode (the cluster): the main process takes the editor and triggers and puts each
     execution on a Redis queue (ElastiCache, TLS, AUTH token given as a secret); webhook
     processes take the public webhooks; workers run the executions, manual ones included."""

@@ -21,6 +21,8 @@ MONITORING_ROLE = "sos_monitoring"
 # The application roles by the key their password is known under (PASSWORD_FILES).
 ROLES = {"app": APP_ROLE, "n8n": N8N_ROLE, "monitoring": MONITORING_ROLE}
 PORT = 5432
+# The official alpine image's postgres user (its psql runs the cluster's and the API's SQL steps).
+IMAGE_USER = "70:70"
 # Memory of the instance classes the settings accept, for the tuning rules.
 RDS_INSTANCE_MEMORY_MB = {
     "db.t4g.micro": 1024, "db.t4g.small": 2048, "db.t4g.medium": 4096, "db.t4g.large": 8192,

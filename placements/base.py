@@ -11,9 +11,10 @@ import pulumi_docker as docker
 
 from components.backups import OffsiteTarget
 from components.container_networks import ContainerNetworks
-from components.container_service import Placement
+from components.container_service import DockerRuntime
 from components.platform_secrets import PlatformSecrets
 from components.postgres import ArchiveArgs
+from services.spec import ObjectStore
 from settings import Settings
 
 
@@ -37,17 +38,6 @@ class AccessKeyAges:
     rotation_days: int
 
 
-class ObjectStore(Protocol):
-    """S3 or S3-compatible storage, as the API and the backups use it."""
-
-    endpoint: pulumi.Input[str]
-    region: pulumi.Input[str]
-    force_path_style: bool
-    buckets: Mapping[str, pulumi.Input[str]]
-    access_key_id: pulumi.Input[str]
-    secret_access_key: pulumi.Output[str]
-
-
 class PlatformPlacement(Protocol):
     """One per placement: local Docker (dev), an EC2 Docker host (staging, production)."""
 
@@ -55,7 +45,7 @@ class PlatformPlacement(Protocol):
 
     # The container runtime: its Docker provider, and naming, labels and commands for services.
     provider: docker.Provider
-    services: Placement
+    services: DockerRuntime
     tls: TlsMaterial
     # Who may be believed about the client's address (Cloudflare's ranges), and where the edge
     # publishes its ports.

@@ -12,7 +12,7 @@ import pulumi_cloudflare as cloudflare
 from components.backups import OffsiteTarget
 from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
 from components.container_networks import ContainerNetworks
-from components.container_service import Placement
+from components.container_service import DockerRuntime
 from components.docker_host import DockerHost, DockerHostArgs
 from components.host_network import HostNetwork, HostNetworkArgs
 from components.object_storage import ObjectStorage, ObjectStorageArgs
@@ -83,7 +83,7 @@ class HostPlacement:
         ), opts=on_aws)
         self.provider = self.host.provider
         # Ubuntu's `/` is a shared mount (systemd), and the data volume is mounted by cloud-init.
-        self.services = Placement(cfg.name_prefix, cfg.labels, self.host.commands, bind_propagation="rslave")
+        self.services = DockerRuntime(cfg.name_prefix, cfg.labels, self.host.commands, bind_propagation="rslave")
         self.edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
             zone=cfg.cloudflare_zone,
             domain=cfg.domain,

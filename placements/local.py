@@ -9,7 +9,7 @@ import pulumi
 
 from components.backups import OffsiteTarget
 from components.container_networks import ContainerNetworks
-from components.container_service import Placement
+from components.container_service import DockerRuntime
 from components.edge_proxy import edge_container_name
 from components.local_docker_host import LocalDockerHost, LocalDockerHostArgs
 from components.local_object_storage import LocalObjectStorage, LocalObjectStorageArgs
@@ -41,7 +41,7 @@ class LocalPlacement:
             cfg.docker_host, cfg.stack, cfg.registry, edge_ports=cfg.edge_ports, bind_address=self.bind_address,
             edge_subnet=cfg.edge_subnet, project=cfg.project, edge_container=edge_container_name(cfg.name_prefix)))
         self.provider = host.provider
-        self.services = Placement(cfg.name_prefix, cfg.labels, host.commands)
+        self.services = DockerRuntime(cfg.name_prefix, cfg.labels, host.commands)
         dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))
         self.tls = TlsMaterial(
             cert_pem=dev_tls.cert_pem, key_pem=dev_tls.key_pem, client_ca_pem=None,
@@ -54,7 +54,7 @@ class LocalPlacement:
         if self._storage is None:
             cfg = self.cfg
             self._storage = LocalObjectStorage("storage", LocalObjectStorageArgs(
-                placement=self.services,
+                runtime=self.services,
                 image=cfg.images["minio"],
                 client_image=cfg.images["minioClient"],
                 limits=cfg.limits["minio"],

@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import replace
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 from pulumi_command import local as local_command
 
-from components import api as api_component
-from components import edge_proxy
-from components import frontend as frontend_component
-from components import n8n as n8n_component
-from components import postgres as postgres_component
 from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
 from components.cluster_alarms import ClusterAlarms, ClusterAlarmsArgs
 from components.cluster_entry import ClusterEntry, ClusterEntryArgs
@@ -38,7 +33,6 @@ from components.cluster_service import (
     ClusterTaskArgs,
     Scaling,
 )
-from components.container_service import Healthcheck, seconds
 from components.database_vault import DatabaseVault, DatabaseVaultArgs
 from components.image_cache import ImageCache, ImageCacheArgs
 from components.managed_cache import ManagedCache, ManagedCacheArgs
@@ -48,11 +42,16 @@ from components.object_storage import ObjectStorage, ObjectStorageArgs
 from components.platform_secrets import PlatformSecrets, PlatformSecretsArgs
 from components.task_groups import TaskGroups
 from configs import ecs, edge_release
-from configs import n8n as n8n_config
 from configs import nginx as nginx_config
 from configs import postgres as pg
 from configs import redis as redis_config
 from platforms import outputs
+from services import api as api_service
+from services import database as database_service
+from services import edge as edge_service
+from services import frontend as frontend_service
+from services import n8n as n8n_service
+from services.spec import Scratch, ServiceSpec, StepSpec, Wiring, seconds
 from settings import CLUSTER_IMAGES, Settings
 
 # The VPC's resolver (Route 53 Resolver), which answers for Cloud Map's private namespace.
@@ -65,26 +64,34 @@ DISCOVERY_TTL = 10
 EDGE_REQUESTS_PER_TASK = 3000
 API_REQUESTS_PER_TASK = 1200
 FRONTEND_REQUESTS_PER_TASK = 1200
-EDGE_USER = edge_proxy.USER
 # The edge's two caches on the cluster (static assets, responses), in its /tmp tmpfs: memory.
 EDGE_CACHE_MB = (64, 128)
 # What one response may spool to the edge's /tmp for a slow client: its tmpfs is memory.
 EDGE_PROXY_TEMP_MB = 8
-POSTGRES_IMAGE_USER = postgres_component.USER
-CLUSTER_SCRIPTS = Path(__file__).resolve().parent.parent / "configs" / "cluster_scripts"
 # The account's service-linked roles ECS and its autoscaling use.
 SERVICE_LINKED_ROLES = ("ecs.amazonaws.com", "ecs.application-autoscaling.amazonaws.com")
-# Variables that carry the roles' SCRAM verifiers into the bootstrap task (configs/postgres.py).
-VERIFIER_VARIABLES = {"app": "SOS_APP_VERIFIER", "n8n": "SOS_N8N_VERIFIER", "monitoring": "SOS_MONITORING_VERIFIER"}
+# The generated password behind each role's verifier (services/database.py).
+ROLE_PASSWORDS = {"app": "postgresApp", "n8n": "postgresN8n", "monitoring": "postgresMonitoring"}
 
 
 def secret_json(values: Mapping[str, str]) -> str:
     return json.dumps(dict(sorted(values.items())))
 
 
-def cluster_script(name: str) -> str:
-    """A shell script of configs/cluster_scripts/, as a task's `sh -c` command."""
-    return (CLUSTER_SCRIPTS / f"{name}.sh").read_text()
+def task_spec(spec: ServiceSpec | StepSpec, stack: str, region: str) -> tuple[ecs.TaskSpec, dict[str, pulumi.Input[str]]]:
+    """A service's or a step's spec (services/) as an ECS task: the task definition's part, and
+    the variables known only at deploy time, which ClusterService/ClusterTask add to it."""
+    plain = {k: v for k, v in spec.environment.items() if isinstance(v, str)}
+    later = {k: v for k, v in spec.environment.items() if not isinstance(v, str)}
+    common = {"name": spec.name, "image": spec.image, "cpus": spec.limits.cpus, "memory_mb": spec.limits.memory_mb,
+              "user": spec.user, "log_group": f"/sos/{stack}/{spec.name}", "region": region, "environment": plain,
+              "command": list(spec.command)}
+    writable = tuple(ecs.Scratch(w.path, w.size_mb) for w in spec.writable)
+    if isinstance(spec, StepSpec):
+        return ecs.TaskSpec(port=None, health_command=(), **common, **({"writable": writable} if writable else {})), later
+    return ecs.TaskSpec(port=spec.port, health_command=list(spec.health.test),
+                        health_start_seconds=seconds(spec.health.start_period), stop_timeout=spec.stop_timeout,
+                        writable=writable, **common), later
 
 
 def build(cfg: Settings) -> None:
@@ -183,15 +190,15 @@ def build(cfg: Settings) -> None:
         lambda v: pg.database_url(v[0], v[1]) + "?sslmode=require")
     redis_url = pulumi.Output.all(cache.auth_token, redis_host).apply(
         lambda v: redis_config.redis_url(v[0], v[1], tls=True))
-    api_values: dict[str, pulumi.Input[str]] = {
-        "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-        "JWT_ACCESS_SECRET": pw["jwtAccess"], "JWT_REFRESH_SECRET": pw["jwtRefresh"],
-        **{variable: cfg.external_secrets[key] for key, variable in api_component.EXTERNAL_ENV.items()
-           if cfg.external_secrets.get(key) is not None}}
-    api_secret = vault("api", api_values)
-    roles_secret = vault("database-roles", {
-        VERIFIER_VARIABLES[key]: pw[name].apply(lambda p, role=pg.ROLES[key]: pg.scram_verifier(p, role))
-        for key, name in (("app", "postgresApp"), ("n8n", "postgresN8n"), ("monitoring", "postgresMonitoring"))})
+    # Names through Cloud Map; n8n in queue mode on the shared Redis.
+    wiring = Wiring(storage=storage, database_url=database_url, redis_url=redis_url, postgres_host=db_host,
+                    domain_suffix=f".{prefix}.internal",
+                    queue_redis_host=redis_host if cfg.features.n8n else None)
+    api_spec = api_service.service(cfg, wiring, pw["jwtAccess"], pw["jwtRefresh"])
+    api_secret = vault("api", api_spec.secrets)
+    roles_secret = vault(database_service.ROLES_OWNER, {
+        variable: pw[ROLE_PASSWORDS[key]].apply(lambda p, role=pg.ROLES[key]: pg.scram_verifier(p, role))
+        for variable, key in database_service.VERIFIER_VARIABLES.items()})
 
     # A fresh account's first CreateCluster or CreateService can fail on the service-linked role
     # ECS should have made (tools/service_roles.py); the roles are the account's, never deleted.
@@ -221,147 +228,100 @@ def build(cfg: Settings) -> None:
     common = {"name_prefix": prefix, "cluster_arn": cluster.arn, "subnet_ids": private_subnets,
               "log_retention_days": cfg.log_retention_days, "image_cache": image_cache}
     in_apps = {"security_group_ids": [groups.apps.id]}
+    stack = cfg.stack
 
-    def spec(name: str, image: str, limits: str, user: str, port: int | None, health: Healthcheck | Sequence[str],
-             environment: Mapping[str, str], **extra: object) -> ecs.TaskSpec:
-        lim = cfg.limits[limits]
-        if isinstance(health, Healthcheck):
-            # The service's own check, written once beside its component (start period included).
-            extra = {"health_start_seconds": seconds(health.start_period), **extra}
-            health = health.test
-        return ecs.TaskSpec(name=name, image=image, cpus=lim.cpus, memory_mb=lim.memory_mb, user=user, port=port,
-                            health_command=list(health), log_group=f"/sos/{cfg.stack}/{name}", region=region,
-                            environment=dict(environment), **extra)  # type: ignore[arg-type]
+    def step(spec: StepSpec, owner: aws.secretsmanager.Secret, depends_on: Sequence[pulumi.Resource],
+             **extra: object) -> ClusterTask:
+        """A one-off step (services/), its secrets the named keys of its owner's vault."""
+        task, later = task_spec(spec, stack, region)
+        extra_secrets = dict(extra.pop("secrets", {}))  # type: ignore[call-overload]
+        return ClusterTask(spec.name, ClusterTaskArgs(
+            spec=task, region=region, secrets={**extra_secrets, **keys_of(owner, list(spec.secrets))},
+            secret_arns=[*extra.pop("secret_arns", []), owner.arn],  # type: ignore[misc]
+            environment_inputs={**later, **extra.pop("environment_inputs", {})},  # type: ignore[dict-item]
+            depends_on=[*depends_on, *started_after], **in_apps, **common, **extra), opts=on_aws)  # type: ignore[arg-type]
+
+    def run(spec: ServiceSpec, owner: aws.secretsmanager.Secret | None, scaling: Scaling,
+            depends_on: Sequence[pulumi.Resource], **extra: object) -> ClusterService:
+        """A service (services/) as an ECS service; its secrets by reference to its owner's vault."""
+        task, later = task_spec(spec, stack, region)
+        by_reference = {"secrets": keys_of(owner, sorted(spec.secrets)), "secret_arns": [owner.arn]} if owner else {}
+        placed = {**in_apps, **extra}
+        return ClusterService(spec.name, ClusterServiceArgs(
+            spec=task, environment_inputs=later, cluster_name=cluster.name, scaling=scaling,
+            depends_on=[*depends_on, *started_after], **by_reference, **placed, **common), opts=on_aws)  # type: ignore[arg-type]
 
     # --- the database: roles and databases, then the API's migrations -----------------------
     master = database.master_secret_arn
-    bootstrap = ClusterTask("database-bootstrap", ClusterTaskArgs(
-        spec=spec("database-bootstrap", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
-                  {"PGPORT": str(pg.PORT), "PGSSLMODE": "require", "PGCONNECT_TIMEOUT": "10",
-                   "SOS_INIT_SQL": pg.init_sql(managed=True)},
-                  command=["sh", "-c", cluster_script("database-bootstrap")],
-                  # The restore runbook fetches a dump into it (docs/runbook.md): as much as the
-                  # task's memory allows.
-                  writable=(ecs.Scratch("/tmp", ecs.scratch_budget_mb(cfg.limits["postgres"].cpus,
-                                                                      cfg.limits["postgres"].memory_mb)),)),
-        region=region, security_group_ids=[groups.apps.id],
+    bootstrap = step(
+        database_service.bootstrap(cfg, ecs.scratch_budget_mb(cfg.limits["postgres"].cpus,
+                                                              cfg.limits["postgres"].memory_mb)),
+        roles_secret, database.ready,
+        # The managed database's own master credentials (RDS keeps them in Secrets Manager).
         secrets={"PGUSER": master.apply(lambda a: f"{a}:username::"),
-                 "PGPASSWORD": master.apply(lambda a: f"{a}:password::"),
-                 **keys_of(roles_secret, list(VERIFIER_VARIABLES.values()))},
-        secret_arns=[master, roles_secret.arn], environment_inputs={"PGHOST": db_host},
-        depends_on=[*database.ready, *started_after], **common), opts=on_aws)
-    migrate = ClusterTask("api-migrate", ClusterTaskArgs(
-        spec=spec("api-migrate", cfg.images["api"], "api", api_component.USER, None, (),
-                  {"NODE_ENV": "production"}, command=["npx", "--no-install", "prisma", "migrate", "deploy"]),
-        region=region, security_group_ids=[groups.apps.id], secrets=keys_of(api_secret, ["DATABASE_URL"]),
-        secret_arns=[api_secret.arn], depends_on=[bootstrap.run, *started_after], **common), opts=on_aws)
-    indexes = ClusterTask("api-indexes", ClusterTaskArgs(
-        spec=spec("api-indexes", cfg.images["postgres"], "postgres", POSTGRES_IMAGE_USER, None, (),
-                  {"SOS_MIGRATION_SQL": pg.migration_sql()},
-                  command=["sh", "-c", 'printf "%s" "$SOS_MIGRATION_SQL" | psql --no-psqlrc -v ON_ERROR_STOP=1 '
-                                       '--dbname "$DATABASE_URL" -f -']),
-        region=region, security_group_ids=[groups.apps.id], secrets=keys_of(api_secret, ["DATABASE_URL"]),
-        secret_arns=[api_secret.arn], depends_on=[migrate.run, *started_after], **common), opts=on_aws)
+                 "PGPASSWORD": master.apply(lambda a: f"{a}:password::")},
+        secret_arns=[master], environment_inputs={"PGHOST": db_host})
+    migrate = step(api_service.migrate(cfg), api_secret, [bootstrap.run])
+    indexes = step(api_service.indexes(cfg), api_secret, [migrate.run])
 
     # --- the services ----------------------------------------------------------------------
     tasks = sizes.tasks
     edge_target = (entry.load_balancer.arn_suffix, entry.target_group.arn_suffix)
     api_discovery, api_name = discovered("api")
-    api = ClusterService("api", ClusterServiceArgs(
-        spec=spec("api", cfg.images["api"], "api", api_component.USER, api_component.PORT,
-                  api_component.HEALTHCHECK,
-                  {"NODE_ENV": "production", "PORT": str(api_component.PORT), "HOST": "0.0.0.0",
-                   "SITE_URL": site_url, "S3_ENDPOINT": storage.endpoint, "AWS_REGION": region,
-                   "S3_FORCE_PATH_STYLE": "false"},
-                  stop_timeout=cfg.drain_seconds),
-        environment_inputs={"S3_BUCKET_CONTENT": storage.buckets["content"],
-                            "S3_BUCKET_IMAGES": storage.buckets["images"]},
-        cluster_name=cluster.name, scaling=Scaling(tasks["api"].minimum, tasks["api"].maximum,
-                                                   requests_per_task=API_REQUESTS_PER_TASK, edge_target=edge_target),
-        secrets=keys_of(api_secret, sorted(api_values)), secret_arns=[api_secret.arn],
-        # S3 through the task role: no static key exists on the cluster.
-        task_policy=storage.api_policy, discovery_arn=api_discovery.arn,
-        depends_on=[indexes.run, *cache.ready, *started_after], **in_apps, **common), opts=on_aws)
+    api = run(api_spec, api_secret,
+              Scaling(tasks["api"].minimum, tasks["api"].maximum, requests_per_task=API_REQUESTS_PER_TASK,
+                      edge_target=edge_target),
+              [indexes.run, *cache.ready],
+              # S3 through the task role: no static key exists on the cluster.
+              task_policy=storage.api_policy, discovery_arn=api_discovery.arn)
     frontend_discovery, frontend_name = discovered("frontend")
-    frontend = ClusterService("frontend", ClusterServiceArgs(
-        spec=spec("frontend", cfg.images["frontend"], "frontend", frontend_component.USER, frontend_component.PORT,
-                  frontend_component.HEALTHCHECK,
-                  {"NODE_ENV": "production", "PORT": str(frontend_component.PORT), "HOSTNAME": "0.0.0.0",
-                   "NEXT_TELEMETRY_DISABLED": "1", "SITE_URL": site_url, "API_URL": api_url,
-                   "API_INTERNAL_URL": f"http://{api_name}:{api_component.PORT}"},
-                  stop_timeout=cfg.drain_seconds,
-                  # Next.js's image and fetch cache: the image has /app/.next owned by nextjs.
-                  writable=(ecs.TMP, ecs.Scratch("/app/.next/cache", 256))),
-        cluster_name=cluster.name, scaling=Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum,
-                                                   requests_per_task=FRONTEND_REQUESTS_PER_TASK,
-                                                   edge_target=edge_target),
-        discovery_arn=frontend_discovery.arn, depends_on=[api.service, *started_after], **in_apps, **common),
-        opts=on_aws)
+    frontend = run(frontend_service.service(cfg, wiring), None,
+                   Scaling(tasks["frontend"].minimum, tasks["frontend"].maximum,
+                           requests_per_task=FRONTEND_REQUESTS_PER_TASK, edge_target=edge_target),
+                   [api.service], discovery_arn=frontend_discovery.arn)
 
-    n8n_names: tuple[str, str] | None = None
+    n8n_servers: tuple[str, str] | None = None
     watched: dict[str, ClusterService] = {}
     if cfg.features.n8n:
         # Queue mode: one main (editor, triggers), webhook processes, autoscaled workers.
-        n8n_secret = vault("n8n", {"DB_POSTGRESDB_PASSWORD": pw["postgresN8n"],
-                                   # Losing it makes every stored credential unreadable: kept in
-                                   # the stack's state (protected in production), never regenerated.
-                                   "N8N_ENCRYPTION_KEY": pw["n8nEncryptionKey"],
-                                   "QUEUE_BULL_REDIS_PASSWORD": cache.auth_token})
-        n8n_common = {
-            "cluster_name": cluster.name,
-            "secrets": keys_of(n8n_secret, ["DB_POSTGRESDB_PASSWORD", "N8N_ENCRYPTION_KEY",
-                                            "QUEUE_BULL_REDIS_PASSWORD"]),
-            "secret_arns": [n8n_secret.arn],
-            "environment_inputs": {"DB_POSTGRESDB_HOST": db_host, "QUEUE_BULL_REDIS_HOST": redis_host},
-            "depends_on": [bootstrap.run, *cache.ready, *started_after], **in_apps, **common}
-        n8n_env = {**n8n_config.n8n_env(n8n_url, ""), **n8n_config.queue_env("")}
-        for variable in ("DB_POSTGRESDB_HOST", "QUEUE_BULL_REDIS_HOST"):
-            n8n_env.pop(variable)
-        n8n_health, n8n_stop = n8n_component.HEALTHCHECK, n8n_component.STOP_TIMEOUT
+        processes = n8n_service.processes(cfg, wiring, pw["postgresN8n"], pw["n8nEncryptionKey"], cache.auth_token)
+        n8n_secret = vault("n8n", processes[0].secrets)
+        bounds = {"n8n-worker": (tasks["n8nWorker"].minimum, tasks["n8nWorker"].maximum)}
         names: list[str] = []
-        for process, command, bounds in (("n8n", (), (1, 1)), ("n8n-webhook", ("webhook",), (1, 1)),
-                                         ("n8n-worker", ("worker",),
-                                          (tasks["n8nWorker"].minimum, tasks["n8nWorker"].maximum))):
-            registry, name = discovered(process) if process != "n8n-worker" else (None, "")
+        for process in processes:
+            registry, name = discovered(process.name) if process.name != "n8n-worker" else (None, "")
             names.append(name)
-            watched[process] = ClusterService(process, ClusterServiceArgs(
-                spec=spec(process, cfg.images["n8n"], "n8n", n8n_config.USER,
-                          n8n_config.PORT, n8n_health, n8n_env, command=list(command), stop_timeout=n8n_stop,
-                          # N8N_USER_FOLDER's settings file and the editor's static files, which
-                          # `n8n start` writes under it at every start (about 77 MB at 1.123).
-                          writable=(ecs.Scratch("/tmp", n8n_config.CLUSTER_TMP_MB),)),
-                scaling=Scaling(*bounds), discovery_arn=registry.arn if registry else None,
+            watched[process.name] = run(
+                process, n8n_secret, Scaling(*bounds.get(process.name, (1, 1))), [bootstrap.run, *cache.ready],
+                discovery_arn=registry.arn if registry else None,
                 # Two main processes would fire every schedule twice (n8n's multi-main is licensed).
-                stop_first=process == "n8n",
-                **n8n_common), opts=on_aws)  # type: ignore[arg-type]
-        n8n_names = (names[0], names[1])
+                stop_first=process.name == "n8n")
+        n8n_servers = (f"{names[0]}:{processes[0].port}", f"{names[1]}:{processes[1].port}")
 
     edge_conf = nginx_config.render(nginx_config.EdgeConfig(
-        domain=cfg.domain, n8n_server=f"{n8n_names[0]}:{n8n_config.PORT}" if n8n_names else None,
-        n8n_webhook_server=f"{n8n_names[1]}:{n8n_config.PORT}" if n8n_names else None,
+        domain=cfg.domain, n8n_server=n8n_servers[0] if n8n_servers else None,
+        n8n_webhook_server=n8n_servers[1] if n8n_servers else None,
         grafana_server=None, admin_cidrs=list(cfg.admin_cidrs),
         # Only the load balancer reaches the edge's tasks, and only Cloudflare reaches it.
         real_ip_from=[network_args.cidr], client_ca=False,
-        api_servers=[f"{api_name}:{api_component.PORT}"],
-        frontend_servers=[f"{frontend_name}:{frontend_component.PORT}"],
+        api_servers=[f"{api_name}:{api_service.PORT}"],
+        frontend_servers=[f"{frontend_name}:{frontend_service.PORT}"],
         resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR,
         cache_max_mb=EDGE_CACHE_MB, proxy_temp_file_max=f"{EDGE_PROXY_TEMP_MB}m"))
-    edge = ClusterService("edge", ClusterServiceArgs(
-        spec=spec("edge", cfg.images["nginx"], "nginx", EDGE_USER, nginx_config.HTTP_PORT,
-                  ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{nginx_config.HEALTH_PORT}"
-                                f"{nginx_config.HEALTH_PATH} || exit 1"],
-                  {edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
-                  command=["sh", "-c", edge_release.cluster_entrypoint()], stop_timeout=cfg.drain_seconds,
-                  # The release, pid, both caches (nginx trims them only after the fact), request
-                  # bodies (up to 10 MiB each) and responses spooled for slow clients (up to
-                  # EDGE_PROXY_TEMP_MB each): all in the task's memory.
-                  writable=(ecs.Scratch("/tmp", 256 + sum(EDGE_CACHE_MB)),)),
-        cluster_name=cluster.name,
-        scaling=Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
-                        load_balancer_label=entry.request_label),
-        target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id],
-        depends_on=[entry.listener, *started_after],
-        **common), opts=on_aws)
+    edge_spec = edge_service.service(cfg)
+    edge = run(replace(
+        edge_spec,
+        # The release travels in the task definition; the entrypoint unpacks it and starts nginx.
+        environment={**edge_spec.environment,
+                     edge_release.CLUSTER_RELEASE_VARIABLE: edge_release.cluster_release(edge_conf)},
+        command=("sh", "-c", edge_release.cluster_entrypoint()),
+        # The release, pid, both caches (nginx trims them only after the fact), request bodies
+        # (up to 10 MiB each) and responses spooled for slow clients (up to EDGE_PROXY_TEMP_MB
+        # each): all in the task's memory.
+        writable=(Scratch("/tmp", 256 + sum(EDGE_CACHE_MB)),)), None,
+        Scaling(tasks["edge"].minimum, tasks["edge"].maximum, requests_per_target=EDGE_REQUESTS_PER_TASK,
+                load_balancer_label=entry.request_label),
+        [entry.listener], target_group_arn=entry.target_group.arn, security_group_ids=[groups.edge.id])
 
     watched = {"edge": edge, "api": api, "frontend": frontend, **watched}
     minimums = {"edge": tasks["edge"].minimum, "api": tasks["api"].minimum, "frontend": tasks["frontend"].minimum,

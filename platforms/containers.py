@@ -17,6 +17,11 @@ from components.redis import Redis, RedisArgs
 from configs import monitoring as monitoring_config
 from configs import nginx as nginx_config
 from platforms import outputs
+from services import api as api_service
+from services import edge as edge_service
+from services import frontend as frontend_service
+from services import n8n as n8n_service
+from services.spec import Wiring
 from settings import Settings
 
 
@@ -29,7 +34,7 @@ def build(cfg: Settings) -> None:
     secrets = PlatformSecrets("secrets", PlatformSecretsArgs(
         with_minio=placement_kind.runs_minio, protect=cfg.is_production))
     where = placement_kind(cfg, secrets, edge_hostnames)
-    placement = where.services
+    runtime = where.services
     on_docker = pulumi.ResourceOptions(providers={"docker": where.provider})
     networks = ContainerNetworks("networks", ContainerNetworksArgs(
         name_prefix=cfg.name_prefix, labels=cfg.labels, with_egress=where.needs_egress, edge_subnet=cfg.edge_subnet),
@@ -37,7 +42,7 @@ def build(cfg: Settings) -> None:
     storage = where.object_storage(networks)
 
     postgres = Postgres("postgres", PostgresArgs(
-        placement=placement,
+        runtime=runtime,
         image=cfg.images["postgres"],
         limits=cfg.limits["postgres"],
         data_network=networks.data.name,
@@ -51,7 +56,7 @@ def build(cfg: Settings) -> None:
     ), opts=on_docker)
 
     redis = Redis("redis", RedisArgs(
-        placement=placement,
+        runtime=runtime,
         image=cfg.images["redis"],
         limits=cfg.limits["redis"],
         data_network=networks.data.name,
@@ -61,7 +66,7 @@ def build(cfg: Settings) -> None:
     ), opts=on_docker)
 
     backups = Backups("backups", BackupsArgs(
-        placement=placement,
+        runtime=runtime,
         limits=cfg.limits["backup"],
         postgres=postgres,
         redis_volume=redis.volume.name,
@@ -74,67 +79,47 @@ def build(cfg: Settings) -> None:
     site_url, api_url = cfg.origin(), cfg.origin("api")
     stores_ready = [*postgres.ready, *redis.ready, *where.stores_ready()]
 
+    wiring = Wiring(storage=storage, database_url=postgres.app_database_url, redis_url=redis.url,
+                    postgres_host=postgres.host)
+    api_spec = api_service.service(cfg, wiring, secrets.values["jwtAccess"], secrets.values["jwtRefresh"])
     api = Api("api", ApiArgs(
-        placement=placement,
-        image=cfg.images["api"],
-        migration_image=cfg.images["postgres"],
-        limits=cfg.limits["api"],
-        migration_limits=cfg.limits["api"],
+        runtime=runtime,
+        spec=api_spec,
+        migrate=api_service.migrate(cfg),
+        indexes=api_service.indexes(cfg),
         replicas=cfg.api_replicas,
         edge_network=networks.edge.name,
         data_network=networks.data.name,
-        site_url=site_url,
-        database_url=postgres.app_database_url,
-        redis_url=redis.url,
-        jwt_access_secret=secrets.values["jwtAccess"],
-        jwt_refresh_secret=secrets.values["jwtRefresh"],
-        s3_endpoint=storage.endpoint,
-        s3_region=storage.region,
-        s3_force_path_style=storage.force_path_style,
-        content_bucket=storage.buckets["content"],
-        images_bucket=storage.buckets["images"],
-        s3_access_key_id=storage.access_key_id,
-        s3_secret_access_key=storage.secret_access_key,
-        external_secrets=cfg.external_secrets,
         rollout_batch=cfg.rollout_batch,
-        drain_seconds=cfg.drain_seconds,
         depends_on=stores_ready,
     ), opts=on_docker)
 
     frontend = Frontend("frontend", FrontendArgs(
-        placement=placement,
-        image=cfg.images["frontend"],
-        limits=cfg.limits["frontend"],
+        runtime=runtime,
+        spec=frontend_service.service(cfg, wiring),
         replicas=cfg.frontend_replicas,
         edge_network=networks.edge.name,
-        site_url=site_url,
-        api_url=api_url,
         rollout_batch=cfg.rollout_batch,
-        drain_seconds=cfg.drain_seconds,
         depends_on=api.ready,
     ), opts=on_docker)
 
     n8n_upstream = None
     if cfg.features.n8n:
+        (n8n_spec,) = n8n_service.processes(cfg, wiring, secrets.values["postgresN8n"],
+                                            secrets.values["n8nEncryptionKey"])
         n8n = N8n("n8n", N8nArgs(
-            placement=placement,
-            image=cfg.images["n8n"],
-            limits=cfg.limits["n8n"],
+            runtime=runtime,
+            spec=n8n_spec,
             edge_network=networks.edge.name,
             data_network=networks.data.name,
-            origin=cfg.origin("n8n"),
-            postgres_host=postgres.host,
-            db_password=secrets.values["postgresN8n"],
-            encryption_key=secrets.values["n8nEncryptionKey"],
             protect_data=cfg.is_production,
             depends_on=postgres.ready,
         ), opts=on_docker)
         n8n_upstream = n8n.upstream
 
     edge = EdgeProxy("edge", EdgeProxyArgs(
-        placement=placement,
-        image=cfg.images["nginx"],
-        limits=cfg.limits["nginx"],
+        runtime=runtime,
+        spec=edge_service.service(cfg),
         edge_network=networks.edge.name,
         config=nginx_config.EdgeConfig(
             domain=cfg.domain,
@@ -165,7 +150,7 @@ def build(cfg: Settings) -> None:
             frontend=frontend.scrape_targets if cfg.features.app_metrics else (),
             grafana=monitoring_config.GRAFANA_UPSTREAM)
         Monitoring("monitoring", MonitoringArgs(
-            placement=placement,
+            runtime=runtime,
             stack=cfg.stack,
             images=cfg.images,
             limits=cfg.limits,

@@ -21,7 +21,7 @@ from configs import edge_release
 from configs import n8n as n8n_config
 from configs import nginx as ng
 from configs import postgres as pg
-from platforms.cluster import CLUSTER_SCRIPTS
+from services.database import SCRIPTS as CLUSTER_SCRIPTS
 from testsupport.edge import Nginx
 from testsupport.plans import cluster_plan_for
 from testsupport.servers import PgCluster

@@ -1,5 +1,7 @@
 """What a service is does not depend on where it runs: its health check (command and start
-period) and its stop timeout are the same in the host's containers and the cluster's tasks."""
+period), its stop timeout and its user are the same in the host's containers and the cluster's
+tasks (both read services/). The edge's was not before issue 27: a shell check with a 60 s start
+period on the cluster, wget with 20 s on the host."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import json
 
 import pytest
 
-from components.container_service import seconds
 from offline.harness import unwrap
+from services.spec import seconds
 from testsupport.plans import CLOUD_STACKS, cluster_plan_for, plan_for, service_of
 
 CONTAINER = "docker:index/container:Container"
@@ -21,7 +23,9 @@ def _tasks(stack: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize("stack", CLOUD_STACKS)
 @pytest.mark.parametrize("service,tasks", [("api", ["api"]), ("frontend", ["frontend"]),
-                                           ("n8n", ["n8n", "n8n-webhook", "n8n-worker"])])
+                                           ("n8n", ["n8n", "n8n-webhook", "n8n-worker"]),
+                                           # The edge's container keeps its Docker name.
+                                           ("nginx", ["edge"])])
 def test_health_and_stop_are_the_same_on_the_host_and_the_cluster(stack, service, tasks):
     container = min((c for c in plan_for(stack).of_type(CONTAINER) if service_of(c) == service), key=lambda c: c.name)
     check = unwrap(container.inputs["healthcheck"])
@@ -31,3 +35,4 @@ def test_health_and_stop_are_the_same_on_the_host_and_the_cluster(stack, service
         assert ecs["healthCheck"]["command"] == check["tests"], task
         assert ecs["healthCheck"]["startPeriod"] == seconds(check["startPeriod"]), task
         assert ecs["stopTimeout"] == container.inputs["stopTimeout"], task
+        assert ecs["user"] == container.inputs["user"], task
