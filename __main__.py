@@ -1,10 +1,10 @@
 """Stories of Software: one resource graph per stack.
 
-Settings are read and validated once; the placement they name builds the platform and exports
-the outputs (platforms/).
+Settings are read and validated once; the one composition (composition/) runs every service
+(services/) on the stack's placement (placements/) and exports the outputs.
 """
 
-import platforms
+import composition
 import settings
 
-platforms.build(settings.load())
+composition.build(settings.load())

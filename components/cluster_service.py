@@ -265,7 +265,7 @@ class ClusterTaskArgs:
 # Run from the project directory, as `pulumi up` runs every local command: the program's own
 # interpreter (Pulumi.yaml's virtualenv), which has boto3.
 PROGRAM_PYTHON = "venv/bin/python"
-RUN_TASK = f"{PROGRAM_PYTHON} -m tools.run_task"
+RUN_TASK = f"{PROGRAM_PYTHON} -m deploy.run_task"
 
 
 def run_task_command(region: str, cluster: str, task_definition: str, container: str, subnets: Sequence[str],

@@ -1,26 +1,30 @@
-"""Where the platform runs. Each placement is one object that supplies what the platform needs
-from it (placements/base.py); `for_stack` picks the stack's."""
+"""Where the platform runs, behind one seam (placements/base.Placement): Docker on the local
+engine (dev) or on an EC2 host, or ECS Fargate (`storiesofsoftware:placement: cluster`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from components.platform_secrets import PlatformSecrets
-from placements.base import PlatformPlacement
+from placements.base import Placement
 from settings import Settings
 
 
-def kind_for(cfg: Settings) -> type[PlatformPlacement]:
-    """The placement of the stack, as a class: what it needs is known before it is built."""
+def runs_minio(cfg: Settings) -> bool:
+    """dev runs MinIO, whose root password is one of the generated secrets."""
+    return not cfg.is_cloud
+
+
+def for_stack(cfg: Settings, secrets: PlatformSecrets) -> Placement:
+    # Imported when chosen: dev never loads the AWS and Cloudflare SDKs, the host never ECS's.
+    if cfg.on_cluster:
+        from placements.cluster import ClusterPlacement
+
+        return ClusterPlacement(cfg, secrets)
+    from placements.docker import DockerPlacement
+
     if cfg.is_cloud:
-        # Imported here so that dev never loads the AWS and Cloudflare SDKs.
-        from placements.host import HostPlacement
+        from placements.host import HostEngine
 
-        return HostPlacement
-    from placements.local import LocalPlacement
+        return DockerPlacement(cfg, secrets, HostEngine)
+    from placements.local import LocalEngine
 
-    return LocalPlacement
-
-
-def for_stack(cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> PlatformPlacement:
-    return kind_for(cfg)(cfg, secrets, hostnames)
+    return DockerPlacement(cfg, secrets, LocalEngine)

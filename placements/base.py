@@ -1,9 +1,10 @@
-"""What the platform needs from where it runs, whatever that is."""
+"""What the composition needs from where the platform runs (Placement), and what a Docker
+placement needs from its engine (DockerEngine)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import pulumi
@@ -14,7 +15,7 @@ from components.container_networks import ContainerNetworks
 from components.container_service import DockerRuntime
 from components.platform_secrets import PlatformSecrets
 from components.postgres import ArchiveArgs
-from services.spec import ObjectStore
+from services.spec import ObjectStore, ServiceSpec, StepSpec, Wiring
 from settings import Settings
 
 
@@ -38,8 +39,47 @@ class AccessKeyAges:
     rotation_days: int
 
 
-class PlatformPlacement(Protocol):
-    """One per placement: local Docker (dev), an EC2 Docker host (staging, production)."""
+@dataclass
+class Running:
+    """A service as a placement runs it: the addresses the edge proxies to, what waits for it to be
+    ready, and where Prometheus scrapes it (Docker's stable aliases; none on the cluster)."""
+
+    upstreams: list[pulumi.Input[str]]
+    ready: list[pulumi.Resource]
+    scrape_targets: list[str] = field(default_factory=list)
+
+
+class Placement(Protocol):
+    """The one seam between the composition (composition/) and where the platform runs: the
+    local Docker engine (dev), an EC2 Docker host, or ECS Fargate (`storiesofsoftware:placement`).
+    Built, it has its ground: providers, network, object storage, the data stores."""
+
+    # Where the services find storage, the databases and each other.
+    wiring: Wiring
+
+    def run_service(self, spec: ServiceSpec, steps: Sequence[StepSpec] = (),
+                    after: Sequence[Running] = ()) -> Running:
+        """Run a service after its steps (each after the one before) and after `after`; the data
+        stores its spec `needs` come first."""
+        ...
+
+    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running, n8n: Sequence[Running]) -> Running: ...
+
+    def observe(self) -> None:
+        """Metrics and alerts over what it runs (Prometheus and Grafana, or CloudWatch alarms)."""
+        ...
+
+    def outputs(self) -> Mapping[str, pulumi.Input[str]]:
+        """The placement's own stack outputs (composition/outputs.py lists the rest as absent)."""
+        ...
+
+    # Where Grafana is reached, when it runs.
+    grafana_url: str | None
+
+
+class DockerEngine(Protocol):
+    """What a Docker placement (placements/docker.py) stands on: the local engine (dev) or an EC2
+    host (staging, production with `placement: host`)."""
 
     def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None: ...
 
@@ -53,8 +93,6 @@ class PlatformPlacement(Protocol):
     bind_address: str
     # staging/production need a network with a route out for archiving and shipping.
     needs_egress: bool
-    # dev runs MinIO, whose root password is one of the generated secrets.
-    runs_minio: bool
     hsts_max_age: int
     access_keys: AccessKeyAges
 
@@ -72,6 +110,4 @@ class PlatformPlacement(Protocol):
         """A volume the backup container snapshots besides the databases (dev: MinIO's)."""
         ...
 
-    def outputs(self) -> Mapping[str, pulumi.Input[str]]:
-        """The placement's own stack outputs (platforms/outputs.py lists the rest as absent)."""
-        ...
+    def outputs(self) -> Mapping[str, pulumi.Input[str]]: ...

@@ -6,27 +6,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pulumi
-import pulumi_aws as aws
-import pulumi_cloudflare as cloudflare
 
 from components.backups import OffsiteTarget
-from components.cloudflare_edge import CloudflareEdge, CloudflareEdgeArgs, ip_ranges
 from components.container_networks import ContainerNetworks
 from components.container_service import DockerRuntime
 from components.docker_host import DockerHost, DockerHostArgs
 from components.host_network import HostNetwork, HostNetworkArgs
-from components.object_storage import ObjectStorage, ObjectStorageArgs
+from components.object_storage import ObjectStorage
 from components.platform_secrets import PlatformSecrets
 from components.postgres import ArchiveArgs
 from configs import backup as backup_config
 from configs import nginx as nginx_config
+from placements.aws_front import AwsFront
 from placements.base import AccessKeyAges, TlsMaterial
 from settings import Settings
 
 
-class HostPlacement:
+class HostEngine:
+    """An EC2 Docker host (staging, production with `placement: host`)."""
+
     needs_egress = True
-    runs_minio = False
     hsts_max_age = nginx_config.HSTS_MAX_AGE
     # Only Cloudflare reaches 80/443 (the security group), so the ports are open on every address.
     bind_address = "0.0.0.0"
@@ -34,27 +33,11 @@ class HostPlacement:
     def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
         self.cfg = cfg
         self.secrets = secrets
-        aws_provider = aws.Provider("aws", region=cfg.aws_region,
-                                    default_tags=aws.ProviderDefaultTagsArgs(tags=cfg.labels))
-        on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
-        # The API token comes from CLOUDFLARE_API_TOKEN in the environment, never from state.
-        cloudflare_provider = cloudflare.Provider("cloudflare")
-        cloudflare_ranges = ip_ranges(cloudflare_provider)
+        front = AwsFront(cfg, static_keys=True)
+        on_aws = front.on_aws
+        cloudflare_ranges = front.cloudflare_ranges
         self.real_ip_from = cloudflare_ranges.all
-        self.storage = ObjectStorage("storage", ObjectStorageArgs(
-            name_prefix=cfg.name_prefix,
-            region=cfg.aws_region,
-            site_origins=[cfg.origin(), cfg.origin("www")],
-            noncurrent_days=cfg.noncurrent_version_days,
-            protect=cfg.is_production,
-            backup_retention_days=cfg.backup_retention_days,
-            # Governance mode yields to any administrator with s3:BypassGovernanceRetention, so a
-            # stolen admin credential could still erase the backups; compliance yields to nobody.
-            backup_lock_mode="COMPLIANCE" if cfg.is_production else None,
-            log_retention_days=cfg.log_retention_days,
-            key_rotation_days=cfg.access_key_rotation_days,
-            today=cfg.today,
-        ), opts=on_aws)
+        self.storage = front.storage
         keys = {f"{identity}/{slot}": created for identity, key in self.storage.access_keys.items()
                 for slot, created in key.created.items()}
         self.access_keys = AccessKeyAges(
@@ -84,13 +67,7 @@ class HostPlacement:
         self.provider = self.host.provider
         # Ubuntu's `/` is a shared mount (systemd), and the data volume is mounted by cloud-init.
         self.services = DockerRuntime(cfg.name_prefix, cfg.labels, self.host.commands, bind_propagation="rslave")
-        self.edge_dns = CloudflareEdge("cdn", CloudflareEdgeArgs(
-            zone=cfg.cloudflare_zone,
-            domain=cfg.domain,
-            hostnames=list(hostnames),
-            origin=self.host.public_ip,
-            manage_zone=cfg.manages_zone,
-        ), opts=pulumi.ResourceOptions(providers={"cloudflare": cloudflare_provider}))
+        self.edge_dns = front.dns(hostnames, self.host.public_ip)
         # One Origin CA certificate covers every edge host name.
         self.tls = TlsMaterial(
             cert_pem=self.edge_dns.origin_cert_pem, key_pem=self.edge_dns.origin_key_pem,

@@ -22,9 +22,10 @@ from placements.base import AccessKeyAges, TlsMaterial
 from settings import Settings
 
 
-class LocalPlacement:
+class LocalEngine:
+    """dev's own Docker engine."""
+
     needs_egress = False
-    runs_minio = True
     # One year: browsers ignore HSTS for localhost (Fetch standard since whatwg/fetch#1781;
     # Firefox, Chrome 132+), so dev sends the real header at the lowest max-age hstspreload.org
     # and gixy accept. Safari still applies it (WebKit bug 282054): http://localhost:<http

@@ -52,6 +52,7 @@ def service(cfg: Settings, wiring: Wiring, jwt_access: object, jwt_refresh: obje
         writable=(Scratch("/tmp", 64),),
         # A replica that is replaced gets SIGTERM and this long to drain.
         stop_timeout=cfg.drain_seconds,
+        needs=frozenset({"database", "cache", "storage"}),
     )
 
 

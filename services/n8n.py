@@ -17,8 +17,8 @@ STOP_TIMEOUT = n8n_config.GRACEFUL_SHUTDOWN_SECONDS + 15
 QUEUE_PROCESSES = {"n8n": (), "n8n-webhook": ("webhook",), "n8n-worker": ("worker",)}
 
 
-def processes(cfg: Settings, wiring: Wiring, db_password: pulumi.Input[str], encryption_key: pulumi.Input[str],
-              queue_password: pulumi.Input[str] | None = None) -> list[ServiceSpec]:
+def processes(cfg: Settings, wiring: Wiring, db_password: pulumi.Input[str],
+              encryption_key: pulumi.Input[str]) -> list[ServiceSpec]:
     secrets: dict[str, pulumi.Input[str]] = {
         "DB_POSTGRESDB_PASSWORD": db_password,
         # Losing it makes every stored credential unreadable: it lives in the stack's state
@@ -29,7 +29,7 @@ def processes(cfg: Settings, wiring: Wiring, db_password: pulumi.Input[str], enc
     common = {"image": cfg.images["n8n"], "limits": cfg.limits["n8n"], "user": n8n_config.USER,
               "port": n8n_config.PORT, "health": HEALTHCHECK, "stop_timeout": STOP_TIMEOUT,
               # The image runs `tini -- /docker-entrypoint.sh` (n8n's docker/images/n8n/Dockerfile).
-              "own_init": True}
+              "own_init": True, "needs": frozenset({"database"}), "family": NAME}
     if wiring.queue_redis_host is None:
         return [ServiceSpec(
             name=NAME, environment=environment, secrets=secrets,
@@ -37,10 +37,11 @@ def processes(cfg: Settings, wiring: Wiring, db_password: pulumi.Input[str], enc
             writable=(Scratch("/tmp", 128, executable=True),
                       Scratch(n8n_config.STATIC_CACHE_DIR, 128, private=True)),
             **common)]  # type: ignore[arg-type]
-    if queue_password is None:
+    if wiring.queue_password is None:
         raise ValueError("n8n's queue needs the Redis password")
     environment |= n8n_config.queue_env(wiring.queue_redis_host)
-    secrets["QUEUE_BULL_REDIS_PASSWORD"] = queue_password
+    secrets["QUEUE_BULL_REDIS_PASSWORD"] = wiring.queue_password
+    common["needs"] = frozenset({"database", "cache"})
     return [ServiceSpec(
         name=name, environment=environment, secrets=secrets, command=args,
         # N8N_USER_FOLDER's settings file and the editor's static files, which `n8n start`

@@ -69,6 +69,10 @@ class Scratch:
     private: bool = False
 
 
+# What a service may need running before it: the database, the cache, object storage.
+DATA_STORES = frozenset({"database", "cache", "storage"})
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """One long-running process of the platform."""
@@ -90,6 +94,14 @@ class ServiceSpec:
     command: tuple[str, ...] = ()
     # The image's entrypoint is an init already (tini): a placement adds none of its own.
     own_init: bool = False
+    # The data stores it (and its steps) cannot start without: of DATA_STORES.
+    needs: frozenset[str] = frozenset()
+    # Processes of one service (n8n's) share its name for their secrets.
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.needs <= DATA_STORES:
+            raise ValueError(f"{self.name}: needs {sorted(self.needs - DATA_STORES)}, not data stores")
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,10 @@ class StepSpec:
     # Replaces the image's entrypoint (a shell for a script); None keeps the image's.
     entrypoint: str | None = None
     writable: tuple[Scratch, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.secrets and not self.owner:
+            raise ValueError(f"{self.name}: a step's secrets are its owner's; name the owner")
 
     @property
     def command(self) -> list[str]:
@@ -141,6 +157,7 @@ class Wiring:
     domain_suffix: str = ""
     # n8n as several processes sharing a Redis queue (the cluster); one process on a Docker host.
     queue_redis_host: pulumi.Input[str] | None = None
+    queue_password: pulumi.Input[str] | None = None
 
     def host(self, service: str) -> str:
         return f"{service}{self.domain_suffix}"

@@ -418,7 +418,7 @@ def test_one_off_tasks_run_in_order_before_what_needs_them(plan):
         definition = plan.one("aws:ecs/taskDefinition:TaskDefinition", f"{name}-task-definition")
         arn = plan.states[definition.urn][1]["arn"]
         argv = command.inputs["create"].split()
-        assert argv[:3] == ["venv/bin/python", "-m", "tools.run_task"]
+        assert argv[:3] == ["venv/bin/python", "-m", "deploy.run_task"]
         options = dict(zip(argv[3::2], argv[4::2], strict=True))
         assert options["--task-definition"] == arn and options["--container"] == name
         assert options["--cluster"] == cluster_arn and options["--subnets"].split(",") == private
@@ -604,7 +604,7 @@ def test_no_task_starts_before_its_way_out_and_its_rules_exist(plan):
     db_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "postgres-from-0")
     cache_rule = plan.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "redis-from-0")
     # The one-off tasks' runs (the service-linked roles' command starts no task).
-    runs = [c for c in plan.of_type("command:local:Command") if "tools.run_task" in c.inputs["create"]]
+    runs = [c for c in plan.of_type("command:local:Command") if "deploy.run_task" in c.inputs["create"]]
     assert len(runs) == 3
     starters = [*plan.of_type("aws:ecs/service:Service"), *runs]
     for starter in starters:

@@ -21,12 +21,12 @@ from configs import edge_release
 from configs import n8n as n8n_config
 from configs import nginx as ng
 from configs import postgres as pg
+from deploy import run_task
 from services.database import SCRIPTS as CLUSTER_SCRIPTS
 from testsupport.edge import Nginx
 from testsupport.plans import cluster_plan_for
 from testsupport.servers import PgCluster
 from testsupport.tools import require_tool
-from tools import run_task
 
 DOMAIN = "staging.storiesofsoftware.com"
 

@@ -96,7 +96,7 @@ def test_every_path_a_task_writes_is_writable_by_its_user(stack):
 def test_a_slow_client_spools_a_bounded_response_into_the_edge_s_memory():
     """nginx spools up to 1 GiB of one response for a slow client by default: on the cluster
     that is the task's memory (its /tmp tmpfs), so it is capped there; the host keeps its disk."""
-    from platforms.cluster import EDGE_PROXY_TEMP_MB
+    from placements.cluster import EDGE_PROXY_TEMP_MB
 
     edge = next(d for d in _definitions("production") if d["name"] == "edge")
     assert re.search(rf"^\s*proxy_max_temp_file_size {EDGE_PROXY_TEMP_MB}m;", _edge_conf(edge), re.MULTILINE)

@@ -71,7 +71,7 @@ def test_outputs_match_the_contract(stack, placement):
 
 
 def test_program_and_contract_name_the_same_outputs():
-    from platforms.outputs import CONTRACT as PROGRAM_CONTRACT
+    from composition.outputs import CONTRACT as PROGRAM_CONTRACT
 
     assert set(PROGRAM_CONTRACT) == set(CONTRACT)
 

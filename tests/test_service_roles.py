@@ -9,9 +9,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from platforms.cluster import SERVICE_LINKED_ROLES
+from deploy import service_roles
+from placements.cluster import SERVICE_LINKED_ROLES
 from testsupport.plans import CLOUD_STACKS, cluster_plan_for
-from tools import service_roles
 
 ECS_TYPES = ("aws:ecs/cluster:Cluster", "aws:ecs/service:Service", "aws:appautoscaling/target:Target")
 

@@ -1,7 +1,7 @@
 """Run one ECS task to completion and fail when it fails: the cluster placement's one-off steps
 (the database bootstrap, the API's migrations) as `pulumi up` runs them.
 
-    python -m tools.run_task --region R --cluster ARN --task-definition ARN --container NAME \\
+    python -m deploy.run_task --region R --cluster ARN --task-definition ARN --container NAME \\
         --subnets subnet-a,subnet-b --security-groups sg-1 [--timeout 1800]
 
 Exit status 0 only when the task stopped with the container's exit code 0; otherwise the reason

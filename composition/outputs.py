@@ -48,7 +48,7 @@ def export_contract(contract: Contract) -> None:
     }
     unknown = set(values) - set(CONTRACT)
     if unknown:
-        raise ValueError(f"outputs {sorted(unknown)} are not in the contract (platforms/outputs.py)")
+        raise ValueError(f"outputs {sorted(unknown)} are not in the contract (composition/outputs.py)")
     for name, value in values.items():
         if value is not None:
             pulumi.export(name, value)

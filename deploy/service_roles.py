@@ -1,7 +1,7 @@
 """Make sure the account has the service-linked roles the cluster placement needs, before the
 first ECS cluster, service or scaling target: `pulumi up` runs it (issue 26, item 8).
 
-    python -m tools.service_roles --region R ecs.amazonaws.com ecs.application-autoscaling.amazonaws.com
+    python -m deploy.service_roles --region R ecs.amazonaws.com ecs.application-autoscaling.amazonaws.com
 
 ECS creates AWSServiceRoleForECS itself at CreateCluster, but on a fresh account the first
 CreateCluster or CreateService often fails anyway ("Unable to assume the service linked role.
@@ -54,7 +54,7 @@ def ensure(iam: Any, services: list[str], *, sleep: Any = time.sleep, attempts: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.service_roles", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m deploy.service_roles", description=__doc__.split("\n\n")[0])
     parser.add_argument("--region", required=True)
     parser.add_argument("services", nargs="+", help="service principals, such as ecs.amazonaws.com")
     args = parser.parse_args(argv)
