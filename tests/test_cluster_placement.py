@@ -140,9 +140,9 @@ def test_aws_services_are_reached_through_endpoints(plan):
 
 
 def test_the_cluster_network_has_flow_logs_and_a_closed_default_group(plan):
-    from tools import controls
+    from tools import control_checks
 
-    assert controls._flow_logged(plan) == [] and controls._default_sg_closed(plan) == []
+    assert control_checks.flow_logged(plan) == [] and control_checks.default_sg_closed(plan) == []
 
 
 # ------------------------------------------------------------------------------ PostgreSQL on RDS
