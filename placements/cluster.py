@@ -73,8 +73,8 @@ class ClusterPlacement:
         if sizes is None:
             raise ValueError("placement cluster needs the cluster settings")
         self.cfg, self.sizes, self.secrets = cfg, sizes, secrets
-        prefix, region, production = cfg.name_prefix, cfg.aws_region, cfg.is_production
         front = AwsFront(cfg, static_keys=False)
+        prefix, region, production = cfg.name_prefix, front.aws.region, cfg.is_production
         on_aws = self.on_aws = front.on_aws
         storage = self.storage = front.storage
         hosts = nginx_config.edge_hosts(cfg.domain, n8n=cfg.features.n8n, grafana=False)
@@ -117,7 +117,7 @@ class ClusterPlacement:
             allocated_storage_gb=sizes.database_storage_gb, multi_az=production,
             backup_retention_days=cfg.backup_retention_days, subnet_ids=private_subnets, vpc_id=network.vpc.id,
             client_security_group_ids=[groups.apps.id], protect=production,
-            log_retention_days=cfg.log_retention_days), opts=on_aws)
+            log_retention_days=front.aws.log_retention_days), opts=on_aws)
         self.cache = cache = ManagedCache("redis", ManagedCacheArgs(
             name_prefix=prefix, node_type=sizes.cache_node_type, failover=production,
             snapshot_retention_days=7 if production else 1, subnet_ids=private_subnets, vpc_id=network.vpc.id,
@@ -154,7 +154,7 @@ class ClusterPlacement:
             namespace=prefix, region=region, images=sorted({cfg.images[key] for key in CLUSTER_IMAGES}),
             registry=cfg.registry, recovery_window_days=30 if production else 7), opts=on_aws)
         self.tasks = TaskMaker(
-            cfg=cfg, cluster=cluster, vpc_id=network.vpc.id, subnet_ids=private_subnets,
+            cfg=cfg, aws_cfg=front.aws, cluster=cluster, vpc_id=network.vpc.id, subnet_ids=private_subnets,
             security_group_ids=[groups.apps.id], image_cache=image_cache,
             # No task starts before its way out (image pull, logs, secrets) and its rules exist.
             started_after=[*network.ready, *groups.ready], opts=on_aws)

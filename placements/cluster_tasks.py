@@ -19,7 +19,7 @@ from components.cluster_service import (
 from components.image_cache import ImageCache
 from configs import ecs
 from services.spec import ServiceSpec, StepSpec, seconds
-from settings import Settings
+from settings import AwsSettings, Settings
 
 # Seconds a discovered address is cached: the edge's resolver re-asks as often (`valid=10s`).
 DISCOVERY_TTL = 10
@@ -49,15 +49,15 @@ def task_spec(spec: ServiceSpec | StepSpec, stack: str,
 
 
 class TaskMaker:
-    def __init__(self, cfg: Settings, cluster: aws.ecs.Cluster, vpc_id: pulumi.Input[str],
+    def __init__(self, cfg: Settings, aws_cfg: AwsSettings, cluster: aws.ecs.Cluster, vpc_id: pulumi.Input[str],
                  subnet_ids: Sequence[pulumi.Input[str]], security_group_ids: Sequence[pulumi.Input[str]],
                  image_cache: ImageCache, started_after: Sequence[pulumi.Resource],
                  opts: pulumi.ResourceOptions) -> None:
         self.cfg, self.cluster, self.opts = cfg, cluster, opts
-        self.prefix, self.region = cfg.name_prefix, cfg.aws_region
+        self.prefix, self.region = cfg.name_prefix, aws_cfg.region
         self.started_after = list(started_after)
         self.common = {"name_prefix": self.prefix, "cluster_arn": cluster.arn, "subnet_ids": list(subnet_ids),
-                       "log_retention_days": cfg.log_retention_days, "image_cache": image_cache,
+                       "log_retention_days": aws_cfg.log_retention_days, "image_cache": image_cache,
                        "security_group_ids": list(security_group_ids)}
         self.namespace = aws.servicediscovery.PrivateDnsNamespace(
             "discovery", name=f"{self.prefix}.internal", vpc=vpc_id,

@@ -36,7 +36,8 @@ class DockerPlacement:
         pw = secrets.values
         networks = self.networks = ContainerNetworks("networks", ContainerNetworksArgs(
             name_prefix=cfg.name_prefix, labels=cfg.labels, with_egress=where.needs_egress,
-            edge_subnet=cfg.edge_subnet), opts=on_docker)
+            # dev's is a setting; on the EC2 host the engine picks one (nothing else runs there).
+            edge_subnet=cfg.local.edge_subnet if cfg.local else ""), opts=on_docker)
         self.storage = storage = where.object_storage(networks)
         # A replacement of a production database's container stops the server: refused unless
         # allowDataReplacement says it is meant.

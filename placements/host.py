@@ -31,9 +31,11 @@ class HostEngine:
     bind_address = "0.0.0.0"
 
     def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
-        self.cfg = cfg
-        self.secrets = secrets
+        if cfg.host is None:
+            raise ValueError(f"stack {cfg.stack}: placement host needs the host's settings")
+        self.cfg, self.secrets = cfg, secrets
         front = AwsFront(cfg, static_keys=True)
+        self.region, sizes = front.aws.region, cfg.host
         on_aws = front.on_aws
         cloudflare_ranges = front.cloudflare_ranges
         self.real_ip_from = cloudflare_ranges.all
@@ -42,7 +44,7 @@ class HostEngine:
                 for slot, created in key.created.items()}
         self.access_keys = AccessKeyAges(
             created=pulumi.Output.all(**keys).apply(lambda ages: dict(ages)),
-            rotation_days=cfg.access_key_rotation_days)
+            rotation_days=front.aws.access_key_rotation_days)
         network = HostNetwork("network", HostNetworkArgs(
             name_prefix=cfg.name_prefix,
             # Only Cloudflare reaches 80/443; everything else is dropped at the security group.
@@ -54,10 +56,10 @@ class HostEngine:
         self.host = DockerHost("host", DockerHostArgs(
             stack=cfg.stack,
             name_prefix=cfg.name_prefix,
-            instance_type=cfg.instance_type,
-            root_volume_gb=cfg.root_volume_gb,
-            data_volume_gb=cfg.data_volume_gb,
-            snapshot_retention_days=cfg.snapshot_retention_days,
+            instance_type=sizes.instance_type,
+            root_volume_gb=sizes.root_volume_gb,
+            data_volume_gb=sizes.data_volume_gb,
+            snapshot_retention_days=sizes.snapshot_retention_days,
             protect_data=cfg.is_production,
             subnet_id=network.subnet.id,
             security_group_id=network.security_group.id,
@@ -82,7 +84,7 @@ class HostEngine:
 
     def archive(self, networks: ContainerNetworks) -> ArchiveArgs:
         # WAL and full backups: straight to the backups bucket, encrypted before they leave.
-        region = self.cfg.aws_region
+        region = self.region
         return ArchiveArgs(
             repository=self.storage.buckets["backups"].apply(lambda bucket: backup_config.Repository(
                 bucket=bucket, region=region, endpoint=f"s3.{region}.amazonaws.com", path="/pgbackrest")),
@@ -93,7 +95,7 @@ class HostEngine:
         )
 
     def offsite(self) -> OffsiteTarget:
-        region = self.cfg.aws_region
+        region = self.region
         return OffsiteTarget(
             url=self.storage.buckets["backups"].apply(lambda bucket: f"https://{bucket}.s3.{region}.amazonaws.com"),
             region=region,

@@ -36,11 +36,13 @@ class LocalEngine:
     bind_address = "127.0.0.1"
 
     def __init__(self, cfg: Settings, secrets: PlatformSecrets, hostnames: Sequence[str]) -> None:
+        if cfg.local is None:
+            raise ValueError(f"stack {cfg.stack}: the local engine needs its settings")
         self.cfg = cfg
         self.secrets = secrets
         host = LocalDockerHost("host", LocalDockerHostArgs(
-            cfg.docker_host, cfg.stack, cfg.registry, edge_ports=cfg.edge_ports, bind_address=self.bind_address,
-            edge_subnet=cfg.edge_subnet, project=cfg.project, edge_container=edge_container_name(cfg.name_prefix)))
+            cfg.local.docker_host, cfg.stack, cfg.registry, edge_ports=cfg.edge_ports, bind_address=self.bind_address,
+            edge_subnet=cfg.local.edge_subnet, project=cfg.project, edge_container=edge_container_name(cfg.name_prefix)))
         self.provider = host.provider
         self.services = DockerRuntime(cfg.name_prefix, cfg.labels, host.commands)
         dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))

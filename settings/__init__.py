@@ -19,16 +19,19 @@ from settings.types import (
     CLOUD_STACKS,
     PROJECT,
     STACKS,
+    AwsSettings,
     ConfigError,
     EdgePorts,
+    HostSizes,
     Invalid,
     Limits,
+    LocalEngine,
     Registry,
     Settings,
 )
 
 __all__ = [
     "CLOUD_LIMITS", "CLOUD_STACKS", "CLUSTER_IMAGES", "DEFAULT_IMAGES", "EXTERNAL_SECRETS", "KEYS", "KEYS_BY_NAME",
-    "PROJECT", "ROTATION_DATE_VARIABLE", "STACKS", "ConfigError", "EdgePorts", "Invalid", "Key", "Limits",
-    "Registry", "Settings", "config_table", "load", "parse_image", "parse_limits", "parse_memory",
+    "PROJECT", "ROTATION_DATE_VARIABLE", "STACKS", "AwsSettings", "ConfigError", "EdgePorts", "HostSizes", "Invalid",
+    "Key", "Limits", "LocalEngine", "Registry", "Settings", "config_table", "load", "parse_image", "parse_limits", "parse_memory",
 ]

@@ -71,6 +71,38 @@ class ClusterSizes:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """staging and production, on either AWS placement: the region, the Cloudflare zone in
+    front, and how long the buckets keep what they keep."""
+
+    region: str
+    cloudflare_zone: str
+    noncurrent_version_days: int
+    log_retention_days: int
+    # How often the host's static keys are replaced (the cluster's tasks sign with task roles).
+    access_key_rotation_days: int
+
+
+@dataclass(frozen=True)
+class HostSizes:
+    """The EC2 Docker host (`placement: host`)."""
+
+    instance_type: str
+    root_volume_gb: int
+    data_volume_gb: int
+    snapshot_retention_days: int
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """dev's Docker engine."""
+
+    # Empty: the docker CLI's own endpoint (DOCKER_HOST, else its current context).
+    docker_host: str
+    edge_subnet: str
+
+
+@dataclass(frozen=True)
 class Registry:
     server: str
     username: str
@@ -82,32 +114,26 @@ class Settings:
     project: str
     stack: str
     domain: str
-    cloudflare_zone: str
-    aws_region: str
-    instance_type: str
-    root_volume_gb: int
-    data_volume_gb: int
     api_replicas: int
     frontend_replicas: int
     images: Mapping[str, str]
     limits: Mapping[str, Limits]
     admin_cidrs: tuple[str, ...]
     backup_retention_days: int
-    snapshot_retention_days: int
-    noncurrent_version_days: int
     metrics_retention_days: int
-    log_retention_days: int
     features: Features
-    docker_host: str
-    edge_subnet: str
     rollout_batch: int
     drain_seconds: int
     allow_data_replacement: bool
-    access_key_rotation_days: int
     registry: Registry | None
     # `host` (one EC2 Docker host) or `cluster` (ECS Fargate, RDS, ElastiCache); dev: `local`.
     placement: str = "local"
+    # Each placement's own settings, None where they do not apply: AWS's on staging and
+    # production, the host's or the cluster's by `placement`, the local engine's on dev.
+    aws: AwsSettings | None = None
+    host: HostSizes | None = None
     cluster: ClusterSizes | None = None
+    local: LocalEngine | None = None
     edge_ports: EdgePorts = EdgePorts()
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
@@ -132,7 +158,7 @@ class Settings:
     @property
     def manages_zone(self) -> bool:
         """Zone-wide Cloudflare settings belong to the stack at the zone apex."""
-        return self.is_cloud and self.domain == self.cloudflare_zone
+        return self.aws is not None and self.domain == self.aws.cloudflare_zone
 
     @property
     def name_prefix(self) -> str:

@@ -185,3 +185,31 @@ def test_cluster_settings_merge_over_the_stack_defaults():
     assert bounds["api-scaling"] == (3, 12)
     assert bounds["frontend-scaling"] == (2, 8), "an unset service keeps production's default"
     assert plan.one("aws:rds/instance:Instance").inputs["instanceClass"] == "db.t4g.medium"
+
+
+def _loaded(stack: str, config: dict[str, str]) -> settings.Settings:
+    import sdk_internals
+
+    sdk_internals.set_all_config({f"storiesofsoftware:{k}": v for k, v in config.items()}, [])
+    try:
+        return settings.load(stack=stack, project="storiesofsoftware")
+    finally:
+        sdk_internals.set_all_config({}, [])
+
+
+@pytest.mark.parametrize("stack,config,present", [
+    ("dev", {}, {"local"}),
+    ("staging", {"adminCidrs": '["203.0.113.7/32"]'}, {"aws", "host"}),
+    ("production", {"adminCidrs": '["203.0.113.7/32"]', "placement": "cluster"}, {"aws", "cluster"}),
+])
+def test_each_placement_gets_its_own_settings_and_no_stand_ins_for_the_others(stack, config, present):
+    """A setting of one placement is absent (None) on another, never an empty string or a 0
+    that a later reader could take for a value (issue 27)."""
+    cfg = _loaded(stack, config)
+    groups = {"aws": cfg.aws, "host": cfg.host, "cluster": cfg.cluster, "local": cfg.local}
+    assert {name for name, group in groups.items() if group is not None} == present
+    for group in groups.values():
+        if group is not None and dataclasses.is_dataclass(group):
+            values = {f.name: getattr(group, f.name) for f in dataclasses.fields(group)}
+            stand_ins = {k for k, v in values.items() if v in ("", 0) and k != "docker_host"}
+            assert not stand_ins, f"{stack}: {sorted(stand_ins)} set to a stand-in value"
