@@ -126,10 +126,10 @@ def total(lines: list[Line]) -> float:
 
 
 def plans() -> dict[str, Plan]:
-    from testsupport.plans import cluster_plan_for, plan_for
+    from offline import harness
 
-    return {"staging, host": plan_for("staging"), "production, host": plan_for("production"),
-            "staging, cluster": cluster_plan_for("staging"), "production, cluster": cluster_plan_for("production")}
+    return {f"{stack}, {placement}": harness.run(stack, overrides={"placement": placement})
+            for placement in ("host", "cluster") for stack in ("staging", "production")}
 
 
 def summary(by_stack: dict[str, Plan]) -> str:
