@@ -16,8 +16,8 @@ from services.spec import ServiceSpec, StepSpec
 class ApiArgs:
     runtime: DockerRuntime
     spec: ServiceSpec
-    migrate: StepSpec
-    indexes: StepSpec
+    # Run in order before the replicas (services/api.py: the migrations, then the indexes).
+    steps: Sequence[StepSpec]
     replicas: int
     edge_network: pulumi.Input[str]
     data_network: pulumi.Input[str]
@@ -27,8 +27,7 @@ class ApiArgs:
 
 class Api(pulumi.ComponentResource):
     service: ContainerService
-    indexes: OneShotTask
-    migration: OneShotTask
+    steps: list[OneShotTask]
     # What dependents wait for (every replica healthy).
     ready: list[pulumi.Resource]
     # The edge routes to the exact containers (`upstreams`, new names on each deploy); Prometheus
@@ -40,20 +39,22 @@ class Api(pulumi.ComponentResource):
         super().__init__("storiesofsoftware:platform:Api", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         spec, commands = args.spec, args.runtime.commands
-        # Runs on every new API image (its trigger is the pulled image id) and fails the
-        # deployment when either step fails; replicas are created only after it succeeded.
-        self.migration = OneShotTask(f"{name}-migrate", OneShotTaskArgs.from_step(
-            args.migrate, args.data_network, commands, spec.secrets, depends_on=list(args.depends_on)), opts=child)
-        self.indexes = OneShotTask(f"{name}-indexes", OneShotTaskArgs.from_step(
-            args.indexes, args.data_network, commands, spec.secrets,
-            triggers=[self.migration.run.id], depends_on=[self.migration.run]), opts=child)
+        # Each runs on every new image (its trigger is the pulled image id) and after the step
+        # before it; a failed step fails the deployment, and the replicas come only after all.
+        self.steps = []
+        for step in args.steps:
+            before = self.steps[-1].run if self.steps else None
+            self.steps.append(OneShotTask(step.name, OneShotTaskArgs.from_step(
+                step, args.data_network, commands, spec.secrets,
+                triggers=[before.id] if before else [],
+                depends_on=[before] if before else list(args.depends_on)), opts=child))
         self.service = ContainerService(f"{name}-svc", replace(
             ContainerServiceArgs.from_spec(spec, args.runtime, [args.edge_network, args.data_network]),
             replicas=args.replicas,
             # Start-first deploys; an old replica gets SIGTERM and its stop timeout to drain.
             rolling=True,
             rollout_batch=args.rollout_batch,
-            depends_on=[self.indexes.run],
+            depends_on=[self.steps[-1].run] if self.steps else list(args.depends_on),
         ), opts=child)
         self.ready = list(self.service.containers)
         port = spec.port

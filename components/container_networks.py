@@ -16,7 +16,8 @@ class ContainerNetworksArgs:
     # staging/production: PostgreSQL and the backup container reach S3 through it.
     with_egress: bool = False
     # dev: a fixed subnet, so the address the host's own connections arrive from is known.
-    edge_subnet: str = ""
+    # None: the engine picks one (the EC2 host, where nothing else runs).
+    edge_subnet: str | None = None
 
 
 class ContainerNetworks(pulumi.ComponentResource):

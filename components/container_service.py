@@ -17,7 +17,7 @@ import pulumi_docker as docker
 
 from components.config_volumes import ConfigFile, ConfigVolumeArgs, by_directory, config_volume, slug
 from components.host_commands import CommandRunner
-from services.spec import Healthcheck, Scratch, ServiceSpec, go_duration
+from services.spec import Healthcheck, Scratch, ServiceSpec, seconds
 from settings import Limits
 
 # name -> why a service may need it. Services name the ones they use; tests list them.
@@ -62,6 +62,19 @@ class PublishedPort:
     internal: int
     external: int
     ip: str  # no default: an address must be chosen, never an implicit 0.0.0.0
+
+
+def go_duration(text: str) -> str:
+    """A duration as the Docker provider reads it back from the engine (Go's
+    `time.Duration.String()`: "2m0s" for 120 s): written in any other form, every refresh shows a
+    change."""
+    hours, rest = divmod(seconds(text), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
 
 
 def scratch(size_mb: int, *, executable: bool = False) -> str:

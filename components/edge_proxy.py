@@ -93,7 +93,6 @@ class EdgeProxy(pulumi.ComponentResource):
         # too, but the provider refuses any volume option on engines older than API 1.45.
         zones = [f"/cache/{zone}" for zone in nginx.CACHE_ZONES]
         owner = OneShotTask(f"{name}-volume-owner", OneShotTaskArgs(
-            task="nginx-volume-owner",
             image=spec.image,
             limits=OWNER_TASK_LIMITS,
             network="none",

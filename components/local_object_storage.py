@@ -80,7 +80,6 @@ class LocalObjectStorage(pulumi.ComponentResource):
         host_url = args.root_password.apply(
             lambda p: f"http://{ROOT_USER}:{_url_quote(p)}@{SERVICE}:{MINIO_PORT}")
         self.setup = OneShotTask(f"{name}-buckets", OneShotTaskArgs(
-            task="minio-buckets",
             image=args.client_image,
             limits=args.client_limits,
             network=args.data_network,

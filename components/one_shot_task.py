@@ -22,7 +22,6 @@ from settings import Limits
 
 @dataclass
 class OneShotTaskArgs:
-    task: str
     image: str
     limits: Limits
     network: pulumi.Input[str]
@@ -44,7 +43,7 @@ class OneShotTaskArgs:
                   owner_secrets: Mapping[str, pulumi.Input[str]], triggers: Sequence[pulumi.Input[object]] = (),
                   depends_on: Sequence[pulumi.Resource] = ()) -> OneShotTaskArgs:
         """A step (services/) as one `docker run`; its secrets are the named ones of its owner's."""
-        return cls(task=step.name, image=step.image, limits=step.limits, network=network, user=step.user,
+        return cls(image=step.image, limits=step.limits, network=network, user=step.user,
                    steps=[list(step.args)], commands=commands, env=dict(step.environment),
                    secret_env={name: owner_secrets[name] for name in step.secrets}, entrypoint=step.entrypoint,
                    triggers=triggers, depends_on=depends_on)

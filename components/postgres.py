@@ -185,7 +185,6 @@ class Postgres(pulumi.ComponentResource):
                                                labels, self)
         self.pgbackrest_env = backup.credentials_env()
         writer = OneShotTask(f"{name}-s3-credentials-writer", OneShotTaskArgs(
-            task="pgbackrest-credentials",
             # The plain image: the task needs a shell and nothing of pgBackRest.
             image=args.image,
             limits=CREDENTIALS_TASK_LIMITS,

@@ -27,9 +27,9 @@ def build(cfg: Settings) -> None:
     api_run = place.run_service(api.service(cfg, wiring, pw["jwtAccess"], pw["jwtRefresh"]),
                                 steps=[api.migrate(cfg), api.indexes(cfg)])
     frontend_run = place.run_service(frontend.service(cfg, wiring), after=[api_run])
-    n8n_runs = ([place.run_service(process)
-                 for process in n8n.processes(cfg, wiring, pw["postgresN8n"], pw["n8nEncryptionKey"])]
-                if cfg.features.n8n else [])
+    n8n_runs = ({process.name: place.run_service(process)
+                 for process in n8n.processes(cfg, wiring, pw["postgresN8n"], pw["n8nEncryptionKey"])}
+                if cfg.features.n8n else {})
     place.run_edge(edge.service(cfg), api_run, frontend_run, n8n_runs)
     place.observe()
 

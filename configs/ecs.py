@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.spec import Scratch
+
 # Fargate's CPU units and the memory (MiB) each allows.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
@@ -25,23 +27,13 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 FARGATE_MAX_STOP_TIMEOUT = 120
 
 
-@dataclass(frozen=True)
-class Scratch:
-    """A writable directory under the read-only root: a tmpfs (in the task's memory). Not a task
-    volume: on Fargate an empty one is root:root 0755 unless the image declares a VOLUME there
-    (ECS "bind mounts"), which no non-root task could write. Fargate takes `linuxParameters.tmpfs`
-    since January 2026 (aws/containers-roadmap#736)."""
-
-    path: str
-    size_mb: int
-
-    @staticmethod
-    def mount_options() -> list[str]:
-        # Shared like /tmp (1777, sticky): each task runs one user, and no `uid=`/`gid=` option
-        # then depends on how Fargate passes owners to the mount.
-        return ["rw", "noexec", "nosuid", "nodev", "mode=1777"]
-
-
+# A writable directory (services/spec.Scratch) is a tmpfs in the task's memory. Not a task
+# volume: on Fargate an empty one is root:root 0755 unless the image declares a VOLUME there (ECS
+# "bind mounts"), which no non-root task could write. Fargate takes `linuxParameters.tmpfs`
+# since January 2026 (aws/containers-roadmap#736). Shared like /tmp (1777, sticky): each task
+# runs one user, and no `uid=`/`gid=` option then depends on how Fargate passes owners to the
+# mount; never executable.
+TMPFS_OPTIONS = ("rw", "noexec", "nosuid", "nodev", "mode=1777")
 TMP = Scratch("/tmp", 64)
 
 
@@ -76,8 +68,14 @@ class TaskSpec:
     # variable -> ARN of a Secrets Manager secret (or `<arn>:<json key>::`) or SSM parameter
     secrets: Mapping[str, str] = field(default_factory=dict)
     stop_timeout: int = 30
-    # How long a starting task's failed checks do not count: the service's own, as on a host.
+    # The service's own check, as on a host: how long a starting task's failures do not count,
+    # how often it runs, how long one may take, and how many failures make the task unhealthy.
     health_start_seconds: int = 60
+    health_interval_seconds: int = 15
+    health_timeout_seconds: int = 5
+    health_retries: int = 3
+    # ECS's init process as PID 1; off for an image whose entrypoint is one already (tini).
+    init_process: bool = True
     command: Sequence[str] = ()
     # A Secrets Manager secret with the registry's credentials, for an image pulled directly
     # from a private registry ECR does not cache (components/image_cache.py).
@@ -90,8 +88,13 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
     leaked = [k for k in spec.environment if k in spec.secrets]
     if leaked:
         raise ValueError(f"{spec.name}: {leaked} given both as environment and as a secret")
-    if not 0 <= spec.health_start_seconds <= 300:
-        raise ValueError(f"{spec.name}: ECS allows a health check start period of 0 to 300 s")
+    # ECS's HealthCheck ranges (the API reference): a value outside fails RegisterTaskDefinition.
+    for what, value, low, high in (("start period", spec.health_start_seconds, 0, 300),
+                                   ("interval", spec.health_interval_seconds, 5, 300),
+                                   ("timeout", spec.health_timeout_seconds, 2, 60),
+                                   ("retries", spec.health_retries, 1, 10)):
+        if not low <= value <= high:
+            raise ValueError(f"{spec.name}: ECS allows a health check {what} of {low} to {high}; given {value}")
     if not 1 <= spec.stop_timeout <= FARGATE_MAX_STOP_TIMEOUT:
         raise ValueError(f"{spec.name}: Fargate allows a stop timeout of 1 to {FARGATE_MAX_STOP_TIMEOUT} s")
     if spec.user.split(":")[0] in ("0", "root", ""):
@@ -108,9 +111,10 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
         "readonlyRootFilesystem": True,
         # `privileged` is left out: Fargate refuses the parameter, and absent means false.
         # Fargate adds no capability beyond Docker's defaults; drop those too. The init process
-        # reaps zombies and forwards SIGTERM, as tini does on the host.
-        "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": True,
-                            "tmpfs": [{"containerPath": s.path, "size": s.size_mb, "mountOptions": s.mount_options()}
+        # reaps zombies and forwards SIGTERM, as Docker's does on the host; an image that brings
+        # its own (n8n's tini) runs without, as on the host (a second init only adds a process).
+        "linuxParameters": {"capabilities": {"drop": ["ALL"]}, "initProcessEnabled": spec.init_process,
+                            "tmpfs": [{"containerPath": s.path, "size": s.size_mb, "mountOptions": list(TMPFS_OPTIONS)}
                                       for s in spec.writable]},
         "environment": [{"name": k, "value": v} for k, v in sorted(spec.environment.items())],
         "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(spec.secrets.items())],
@@ -119,8 +123,9 @@ def container_definition(spec: TaskSpec) -> dict[str, Any]:
             "awslogs-group": spec.log_group, "awslogs-region": spec.region, "awslogs-stream-prefix": spec.name}},
     }
     if spec.health_command:
-        definition["healthCheck"] = {"command": list(spec.health_command), "interval": 15, "timeout": 5,
-                                     "retries": 3, "startPeriod": spec.health_start_seconds}
+        definition["healthCheck"] = {"command": list(spec.health_command), "interval": spec.health_interval_seconds,
+                                     "timeout": spec.health_timeout_seconds, "retries": spec.health_retries,
+                                     "startPeriod": spec.health_start_seconds}
     if spec.port is not None:
         definition["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp", "name": spec.name}]
     if spec.command:

@@ -48,6 +48,31 @@ class Running:
     ready: list[pulumi.Resource]
     scrape_targets: list[str] = field(default_factory=list)
 
+    def by_name(self) -> str:
+        """Its one address by name (a Docker network alias, a Cloud Map name): known before
+        deploy, so a configuration can be rendered with it."""
+        (address,) = self.upstreams
+        if not isinstance(address, str):
+            raise TypeError(f"{address!r}: an address known only at deploy time")
+        return address
+
+
+def needs_ready(spec: ServiceSpec, ready: Mapping[str, Sequence[pulumi.Resource]]) -> list[pulumi.Resource]:
+    """What the data stores the spec needs have to be ready with (`ready`: store -> resources),
+    in DATA_STORES order."""
+    return [r for need in ("database", "cache", "storage") if need in spec.needs for r in ready[need]]
+
+
+def check_steps(spec: ServiceSpec, steps: Sequence[StepSpec]) -> None:
+    """A step takes its secrets from the service it runs before: the same owner, keys it has."""
+    owner = spec.family or spec.name
+    for step in steps:
+        if step.secrets and step.owner != owner:
+            raise ValueError(f"{step.name}: its secrets are {step.owner!r}'s, but it runs before {owner!r}")
+        missing = set(step.secrets) - set(spec.secrets)
+        if missing:
+            raise ValueError(f"{step.name}: {sorted(missing)} are not among {owner!r}'s secrets")
+
 
 class Placement(Protocol):
     """The one seam between the composition (composition/) and where the platform runs: the
@@ -59,11 +84,16 @@ class Placement(Protocol):
 
     def run_service(self, spec: ServiceSpec, steps: Sequence[StepSpec] = (),
                     after: Sequence[Running] = ()) -> Running:
-        """Run a service after its steps (each after the one before) and after `after`; the data
-        stores its spec `needs` come first."""
+        """Run a service after its steps, each after the one before, and after `after`. The
+        steps wait at least for the database (on Docker for every store the service needs); the
+        service for its last step and the stores it `needs`."""
         ...
 
-    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running, n8n: Sequence[Running]) -> Running: ...
+    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running,
+                 n8n: Mapping[str, Running]) -> Running:
+        """The edge in front of the API, the frontend and n8n's processes (by name; none when
+        n8n is off)."""
+        ...
 
     def observe(self) -> None:
         """Metrics and alerts over what it runs (Prometheus and Grafana, or CloudWatch alarms)."""
@@ -85,7 +115,7 @@ class DockerEngine(Protocol):
 
     # The container runtime: its Docker provider, and naming, labels and commands for services.
     provider: docker.Provider
-    services: DockerRuntime
+    runtime: DockerRuntime
     tls: TlsMaterial
     # Who may be believed about the client's address (Cloudflare's ranges), and where the edge
     # publishes its ports.

@@ -35,7 +35,7 @@ from configs import nginx as nginx_config
 from configs import postgres as pg
 from configs import redis as redis_config
 from placements.aws_front import AwsFront
-from placements.base import Running
+from placements.base import Running, check_steps, needs_ready
 from placements.cluster_tasks import TaskMaker
 from services import database as database_service
 from services.spec import Scratch, ServiceSpec, StepSpec, Wiring
@@ -58,11 +58,6 @@ EDGE_PROXY_TEMP_MB = 8
 SERVICE_LINKED_ROLES = ("ecs.amazonaws.com", "ecs.application-autoscaling.amazonaws.com")
 # The generated password behind each role's verifier (services/database.py).
 ROLE_PASSWORDS = {"app": "postgresApp", "n8n": "postgresN8n", "monitoring": "postgresMonitoring"}
-# Processes that are never found by name (n8n's workers take their work from the queue).
-UNDISCOVERED = frozenset({"n8n-worker"})
-# One task that must never run twice (n8n's main process: two would fire every schedule; several
-# mains need n8n's licensed multi-main): the old task stops before the new one starts.
-STOP_FIRST = frozenset({"n8n"})
 
 
 class ClusterPlacement:
@@ -174,18 +169,15 @@ class ClusterPlacement:
             extra_secret_arns=[master], extra_environment={"PGHOST": db_host})
         self.services: dict[str, ClusterService] = {}
 
-    def _needs(self, spec: ServiceSpec) -> list[pulumi.Resource]:
-        ready = {"database": [self.bootstrap.run], "cache": self.cache.ready, "storage": []}
-        return [r for need in ("database", "cache", "storage") if need in spec.needs for r in ready[need]]
-
     def _scaling(self, name: str, **extra: object) -> Scaling:
         bounds = self.sizes.tasks.get(TASK_BOUNDS.get(name, ""))
         return Scaling(bounds.minimum, bounds.maximum, **extra) if bounds else Scaling(1, 1)  # type: ignore[arg-type]
 
     def run_service(self, spec: ServiceSpec, steps: Sequence[StepSpec] = (),
                     after: Sequence[Running] = ()) -> Running:
+        check_steps(spec, steps)
         owner = self.tasks.vault_of(spec)
-        needs = self._needs(spec)
+        needs = needs_ready(spec, {"database": [self.bootstrap.run], "cache": self.cache.ready, "storage": []})
         if steps:
             # The steps run one after the other once the database is bootstrapped; the service
             # waits for the last of them and for its other stores.
@@ -198,26 +190,27 @@ class ClusterPlacement:
             scaling = self._scaling(spec.name, requests_per_task=REQUESTS_PER_TASK[spec.name],
                                     edge_target=(self.entry.load_balancer.arn_suffix,
                                                  self.entry.target_group.arn_suffix))
-        discovery = None if spec.name in UNDISCOVERED else self.tasks.discovered(spec.name)
+        discovery = self.tasks.discovered(spec.name) if spec.discoverable else None
         # S3 through the task role: no static key exists on the cluster.
         storage_policy = {"task_policy": self.storage.api_policy} if "storage" in spec.needs else {}
         service = self.tasks.service(
             spec, owner, scaling, [*needs, *(r for a in after for r in a.ready)],
-            discovery_arn=discovery.arn if discovery else None, stop_first=spec.name in STOP_FIRST,
+            discovery_arn=discovery.arn if discovery else None, stop_first=spec.singleton,
             **storage_policy)
         self.services[spec.name] = service
         return Running([f"{self.wiring.host(spec.name)}:{spec.port}"] if discovery else [], [service.service])
 
-    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running, n8n: Sequence[Running]) -> Running:
+    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running,
+                 n8n: Mapping[str, Running]) -> Running:
         cfg = self.cfg
         conf = nginx_config.render(nginx_config.EdgeConfig(
             domain=cfg.domain,
-            n8n_server=n8n[0].upstreams[0] if n8n else None,  # type: ignore[arg-type]
-            n8n_webhook_server=n8n[1].upstreams[0] if n8n else None,  # type: ignore[arg-type]
+            n8n_server=n8n["n8n"].by_name() if n8n else None,
+            n8n_webhook_server=n8n["n8n-webhook"].by_name() if n8n else None,
             grafana_server=None, admin_cidrs=list(cfg.admin_cidrs),
             # Only the load balancer reaches the edge's tasks, and only Cloudflare reaches it.
             real_ip_from=[self.network_args.cidr], client_ca=False,
-            api_servers=list(api.upstreams), frontend_servers=list(frontend.upstreams),  # type: ignore[arg-type]
+            api_servers=[api.by_name()], frontend_servers=[frontend.by_name()],
             resolver=VPC_RESOLVER, behind_load_balancer=True, cache_dir=edge_release.CLUSTER_CACHE_DIR,
             cache_max_mb=EDGE_CACHE_MB, proxy_temp_file_max=f"{EDGE_PROXY_TEMP_MB}m"))
         placed = replace(
@@ -234,7 +227,7 @@ class ClusterPlacement:
                                         load_balancer_label=self.entry.request_label),
             [self.entry.listener], target_group_arn=self.entry.target_group.arn,
             security_group_ids=[self.groups.edge.id])
-        self.services = {"edge": edge, **self.services}
+        self.services["edge"] = edge
         return Running([], [edge.service])
 
     def observe(self) -> None:

@@ -38,13 +38,21 @@ def task_spec(spec: ServiceSpec | StepSpec, stack: str,
     common = {"name": spec.name, "image": spec.image, "cpus": spec.limits.cpus, "memory_mb": spec.limits.memory_mb,
               "user": spec.user, "log_group": f"/sos/{stack}/{spec.name}", "region": region, "environment": plain,
               "command": list(spec.command)}
-    writable = tuple(ecs.Scratch(w.path, w.size_mb) for w in spec.writable)
+    unsupported = [w.path for w in spec.writable if w.executable or w.private]
+    if unsupported:
+        # The cluster's tmpfs options are fixed (configs/ecs.TMPFS_OPTIONS): never silently weaker.
+        raise ValueError(f"{spec.name}: {unsupported} must be executable or private, which Fargate's tmpfs is not")
+    writable = tuple(spec.writable)
     if isinstance(spec, StepSpec):
         # A step without its own writable paths gets the default /tmp.
         return ecs.TaskSpec(port=None, health_command=(), **common,  # type: ignore[arg-type]
                             **({"writable": writable} if writable else {})), later
-    return ecs.TaskSpec(port=spec.port, health_command=list(spec.health.test),  # type: ignore[arg-type]
-                        health_start_seconds=seconds(spec.health.start_period), stop_timeout=spec.stop_timeout,
+    health = spec.health
+    return ecs.TaskSpec(port=spec.port, health_command=list(health.test),  # type: ignore[arg-type]
+                        health_start_seconds=seconds(health.start_period),
+                        health_interval_seconds=seconds(health.interval),
+                        health_timeout_seconds=seconds(health.timeout), health_retries=health.retries,
+                        init_process=not spec.own_init, stop_timeout=spec.stop_timeout,
                         writable=writable, **common), later
 
 
@@ -63,6 +71,7 @@ class TaskMaker:
             "discovery", name=f"{self.prefix}.internal", vpc=vpc_id,
             description=f"{self.prefix}: the services' names inside the VPC", opts=opts)
         self.vaults: dict[str, aws.secretsmanager.Secret] = {}
+        self.vault_keys: dict[str, set[str]] = {}
 
     def vault(self, name: str, values: Mapping[str, pulumi.Input[str]]) -> aws.secretsmanager.Secret:
         """One Secrets Manager secret per consumer, a JSON object of its variables."""
@@ -80,7 +89,13 @@ class TaskMaker:
         if not spec.secrets:
             return None
         name = spec.family or spec.name
-        return self.vaults.get(name) or self.vault(name, spec.secrets)
+        if name not in self.vaults:
+            self.vault(name, spec.secrets)
+            self.vault_keys[name] = set(spec.secrets)
+        elif self.vault_keys.get(name) != set(spec.secrets):
+            # Its tasks would name a JSON key the vault lacks, and fail only when they start.
+            raise ValueError(f"{spec.name}: its secrets differ from those of {name}'s other processes")
+        return self.vaults[name]
 
     @staticmethod
     def keys_of(secret: aws.secretsmanager.Secret, names: Sequence[str]) -> dict[str, pulumi.Output[str]]:

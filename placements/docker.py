@@ -20,7 +20,7 @@ from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from configs import monitoring as monitoring_config
 from configs import nginx as nginx_config
-from placements.base import DockerEngine, Running
+from placements.base import DockerEngine, Running, check_steps, needs_ready
 from services.spec import ServiceSpec, StepSpec, Wiring
 from settings import Settings
 
@@ -31,13 +31,12 @@ class DockerPlacement:
         self.hostnames = list(nginx_config.edge_hosts(cfg.domain, n8n=cfg.features.n8n,
                                                       grafana=cfg.features.monitoring).values())
         where = self.engine = engine(cfg, secrets, self.hostnames)
-        self.runtime = where.services
+        self.runtime = where.runtime
         self.on_docker = on_docker = pulumi.ResourceOptions(providers={"docker": where.provider})
         pw = secrets.values
         networks = self.networks = ContainerNetworks("networks", ContainerNetworksArgs(
             name_prefix=cfg.name_prefix, labels=cfg.labels, with_egress=where.needs_egress,
-            # dev's is a setting; on the EC2 host the engine picks one (nothing else runs there).
-            edge_subnet=cfg.local.edge_subnet if cfg.local else ""), opts=on_docker)
+            edge_subnet=cfg.local.edge_subnet if cfg.local else None), opts=on_docker)
         self.storage = storage = where.object_storage(networks)
         # A replacement of a production database's container stops the server: refused unless
         # allowDataReplacement says it is meant.
@@ -66,23 +65,23 @@ class DockerPlacement:
         self.grafana_url = cfg.origin("grafana")
         self.running: dict[str, Running] = {}
 
-    def _needs(self, spec: ServiceSpec) -> list[pulumi.Resource]:
-        ready = {"database": self.postgres.ready, "cache": self.redis.ready, "storage": self.engine.stores_ready()}
-        return [r for need in ("database", "cache", "storage") if need in spec.needs for r in ready[need]]
-
     def run_service(self, spec: ServiceSpec, steps: Sequence[StepSpec] = (),
                     after: Sequence[Running] = ()) -> Running:
+        check_steps(spec, steps)
+        if steps and spec.name != "api":
+            raise ValueError(f"{spec.name}: on Docker only the API's component runs steps")
         # Each service keeps its own component (its resources' names stay those of every
         # existing stack); all of them build their containers from the spec.
         build = _COMPONENTS[spec.name]
-        running = build(self, spec, list(steps), [*self._needs(spec), *(r for a in after for r in a.ready)])
+        stores = needs_ready(spec, {"database": self.postgres.ready, "cache": self.redis.ready,
+                                    "storage": self.engine.stores_ready()})
+        running = build(self, spec, list(steps), [*stores, *(r for a in after for r in a.ready)])
         self.running[spec.name] = running
         return running
 
     def _api(self, spec: ServiceSpec, steps: list[StepSpec], depends_on: list[pulumi.Resource]) -> Running:
-        migrate, indexes = steps
         api = Api("api", ApiArgs(
-            runtime=self.runtime, spec=spec, migrate=migrate, indexes=indexes, replicas=self.cfg.api_replicas,
+            runtime=self.runtime, spec=spec, steps=steps, replicas=self.cfg.api_replicas,
             edge_network=self.networks.edge.name, data_network=self.networks.data.name,
             rollout_batch=self.cfg.rollout_batch, depends_on=depends_on), opts=self.on_docker)
         return Running(api.upstreams, api.ready, api.scrape_targets)
@@ -101,14 +100,15 @@ class DockerPlacement:
             opts=self.on_docker)
         return Running([n8n.upstream], n8n.ready)
 
-    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running, n8n: Sequence[Running]) -> Running:
+    def run_edge(self, spec: ServiceSpec, api: Running, frontend: Running,
+                 n8n: Mapping[str, Running]) -> Running:
         cfg, where = self.cfg, self.engine
         host_gateway = self.networks.host_gateway
         edge = EdgeProxy("edge", EdgeProxyArgs(
             runtime=self.runtime, spec=spec, edge_network=self.networks.edge.name,
             config=nginx_config.EdgeConfig(
                 domain=cfg.domain,
-                n8n_server=n8n[0].upstreams[0] if n8n else None,  # type: ignore[arg-type]
+                n8n_server=n8n["n8n"].by_name() if n8n else None,
                 grafana_server=monitoring_config.GRAFANA_UPSTREAM if cfg.features.monitoring else None,
                 # dev: the developer's browser arrives from the edge network's gateway (the port
                 # is published on 127.0.0.1 only, so nobody else reaches it that way).

@@ -68,7 +68,7 @@ class HostEngine:
         ), opts=on_aws)
         self.provider = self.host.provider
         # Ubuntu's `/` is a shared mount (systemd), and the data volume is mounted by cloud-init.
-        self.services = DockerRuntime(cfg.name_prefix, cfg.labels, self.host.commands, bind_propagation="rslave")
+        self.runtime = DockerRuntime(cfg.name_prefix, cfg.labels, self.host.commands, bind_propagation="rslave")
         self.edge_dns = front.dns(hostnames, self.host.public_ip)
         # One Origin CA certificate covers every edge host name.
         self.tls = TlsMaterial(

@@ -44,7 +44,7 @@ class LocalEngine:
             cfg.local.docker_host, cfg.stack, cfg.registry, edge_ports=cfg.edge_ports, bind_address=self.bind_address,
             edge_subnet=cfg.local.edge_subnet, project=cfg.project, edge_container=edge_container_name(cfg.name_prefix)))
         self.provider = host.provider
-        self.services = DockerRuntime(cfg.name_prefix, cfg.labels, host.commands)
+        self.runtime = DockerRuntime(cfg.name_prefix, cfg.labels, host.commands)
         dev_tls = SelfSignedTls("tls", SelfSignedTlsArgs(cfg.domain, list(hostnames)))
         self.tls = TlsMaterial(
             cert_pem=dev_tls.cert_pem, key_pem=dev_tls.key_pem, client_ca_pem=None,
@@ -57,7 +57,7 @@ class LocalEngine:
         if self._storage is None:
             cfg = self.cfg
             self._storage = LocalObjectStorage("storage", LocalObjectStorageArgs(
-                runtime=self.services,
+                runtime=self.runtime,
                 image=cfg.images["minio"],
                 client_image=cfg.images["minioClient"],
                 limits=cfg.limits["minio"],

@@ -3,6 +3,8 @@ data tier's migration-time SQL (configs/postgres.py)."""
 
 from __future__ import annotations
 
+import pulumi
+
 from configs import postgres as pg
 from services.spec import Scratch, ServiceSpec, StepSpec, Wiring, node_http_check
 from settings import Settings
@@ -22,9 +24,10 @@ EXTERNAL_ENV = {
 }
 
 
-def service(cfg: Settings, wiring: Wiring, jwt_access: object, jwt_refresh: object) -> ServiceSpec:
+def service(cfg: Settings, wiring: Wiring, jwt_access: pulumi.Input[str],
+            jwt_refresh: pulumi.Input[str]) -> ServiceSpec:
     storage = wiring.storage
-    secrets = {
+    secrets: dict[str, pulumi.Input[str]] = {
         "DATABASE_URL": wiring.database_url,
         "REDIS_URL": wiring.redis_url,
         "JWT_ACCESS_SECRET": jwt_access,
@@ -34,7 +37,9 @@ def service(cfg: Settings, wiring: Wiring, jwt_access: object, jwt_refresh: obje
     }
     # Static keys where the placement has them; on the cluster the task role reaches S3.
     if storage.access_key_id is not None:
-        secrets |= {"AWS_ACCESS_KEY_ID": storage.access_key_id, "AWS_SECRET_ACCESS_KEY": storage.secret_access_key}
+        secrets["AWS_ACCESS_KEY_ID"] = storage.access_key_id
+        if storage.secret_access_key is not None:
+            secrets["AWS_SECRET_ACCESS_KEY"] = storage.secret_access_key
     return ServiceSpec(
         name=NAME, image=cfg.images["api"], limits=cfg.limits["api"], user=USER, port=PORT, health=HEALTHCHECK,
         environment={
@@ -48,7 +53,7 @@ def service(cfg: Settings, wiring: Wiring, jwt_access: object, jwt_refresh: obje
             "S3_BUCKET_CONTENT": storage.buckets["content"],
             "S3_BUCKET_IMAGES": storage.buckets["images"],
         },
-        secrets=secrets,  # type: ignore[arg-type]
+        secrets=secrets,
         writable=(Scratch("/tmp", 64),),
         # A replica that is replaced gets SIGTERM and this long to drain.
         stop_timeout=cfg.drain_seconds,

@@ -44,6 +44,7 @@ def processes(cfg: Settings, wiring: Wiring, db_password: pulumi.Input[str],
     common["needs"] = frozenset({"database", "cache"})
     return [ServiceSpec(
         name=name, environment=environment, secrets=secrets, command=args,
+        singleton=name == NAME, discoverable=name != "n8n-worker",
         # N8N_USER_FOLDER's settings file and the editor's static files, which `n8n start`
         # writes under it at every start (about 77 MB at 1.123).
         writable=(Scratch("/tmp", n8n_config.CLUSTER_TMP_MB),),

@@ -36,19 +36,6 @@ def seconds(text: str) -> int:
     return hours * 3600 + minutes * 60 + secs
 
 
-def go_duration(text: str) -> str:
-    """A duration as the Docker provider reads it back from the engine (Go's
-    `time.Duration.String()`: "2m0s" for 120 s): written in any other form, every refresh shows a
-    change."""
-    hours, rest = divmod(seconds(text), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
-
-
 def node_http_check(port: int, path: str, start_period: str) -> Healthcheck:
     """For the Node.js images, which have no curl or wget: Node's own http client, healthy on a
     200 within four seconds."""
@@ -63,9 +50,9 @@ class Scratch:
 
     path: str
     size_mb: int
-    # Programs may run from it (n8n's task runner on a Docker host).
+    # Programs may run from it (n8n's task runner on a Docker host), and only the service's user
+    # may enter it: Docker only; the cluster refuses both (its tmpfs is always noexec, 1777).
     executable: bool = False
-    # Only the service's user may enter it (Docker; the cluster's tmpfs is always 1777).
     private: bool = False
 
 
@@ -98,6 +85,11 @@ class ServiceSpec:
     needs: frozenset[str] = frozenset()
     # Processes of one service (n8n's) share its name for their secrets.
     family: str = ""
+    # Never two at once, even during a deploy (n8n's main process: two would fire every schedule
+    # twice; several mains need n8n's licensed multi-main): the old one stops before the new starts.
+    singleton: bool = False
+    # Others reach it by name (n8n's workers take their work from the queue instead).
+    discoverable: bool = True
 
     def __post_init__(self) -> None:
         if not self.needs <= DATA_STORES:
@@ -118,7 +110,9 @@ class StepSpec:
     # The names of the owner's secrets it receives (the owner: the service whose secrets they are).
     owner: str = ""
     secrets: tuple[str, ...] = ()
-    # Replaces the image's entrypoint (a shell for a script); None keeps the image's.
+    # The program `args` go to (a shell for a script): Docker runs it as the entrypoint, the
+    # cluster puts it before `args` in the task's command (the image's entrypoint then passes it
+    # on). None: the image's entrypoint and command take `args`.
     entrypoint: str | None = None
     writable: tuple[Scratch, ...] = ()
 

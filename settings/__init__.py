@@ -25,7 +25,7 @@ from settings.types import (
     HostSizes,
     Invalid,
     Limits,
-    LocalEngine,
+    LocalSettings,
     Registry,
     Settings,
 )
@@ -33,5 +33,5 @@ from settings.types import (
 __all__ = [
     "CLOUD_LIMITS", "CLOUD_STACKS", "CLUSTER_IMAGES", "DEFAULT_IMAGES", "EXTERNAL_SECRETS", "KEYS", "KEYS_BY_NAME",
     "PROJECT", "ROTATION_DATE_VARIABLE", "STACKS", "AwsSettings", "ConfigError", "EdgePorts", "HostSizes", "Invalid",
-    "Key", "Limits", "LocalEngine", "Registry", "Settings", "config_table", "load", "parse_image", "parse_limits", "parse_memory",
+    "Key", "Limits", "LocalSettings", "Registry", "Settings", "config_table", "load", "parse_image", "parse_limits", "parse_memory",
 ]

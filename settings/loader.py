@@ -27,7 +27,7 @@ from settings.types import (
     EdgePorts,
     HostSizes,
     Invalid,
-    LocalEngine,
+    LocalSettings,
     Registry,
     Settings,
 )
@@ -176,7 +176,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
             data_volume_gb=values["dataVolumeGb"],
             snapshot_retention_days=values["snapshotRetentionDays"]) if placement == "host" else None,
         cluster=values["cluster"] if placement == "cluster" else None,
-        local=LocalEngine(docker_host=values["dockerHost"], edge_subnet=values["edgeSubnet"])
+        local=LocalSettings(docker_host=values["dockerHost"], edge_subnet=values["edgeSubnet"])
         if placement == "local" else None,
         edge_ports=values.get("edgePorts", EdgePorts()),
         external_secrets=MappingProxyType(secrets),

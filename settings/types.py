@@ -94,7 +94,7 @@ class HostSizes:
 
 
 @dataclass(frozen=True)
-class LocalEngine:
+class LocalSettings:
     """dev's Docker engine."""
 
     # Empty: the docker CLI's own endpoint (DOCKER_HOST, else its current context).
@@ -133,7 +133,7 @@ class Settings:
     aws: AwsSettings | None = None
     host: HostSizes | None = None
     cluster: ClusterSizes | None = None
-    local: LocalEngine | None = None
+    local: LocalSettings | None = None
     edge_ports: EdgePorts = EdgePorts()
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})

@@ -314,7 +314,7 @@ GO_FORMS = {"0s": "0s", "5s": "5s", "60s": "1m0s", "90s": "1m30s", "120s": "2m0s
 
 @pytest.mark.parametrize(("given", "go"), sorted(GO_FORMS.items()))
 def test_durations_are_written_as_the_provider_reads_them_back(given, go):
-    from services.spec import go_duration
+    from components.container_service import go_duration
 
     assert go_duration(given) == go
 
@@ -335,7 +335,7 @@ def test_every_healthcheck_duration_is_in_gos_form(stack):
 
 
 def test_a_duration_go_cannot_read_is_refused():
-    from services.spec import go_duration
+    from components.container_service import go_duration
 
     for bad in ("", "1.5s", "10ms", "two minutes"):
         with pytest.raises(ValueError, match="duration"):

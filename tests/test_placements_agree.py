@@ -1,5 +1,5 @@
-"""What a service is does not depend on where it runs: its health check (command and start
-period), its stop timeout and its user are the same in the host's containers and the cluster's
+"""What a service is does not depend on where it runs: its health check (command, start period,
+interval, timeout, retries), its init process, its stop timeout and its user are the same in the host's containers and the cluster's
 tasks (both read services/). The edge's was not before issue 27: a shell check with a 60 s start
 period on the cluster, wget with 20 s on the host."""
 
@@ -34,5 +34,10 @@ def test_health_and_stop_are_the_same_on_the_host_and_the_cluster(stack, service
         ecs = definitions[task]
         assert ecs["healthCheck"]["command"] == check["tests"], task
         assert ecs["healthCheck"]["startPeriod"] == seconds(check["startPeriod"]), task
+        assert ecs["healthCheck"]["interval"] == seconds(check["interval"]), task
+        assert ecs["healthCheck"]["timeout"] == seconds(check["timeout"]), task
+        assert ecs["healthCheck"]["retries"] == check["retries"], task
+        # One init process, the placement's or the image's own (n8n's tini), never two.
+        assert ecs["linuxParameters"]["initProcessEnabled"] == container.inputs["init"], task
         assert ecs["stopTimeout"] == container.inputs["stopTimeout"], task
         assert ecs["user"] == container.inputs["user"], task
