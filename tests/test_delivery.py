@@ -17,7 +17,8 @@ from testsupport.servers import node_module
 from testsupport.tools import ROOT, require_tool
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-PINNED_USES = re.compile(r"^[\w.-]+/[\w.-]+@([0-9a-f]{40} # v\d+\.\d+\.\d+|v\d+\.\d+\.\d+)$")
+# A commit, with the release it is: a tag can be moved, a commit cannot.
+PINNED_USES = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
 def _actionlint(*paths: Path) -> list[dict]:
@@ -61,30 +62,76 @@ def test_every_action_is_pinned(path):
     assert lines
     for line in lines:
         ref = line.removeprefix("- uses:").strip()
-        assert PINNED_USES.match(ref), f"{ref} is not pinned to a commit (with its version) or an exact release"
+        assert PINNED_USES.match(ref), f"{ref} is not pinned to a commit (with its version)"
+
+
+def _pulumi_jobs(doc: dict) -> dict[str, dict]:
+    return {name: job for name, job in doc["jobs"].items()
+            if any(u.startswith("pulumi/actions@") for u, _ in _uses({"jobs": {name: job}}))}
+
+
+def _pulumi_step(job: dict) -> dict:
+    (step,) = [s for u, s in _uses({"jobs": {"j": job}}) if u.startswith("pulumi/actions@")]
+    return step
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_pulumi_steps_use_the_pinned_cli_the_policy_pack_and_oidc(path):
     doc = _load(path)
+    text = path.read_text()
     assert doc["permissions"] == {"contents": "read"}, "least privilege by default"
-    assert "aws-access-key-id" not in path.read_text() and "AWS_SECRET_ACCESS_KEY" not in path.read_text()
-    pulumi_jobs = {name: job for name, job in doc["jobs"].items()
-                   if any(u.startswith("pulumi/actions@") for u, _ in _uses({"jobs": {name: job}}))}
-    assert pulumi_jobs
-    for name, job in pulumi_jobs.items():
-        steps = [s for u, s in _uses({"jobs": {name: job}}) if u.startswith("pulumi/actions@")]
-        for step in steps:
-            assert step["with"]["pulumi-version-file"] == ".pulumi-version"
-            assert step["with"]["policyPacks"] == "policy"
+    assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    # Pulumi Cloud by OIDC too: no long-lived access token anywhere.
+    assert "PULUMI_ACCESS_TOKEN" not in text
+    assert _pulumi_jobs(doc)
+    for name, job in _pulumi_jobs(doc).items():
+        step = _pulumi_step(job)
+        assert step["with"]["pulumi-version-file"] == ".pulumi-version"
+        assert step["with"]["policyPacks"] == "policy"
         assert job["permissions"]["id-token"] == "write"
-        assert any(u.startswith("aws-actions/configure-aws-credentials@") and "role-to-assume" in s["with"]
-                   for u, s in _uses({"jobs": {name: job}}))
-        assert job["concurrency"]["cancel-in-progress"] is False
-        assert job["concurrency"]["group"].startswith("pulumi-")
-        if path.name != "drift.yml":  # a scheduled read-only check of the deployed stacks
-            assert "test" in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"]) \
-                or job["needs"] == "staging"
+        uses = [u for u, _ in _uses({"jobs": {name: job}})]
+        aws = next(i for i, u in enumerate(uses) if u.startswith("aws-actions/configure-aws-credentials@"))
+        auth = next(i for i, u in enumerate(uses) if u.startswith("pulumi/auth-actions@"))
+        assert max(aws, auth) < uses.index(next(u for u in uses if u.startswith("pulumi/actions@"))), name
+        auth_step = _uses({"jobs": {name: job}})[auth][1]
+        deploys = step["with"]["command"] == "up"
+        # Only a deploy gets the organization's token and the deploy role; the rest read.
+        assert auth_step["with"]["requested-token-type"].endswith(":organization" if deploys else ":team"), name
+        role = _uses({"jobs": {name: job}})[aws][1]["with"]["role-to-assume"]
+        assert ("DEPLOY_ROLE" in role) == deploys and ("PREVIEW_ROLE" in role) != deploys, name
+        assert step["env"]["CLOUDFLARE_API_TOKEN"].endswith("_READ }}") != deploys, name
+
+
+def _groups(doc: dict, job: dict) -> set[str]:
+    """The concurrency groups a job joins, with its matrix expanded."""
+    group = (job.get("concurrency") or {}).get("group")
+    if group is None:
+        return set()
+    stacks = job.get("strategy", {}).get("matrix", {}).get("stack", [""])
+    return {group.replace("${{ matrix.stack }}", stack).lower() for stack in stacks}
+
+
+def test_no_preview_or_drift_check_can_cancel_a_pending_deploy():
+    """GitHub keeps one running and one pending job per concurrency group and cancels the older
+    pending one whoever joins: only deploys may share a deploy's group (issue 28)."""
+    deploy_groups: set[str] = set()
+    other_groups: set[str] = set()
+    for path in WORKFLOWS:
+        doc = _load(path)
+        for job in doc["jobs"].values():
+            deploys = job in _pulumi_jobs(doc).values() and _pulumi_step(job)["with"]["command"] == "up"
+            (deploy_groups if deploys else other_groups).update(_groups(doc, job))
+            if deploys:
+                assert job["concurrency"]["cancel-in-progress"] is False, "a running update is never cancelled"
+    assert deploy_groups == {"deploy-staging", "deploy-production"}
+    assert not deploy_groups & other_groups
+
+
+def test_the_group_check_is_not_vacuous():
+    doc = _load(ROOT / ".github" / "workflows" / "pull-request.yml")
+    preview = doc["jobs"]["preview"]
+    preview["concurrency"]["group"] = "deploy-${{ matrix.stack }}"
+    assert _groups(doc, preview) & {"deploy-staging", "deploy-production"}
 
 
 def test_pull_requests_preview_both_cloud_stacks_and_comment():
@@ -93,21 +140,47 @@ def test_pull_requests_preview_both_cloud_stacks_and_comment():
     preview = doc["jobs"]["preview"]
     assert preview["strategy"]["matrix"]["stack"] == ["staging", "production"]
     assert preview["permissions"]["pull-requests"] == "write"
-    assert preview["concurrency"]["group"] == "pulumi-${{ matrix.stack }}"
-    (step,) = [s for u, s in _uses({"jobs": {"p": preview}}) if u.startswith("pulumi/actions@")]
+    step = _pulumi_step(preview)
     assert step["with"]["command"] == "preview" and step["with"]["comment-on-pr"] is True
     assert doc["jobs"]["test"]["steps"][-1]["run"] == "bash .ci/run"
+    # The tests get no secret at all.
+    assert "secrets." not in json.dumps(doc["jobs"]["test"])
 
 
-def test_main_deploys_staging_then_production_behind_an_approval():
+def test_pull_requests_get_the_cost_change_offline_in_one_comment():
+    from tools import cost_diff
+
+    doc = _load(ROOT / ".github" / "workflows" / "pull-request.yml")
+    job = doc["jobs"]["costs"]
+    text = json.dumps(job)
+    # Offline: no cloud credentials, no secret; the base branch is fetched to be priced.
+    assert "secrets." not in text and "id-token" not in job["permissions"] and "aws-actions" not in text
+    assert job["steps"][0]["with"]["fetch-depth"] == 0
+    runs = [s.get("run", "") for s in job["steps"]]
+    assert any('-m tools.cost_diff --base "origin/$BASE_REF" > cost.md' in r for r in runs)
+    # The comment is found again by the report's first line.
+    assert any("head -n 1 cost.md" in r and "PATCH" in r for r in runs)
+    assert cost_diff.report({}, {}).splitlines()[0] == cost_diff.MARKER
+
+
+def test_main_deploys_staging_then_production_from_the_plan_its_approver_read():
     doc = _load(ROOT / ".github" / "workflows" / "deploy.yml")
     assert doc["on"]["push"]["branches"] == ["main"]
     jobs = doc["jobs"]
-    assert jobs["staging"]["needs"] == "test" and jobs["production"]["needs"] == "staging"
-    assert jobs["production"]["environment"] == "production"
-    for stack in ("staging", "production"):
-        (step,) = [s for u, s in _uses({"jobs": {stack: jobs[stack]}}) if u.startswith("pulumi/actions@")]
-        assert step["with"]["command"] == "up" and step["with"]["stack-name"].endswith(f"/{stack}")
+    assert jobs["staging"]["needs"] == "test"
+    assert jobs["production-plan"]["needs"] == "staging" and jobs["production"]["needs"] == "production-plan"
+    # The approval gate is on the job that applies, after the plan's job has shown its diff.
+    assert jobs["production"]["environment"] == "production" and "environment" not in jobs["production-plan"]
+    plan = _pulumi_step(jobs["production-plan"])["with"]
+    assert plan["command"] == "preview" and plan["comment-on-summary"] is True and plan["diff"] is True
+    upload = next(s for u, s in _uses({"jobs": {"p": jobs["production-plan"]}}) if "upload-artifact" in u)
+    download = next(s for u, s in _uses({"jobs": {"p": jobs["production"]}}) if "download-artifact" in u)
+    assert upload["with"]["path"] == plan["plan"] and download["with"]["name"] == upload["with"]["name"]
+    up = _pulumi_step(jobs["production"])["with"]
+    assert up["command"] == "up" and up["plan"] == plan["plan"], "production applies exactly the approved plan"
+    assert _pulumi_step(jobs["staging"])["with"]["command"] == "up"
+    for name in ("staging", "production"):
+        assert _pulumi_step(jobs[name])["with"]["stack-name"].endswith(f"/{name}")
 
 
 def test_drift_is_checked_daily_per_cloud_stack_and_reported():
@@ -115,13 +188,18 @@ def test_drift_is_checked_daily_per_cloud_stack_and_reported():
     assert "schedule" in doc["on"] and "workflow_dispatch" in doc["on"]
     job = doc["jobs"]["drift"]
     assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
-    (step,) = [s for u, s in _uses({"jobs": {"d": job}}) if u.startswith("pulumi/actions@")]
+    step = _pulumi_step(job)
     assert step["with"]["command"] == "preview"
     assert step["with"]["refresh"] is True and step["with"]["expect-no-changes"] is True
     # Reading only: the preview role, and nothing that writes but the issue.
     assert "PREVIEW_ROLE" in str(job["steps"]) and job["permissions"]["issues"] == "write"
     report = job["steps"][-1]
     assert "failure()" in report["if"] and "gh issue" in report["run"]
+    # Half a deploy is not drift: a running deploy is waited for before the preview.
+    names = [s.get("name", s.get("uses", "")) for s in job["steps"]]
+    wait = next(i for i, n in enumerate(names) if n.startswith("Wait for a deploy"))
+    assert wait < names.index(next(n for n in names if n.startswith("pulumi/actions@")))
+    assert "--workflow deploy.yml" in job["steps"][wait]["run"] and job["permissions"]["actions"] == "read"
 
 
 def test_cli_version_matches_the_sdk_pin():
