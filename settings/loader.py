@@ -102,7 +102,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         try:
             values[key.name] = key.parse(value)
         except Invalid as exc:
-            problem(key.name, str(exc), value)
+            problem(exc.at(key.name), str(exc), exc.value(value))
 
     for name, given in raw.items():
         if name in KEYS_BY_NAME or name in EXTERNAL_SECRETS:
@@ -212,7 +212,7 @@ def _parse_service_map(key_name: str, spec: ServiceMap, default: Mapping[str, An
         try:
             out[service] = spec.item(merged[service])
         except Invalid as exc:
-            problem(f"{key_name}.{service}", str(exc), merged[service])
+            problem(exc.at(f"{key_name}.{service}"), str(exc), exc.value(merged[service]))
     return MappingProxyType(out)
 
 

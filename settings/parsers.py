@@ -160,12 +160,7 @@ def parse_edge_ports(raw: Any) -> EdgePorts:
     expected = "an object {\"http\": port, \"https\": port} of two different ports from 1 to 65535"
     if not isinstance(raw, dict) or set(raw) != {"http", "https"}:
         raise Invalid(expected)
-    values = {}
-    for name, value in raw.items():
-        try:
-            values[name] = parse_positive_int(value, 1, 65535)
-        except Invalid as exc:
-            raise Invalid(f"{name}: {exc}") from None
+    values = {name: _sub(name, lambda v: parse_positive_int(v, 1, 65535), value) for name, value in raw.items()}
     ports = EdgePorts(**values)
     if ports.http == ports.https:
         raise Invalid(expected)
@@ -216,13 +211,13 @@ def parse_cluster(raw: Any) -> ClusterSizes:
         raise Invalid(f"only {', '.join(sorted(fields))} (unknown: {', '.join(sorted(unknown))})")
     database_class = raw.get("databaseClass")
     if database_class not in DATABASE_CLASSES:
-        raise Invalid(f"databaseClass: one of {', '.join(DATABASE_CLASSES)}")
+        raise Invalid(f"one of {', '.join(DATABASE_CLASSES)}", path="databaseClass", given=database_class)
     node_type = raw.get("cacheNodeType")
     if not isinstance(node_type, str) or not re.fullmatch(r"cache\.[a-z0-9]+\.[a-z0-9]+", node_type):
-        raise Invalid("cacheNodeType: an ElastiCache node type such as cache.t4g.small")
+        raise Invalid("an ElastiCache node type such as cache.t4g.small", path="cacheNodeType", given=node_type)
     tasks = raw.get("tasks")
     if not isinstance(tasks, dict) or set(tasks) - set(CLUSTER_SERVICES):
-        raise Invalid(f"tasks: an object keyed by {', '.join(CLUSTER_SERVICES)}")
+        raise Invalid(f"an object keyed by {', '.join(CLUSTER_SERVICES)}", path="tasks", given=tasks)
     return ClusterSizes(
         database_class=database_class,
         database_storage_gb=_sub("databaseStorageGb", int_between(20, 65536), raw.get("databaseStorageGb")),
@@ -258,10 +253,11 @@ def parse_limits(raw: Any) -> Limits:
 
 
 def _sub(name: str, parse: Callable[[Any], Any], raw: Any) -> Any:
+    """Parse a field of an object: a complaint names the field's path and its own value."""
     try:
         return parse(raw)
     except Invalid as exc:
-        raise Invalid(f"{name}: {exc}") from None
+        raise Invalid(str(exc), path=f"{name}.{exc.path}" if exc.path else name, given=exc.value(raw)) from None
 
 
 def parse_features(raw: Any) -> Features:

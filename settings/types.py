@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import pulumi
 
@@ -26,7 +27,23 @@ class ConfigError(pulumi.RunError):
 
 
 class Invalid(ValueError):  # noqa: N818 (reads as "raise Invalid(expected ...)")
-    """A parser's complaint: what was expected (the caller adds key, stack and given value)."""
+    """A parser's complaint: what was expected (the caller adds key, stack and given value).
+    Inside an object, `path` names the field (`tasks.api.min`) and `given` its own value, so
+    the message shows that value and not the whole merged object."""
+
+    NOTHING: Any = object()
+
+    def __init__(self, expected: str, path: str = "", given: Any = NOTHING) -> None:
+        super().__init__(expected)
+        self.path, self.given = path, given
+
+    def at(self, key: str) -> str:
+        """The full name of what was wrong: `key`, or `key.field.subfield`."""
+        return f"{key}.{self.path}" if self.path else key
+
+    def value(self, whole: Any) -> Any:
+        """The value that was wrong: the field's own when known, else the whole value."""
+        return whole if self.given is Invalid.NOTHING else self.given
 
 
 @dataclass(frozen=True)

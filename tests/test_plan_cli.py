@@ -135,3 +135,10 @@ def test_write_files_masks_secrets(tmp_path):
         for line in secret.strip().splitlines():
             if len(line) >= 8 and "-----" not in line:
                 assert line not in text
+
+
+def test_malformed_yaml_in_config_is_a_usage_error_naming_the_key_without_a_traceback():
+    result = run_plan("--stack", "dev", "--config", "apiReplicas=[1, 2")
+    assert result.returncode == 2
+    assert "--config apiReplicas: not YAML at column 6" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -32,9 +32,9 @@ BAD_INPUTS = [
     ("dev", {"images": {"redis": "redis:latest"}}, "images.redis", ["not 'latest'"]),
     ("dev", {"images": {"postgress": "postgres:16.10"}}, "images.postgress", ["a service name"]),
     ("dev", {"images": "redis:7"}, "images", ["an object keyed by service name"]),
-    ("dev", {"limits": {"api": {"memory": "lots"}}}, "limits.api", ["memory: a size with a unit"]),
-    ("dev", {"limits": {"api": {"memory": "512"}}}, "limits.api", ["memory: a size with a unit"]),
-    ("dev", {"limits": {"redis": {"cpus": "fast"}}}, "limits.redis", ["cpus: a number of CPUs"]),
+    ("dev", {"limits": {"api": {"memory": "lots"}}}, "limits.api.memory", ["a size with a unit", "given 'lots'"]),
+    ("dev", {"limits": {"api": {"memory": "512"}}}, "limits.api.memory", ["a size with a unit"]),
+    ("dev", {"limits": {"redis": {"cpus": "fast"}}}, "limits.redis.cpus", ["a number of CPUs", "given 'fast'"]),
     ("dev", {"limits": {"redis": {"swap": "1g"}}}, "limits.redis", ["unknown: swap"]),
     ("dev", {"apiReplica": 2}, "apiReplica", ["unknown key", "did you mean storiesofsoftware:apiReplicas"]),
     ("production", {"bogusSetting": "x"}, "bogusSetting", ["unknown key"]),
@@ -46,13 +46,13 @@ BAD_INPUTS = [
     ("dev", {"edgeSubnet": "10.213.0.1/24"}, "edgeSubnet", ["host bits set"]),
     ("production", {"edgePorts": {"https": 8443}}, "edgePorts", ["applies to dev only"]),
     ("dev", {"edgePorts": {"https": 80}}, "edgePorts", ["two different ports"]),
-    ("dev", {"edgePorts": {"https": 70000}}, "edgePorts", ["https: an integer from 1 to 65535"]),
+    ("dev", {"edgePorts": {"https": 70000}}, "edgePorts.https", ["an integer from 1 to 65535", "given 70000"]),
     ("dev", {"edgePorts": {"htps": 8443}}, "edgePorts", ['an object {"http": port, "https": port}']),
     ("dev", {"edgePorts": 8443}, "edgePorts", ['an object {"http": port, "https": port}']),
     ("staging", {"instanceType": "large"}, "instanceType", ["an EC2 instance type"]),
     ("staging", {"awsRegion": "Europe"}, "awsRegion", ["an AWS region"]),
     ("staging", {"dataVolumeGb": 5}, "dataVolumeGb", ["an integer from 10"]),
-    ("dev", {"features": {"n8n": "yes"}}, "features", ["n8n: true or false"]),
+    ("dev", {"features": {"n8n": "yes"}}, "features.n8n", ["true or false", "given 'yes'"]),
     ("dev", {"sendgridApiKey": "SG.plain-text"}, "sendgridApiKey", ["expected a secret"]),
     ("dev", {"registry": {"server": "ghcr.io"}}, "registry", ["exactly 'server' and 'username'"]),
     # The placement (issue 19).
@@ -62,15 +62,15 @@ BAD_INPUTS = [
     ("production", {"placement": "cluster", "cluster": {"tasks": {"api": {"min": 1, "max": 4}}}},
      "cluster.tasks.api.min", ["at least 2 on production", "given 1"]),
     ("staging", {"placement": "cluster", "cluster": {"tasks": {"edge": {"min": 3, "max": 2}}}},
-     "cluster", ["tasks.edge: max at least min"]),
+     "cluster.tasks.edge", ["max at least min"]),
     ("staging", {"placement": "cluster", "cluster": {"tasks": {"worker": {"min": 1, "max": 2}}}},
-     "cluster", ["tasks: an object keyed by edge, api, frontend, n8nWorker"]),
+     "cluster.tasks", ["an object keyed by edge, api, frontend, n8nWorker"]),
     ("staging", {"placement": "cluster", "cluster": {"databaseClass": "db.m5.24xlarge"}},
-     "cluster", ["databaseClass: one of db.t4g.micro"]),
+     "cluster.databaseClass", ["one of db.t4g.micro", "given 'db.m5.24xlarge'"]),
     ("staging", {"placement": "cluster", "cluster": {"cacheNodeType": "t4g.small"}},
-     "cluster", ["cacheNodeType: an ElastiCache node type"]),
+     "cluster.cacheNodeType", ["an ElastiCache node type", "given 't4g.small'"]),
     ("staging", {"placement": "cluster", "cluster": {"databaseStorageGb": 10}},
-     "cluster", ["databaseStorageGb: an integer from 20"]),
+     "cluster.databaseStorageGb", ["an integer from 20", "given 10"]),
     ("staging", {"placement": "cluster", "cluster": {"replicas": 3}}, "cluster", ["unknown: replicas"]),
     ("production", {"placement": "cluster", "backupRetentionDays": 60}, "backupRetentionDays",
      ["7 to 35 with placement cluster", "given 60"]),
@@ -103,7 +103,7 @@ def test_every_problem_is_reported_at_once():
                  "limits": {"api": {"memory": "big"}}, "colour": "blue"}
     with pytest.raises(settings.ConfigError) as info:
         harness.run("staging", overrides=overrides)
-    keys = ["apiReplicas", "domain", "images.nginx", "limits.api", "colour"]
+    keys = ["apiReplicas", "domain", "images.nginx", "limits.api.memory", "colour"]
     assert len(info.value.problems) == len(keys)
     for key in keys:
         assert f"storiesofsoftware:{key} on stack staging" in str(info.value)
@@ -213,3 +213,13 @@ def test_each_placement_gets_its_own_settings_and_no_stand_ins_for_the_others(st
             values = {f.name: getattr(group, f.name) for f in dataclasses.fields(group)}
             stand_ins = {k for k, v in values.items() if v in ("", 0) and k != "docker_host"}
             assert not stand_ins, f"{stack}: {sorted(stand_ins)} set to a stand-in value"
+
+
+def test_a_nested_error_shows_the_fields_value_not_the_merged_object():
+    """Before issue 28 a bad `cluster.databaseClass` printed the whole object merged over the
+    stack's defaults, which the operator never wrote."""
+    with pytest.raises(settings.ConfigError) as info:
+        harness.run("staging", overrides={"placement": "cluster", "cluster": {"databaseClass": "db.x9"}})
+    (problem,) = info.value.problems
+    assert problem.startswith("storiesofsoftware:cluster.databaseClass on stack staging: expected one of")
+    assert problem.endswith("given 'db.x9'") and "databaseStorageGb" not in problem

@@ -1,7 +1,8 @@
 """What a stack costs per month at rest, counted from its plan: every priced resource the program
 registers, at AWS's public on-demand prices for us-east-1.
 
-    python -m tools.costs            # the table docs/architecture.md carries (tests fail when stale)
+    python -m tools.costs            # the monthly total of each stack and placement, as JSON
+    python -m tools.costs --table    # the table docs/architecture.md carries (tests fail when stale)
 
 Counted: compute (EC2 or Fargate at each service's minimum tasks), the data services, NAT
 gateways, interface endpoints, the load balancer (one LCU), public IPv4 addresses, EBS, secrets
@@ -12,6 +13,7 @@ free allowance, AWS Backup's snapshot storage (per GB), ECR storage of cached im
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -150,9 +152,16 @@ def table(by_stack: dict[str, Plan]) -> str:
     return "\n".join(rows)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.costs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", action="store_true", help="the line-by-line Markdown table instead")
+    args = parser.parse_args(argv)
+    print("planning staging and production on both placements (about 10 s) ...", file=sys.stderr)
     by_stack = plans()
-    print(json.dumps({name: round(total(estimate(plan)), 2) for name, plan in by_stack.items()}, indent=2))
+    if args.table:
+        print(table(by_stack))
+    else:
+        print(json.dumps({name: round(total(estimate(plan)), 2) for name, plan in by_stack.items()}, indent=2))
     return 0
 
 

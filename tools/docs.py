@@ -1,8 +1,13 @@
-"""Regenerate the generated sections of the README, docs/security.md and docs/configuration.md:
-`python -m tools.docs` (tests fail when stale)."""
+"""Regenerate the generated sections of the README, docs/security.md, docs/configuration.md and
+docs/architecture.md from the offline plans.
+
+    python -m tools.docs            # rewrite what is stale
+    python -m tools.docs --check    # exit 1, naming each stale page, and write nothing (CI)
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -49,19 +54,30 @@ def render_security(page: str, plans: dict[str, Plan]) -> str:
     return _replace(page, CONTROLS_START, CONTROLS_END, controls.table(plans))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.docs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a page is stale")
+    args = parser.parse_args(argv)
+    print("planning staging and production on both placements (about 10 s) ...", file=sys.stderr)
     plans = controls.plans()
     cost_plans = costs.plans()
+    stale = []
     for path, render_page in ((README, lambda t: render(t, plans, cost_plans)),
                               (SECURITY, lambda t: render_security(t, plans)),
                               (CONFIGURATION, render_configuration),
                               (ARCHITECTURE, lambda t: render_architecture(t, cost_plans))):
         text = path.read_text()
         new = render_page(text)
-        if new != text:
+        name = path.relative_to(README.parent)
+        if new == text:
+            print(f"{name}: up to date", file=sys.stderr)
+        elif args.check:
+            stale.append(name)
+            print(f"{name}: stale (python -m tools.docs rewrites it)", file=sys.stderr)
+        else:
             path.write_text(new)
-            print(f"{path.name} updated", file=sys.stderr)
-    return 0
+            print(f"{name}: updated", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

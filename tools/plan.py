@@ -183,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         key, sep, value = item.partition("=")
         if not sep or not key:
             parser.error(f"--config takes KEY=VALUE, got {item!r}")
-        overrides[key] = yaml.safe_load(value) if value else ""
+        try:
+            overrides[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at column {mark.column + 1}" if mark is not None else ""
+            parser.error(f"--config {key}: not YAML{where} ({getattr(exc, 'problem', None) or exc}): {value!r}")
 
     try:
         plan = harness.run(args.stack, overrides=overrides, program_dir=args.program_dir)

@@ -27,7 +27,7 @@ def violations(plan: harness.Plan) -> list[tuple[str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.policy", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", action="append", required=True)
     args = parser.parse_args(argv)
     failed = 0

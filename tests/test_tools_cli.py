@@ -1,0 +1,40 @@
+"""The operator tools' command lines: --help, a word on stderr before the slow part, and
+`tools.docs --check` for CI (issue 28)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tools import docs
+from tools.plan_compare import ROOT
+
+
+@pytest.mark.parametrize("tool", ["tools.docs", "tools.costs", "tools.plan", "tools.cost_diff",
+                                  "tools.plan_compare", "tools.policy"])
+def test_every_tool_has_help(tool):
+    result = subprocess.run([sys.executable, "-m", tool, "--help"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: python -m {tool}"), result.stderr
+
+
+def test_docs_check_names_a_stale_page_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    for name in ("README", "SECURITY", "CONFIGURATION", "ARCHITECTURE"):
+        original = getattr(docs, name)
+        copy = tmp_path / original.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(original, copy)
+        monkeypatch.setattr(docs, name, copy)
+    assert docs.main(["--check"]) == 0
+    page = tmp_path / "docs" / "configuration.md"
+    stale = page.read_text().replace("| `storiesofsoftware:domain` |", "| `storiesofsoftware:domain-renamed` |")
+    assert stale != page.read_text()
+    page.write_text(stale)
+    capsys.readouterr()
+    assert docs.main(["--check"]) == 1
+    assert "docs/configuration.md: stale" in capsys.readouterr().err
+    assert page.read_text() == stale, "--check writes nothing"
+    assert docs.main([]) == 0 and page.read_text() != stale
