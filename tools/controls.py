@@ -11,7 +11,7 @@ VPC), IAM, SSM, and the account-wide controls those services raise. A control is
 - account: decided by the AWS account's own baseline, which no single stack should own;
 - operational: decided by how the account is run over time, not by a plan.
 
-`python -m tools.docs` renders the README's table from the plans; tests/test_controls.py checks
+`python -m tools.docs` renders the README's summary and docs/security.md's table from the plans; tests/test_controls.py checks
 that table, the expected statuses, that every check can fail, and a real scanner (checkov)
 over the same plan translated for the AWS provider.
 """
