@@ -51,6 +51,7 @@ from offline.values import (
     unwrap,
 )
 from policy.ordering import Graph, Node
+from settings.types import stack_kind
 
 # Tests and tools read plans' values through the harness (offline/values.py).
 __all__ = [
@@ -301,13 +302,16 @@ def stack_config(stack: str, program_dir: Path = ROOT,
     """The stack file's config as the engine passes it: strings (JSON for objects), with
     encrypted values replaced by placeholders and listed as secret keys."""
     path = program_dir / f"Pulumi.{stack}.yaml"
-    if not path.exists():
+    if not path.exists() and stack_kind(stack) == "dev" and stack != "dev":
+        # A developer's dev-<name> before its first `pulumi config set`: no file, dev's defaults.
+        path = None
+    elif not path.exists():
         raise StackNotFoundError(
             f"no stack {stack!r}: {path.name} does not exist "
             f"(stacks here: {', '.join(stack_names(program_dir))})"
         )
     project = project_name(program_dir)
-    doc = yaml.safe_load(path.read_text()) or {}
+    doc = (yaml.safe_load(path.read_text()) if path is not None else None) or {}
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (doc.get("config") or {}).items():

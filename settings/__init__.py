@@ -28,10 +28,11 @@ from settings.types import (
     LocalSettings,
     Registry,
     Settings,
+    stack_kind,
 )
 
 __all__ = [
     "CLOUD_LIMITS", "CLOUD_STACKS", "CLUSTER_IMAGES", "DEFAULT_IMAGES", "EXTERNAL_SECRETS", "KEYS", "KEYS_BY_NAME",
     "PROJECT", "ROTATION_DATE_VARIABLE", "STACKS", "AwsSettings", "ConfigError", "EdgePorts", "HostSizes", "Invalid",
-    "Key", "Limits", "LocalSettings", "Registry", "Settings", "config_table", "load", "parse_image", "parse_limits", "parse_memory",
+    "Key", "Limits", "LocalSettings", "Registry", "Settings", "config_table", "stack_kind", "load", "parse_image", "parse_limits", "parse_memory",
 ]

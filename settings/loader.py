@@ -20,6 +20,7 @@ from settings.parsers import (
 from settings.schema import EXTERNAL_SECRETS, KEYS, KEYS_BY_NAME
 from settings.types import (
     CLOUD_STACKS,
+    DEV_STACK_MAX,
     PROJECT,
     STACKS,
     AwsSettings,
@@ -30,6 +31,7 @@ from settings.types import (
     LocalSettings,
     Registry,
     Settings,
+    stack_kind,
 )
 
 # Plan as if on another day (a rehearsal of a key rotation); unset, today in UTC.
@@ -78,13 +80,15 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
             f"{PROJECT}:{key} on stack {stack}: expected {expected}; given {_describe(given)}"
         )
 
-    if stack not in STACKS:
-        raise ConfigError(stack, [f"stack {stack!r} is not one of {', '.join(STACKS)}"])
+    kind = stack_kind(stack)
+    if kind is None:
+        raise ConfigError(stack, [f"stack {stack!r} is not one of {', '.join(STACKS)}, nor a developer's "
+                                  f"dev-<name> (lowercase letters and digits, at most {DEV_STACK_MAX} characters)"])
 
     raw = _raw_config()
     values: dict[str, Any] = {}
     for key in KEYS:
-        default = key.defaults[stack]
+        default = key.defaults[kind]
         given = raw.get(key.name)
         if default is None:
             # The key does not apply to this stack (EC2 sizes on dev, dockerHost on AWS).
@@ -131,7 +135,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         problem("cluster", "no value with placement host (set placement: cluster to use it)", _decode(raw["cluster"]))
     if values.get("placement") == "cluster":
         _check_cluster_images(values, secrets, problem)
-    _check_stack_rules(stack, values, problem)
+    _check_stack_rules(kind, values, problem)
     today = dt.datetime.now(dt.UTC).date()
     if ROTATION_DATE_VARIABLE in os.environ:
         # `SOS_KEY_ROTATION_DATE=2027-03-01 pulumi preview` shows which keys that day rotates.
@@ -218,6 +222,7 @@ def _parse_service_map(key_name: str, spec: ServiceMap, default: Mapping[str, An
 
 def _check_stack_rules(stack: str, values: dict[str, Any],
                        problem: Callable[[str, str, Any], None]) -> None:
+    """`stack`: its kind (dev, staging, production)."""
     if stack == "production" and values.get("apiReplicas", 2) < 2:
         problem("apiReplicas", "at least 2 on production (one replica is an outage per deploy)",
                 values["apiReplicas"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -13,6 +14,20 @@ import pulumi
 PROJECT = "storiesofsoftware"
 STACKS = ("dev", "staging", "production")
 CLOUD_STACKS = ("staging", "production")
+# A developer's own stack beside the shared ones: `dev-<name>`, with dev's defaults and rules.
+# Short enough that every Docker name it prefixes (`sos-dev-<name>-...`) stays readable.
+DEV_STACK = re.compile(r"dev-[a-z0-9]+(?:-[a-z0-9]+)*")
+DEV_STACK_MAX = 32
+
+
+def stack_kind(stack: str) -> str | None:
+    """The stack whose defaults and rules a stack takes: itself, or dev for `dev-<name>`; None
+    for any other name."""
+    if stack in STACKS:
+        return stack
+    if DEV_STACK.fullmatch(stack) and len(stack) <= DEV_STACK_MAX:
+        return "dev"
+    return None
 
 
 class ConfigError(pulumi.RunError):
@@ -159,10 +174,18 @@ class Settings:
     today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
 
     @property
+    def kind(self) -> str:
+        """dev, staging or production: `dev-<name>` is a dev."""
+        kind = stack_kind(self.stack)
+        if kind is None:
+            raise ValueError(f"stack {self.stack!r}: not dev, staging, production or dev-<name>")
+        return kind
+
+    @property
     def is_cloud(self) -> bool:
         """staging and production run on AWS (an EC2 Docker host, or ECS with `placement:
         cluster`); dev on the local Docker engine."""
-        return self.stack in CLOUD_STACKS
+        return self.kind in CLOUD_STACKS
 
     @property
     def on_cluster(self) -> bool:
@@ -170,7 +193,7 @@ class Settings:
 
     @property
     def is_production(self) -> bool:
-        return self.stack == "production"
+        return self.kind == "production"
 
     @property
     def manages_zone(self) -> bool:

@@ -223,3 +223,32 @@ def test_a_nested_error_shows_the_fields_value_not_the_merged_object():
     (problem,) = info.value.problems
     assert problem.startswith("storiesofsoftware:cluster.databaseClass on stack staging: expected one of")
     assert problem.endswith("given 'db.x9'") and "databaseStorageGb" not in problem
+
+
+@pytest.mark.parametrize("stack,kind", [("dev", "dev"), ("staging", "staging"), ("dev-alice", "dev"),
+                                        ("dev-team-2", "dev"), ("dev-", None), ("dev_alice", None),
+                                        ("Dev-Alice", None), ("staging-alice", None), ("dev-" + "a" * 29, None)])
+def test_a_developer_stack_is_a_dev(stack, kind):
+    assert settings.stack_kind(stack) == kind
+
+
+def test_a_developer_stack_takes_devs_defaults_and_rules():
+    cfg = _loaded("dev-alice", {})
+    assert (cfg.kind, cfg.is_cloud, cfg.name_prefix, cfg.local is not None) == ("dev", False, "sos-dev-alice", True)
+    with pytest.raises(settings.ConfigError, match="instanceType on stack dev-alice: expected no value"):
+        _loaded("dev-alice", {"instanceType": "t3.large"})
+    with pytest.raises(settings.ConfigError, match="nor a developer's dev-<name>"):
+        _loaded("dev_alice", {})
+
+
+def test_a_developer_stack_shares_no_docker_name_with_dev():
+    """Two dev stacks on one engine: every container, volume and network is the stack's own."""
+    def names(plan: harness.Plan) -> set[str]:
+        # Images are the engine's, shared by every stack on it.
+        kinds = ("docker:index/container:Container", "docker:index/volume:Volume", "docker:index/network:Network")
+        return {r.inputs["name"] for r in plan.resources if r.type in kinds and isinstance(r.inputs.get("name"), str)}
+
+    dev, alice = harness.run("dev"), harness.run("dev-alice")
+    assert len(alice.resources) == len(dev.resources)
+    assert names(alice) and all(n.startswith("sos-dev-alice") for n in names(alice)), names(alice)
+    assert not names(alice) & names(dev)
