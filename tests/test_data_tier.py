@@ -113,7 +113,7 @@ def test_dev_buckets_are_created_by_an_idempotent_task_after_minio_is_healthy():
 
 def test_one_shot_script_passes_shellcheck_and_feeds_secrets_from_stdin(tmp_path):
     tool = require_tool("shellcheck")
-    args = OneShotTaskArgs(task="t", image="x:1", limits=Limits(128, 0.25, 64), network="net",
+    args = OneShotTaskArgs(image="x:1", limits=Limits(128, 0.25, 64), network="net",
                            user="1000:1000", steps=[["one", "a b"], ["two"]], commands=None,  # type: ignore[arg-type]
                            env={"PLAIN": "yes"})
     script = docker_run_script("sha256:abc", args, "sos-dev-data")

@@ -1,0 +1,42 @@
+"""The suite as CI runs it: jobs side by side (`.ci/run <group>`, .github/workflows), each
+group a pytest command. `fast` is every test that needs no real tool: it gates the previews and
+is what a developer runs before a push (`bin/test --fast`). The real-tool tests are split by
+what they drive; `servers` takes every real-tool module no other group names, so a new module
+is never left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_TOOLS = "real_tools"
+# The real-tool groups: the modules each runs (only their real-tool tests).
+MODULES: dict[str, tuple[str, ...]] = {
+    # The real applications in Chromium behind the edge, and n8n's own processes.
+    "browser": ("tests/test_e2e.py", "tests/test_cluster_n8n.py", "tests/test_dev_edge.py"),
+    # Docker's own engine, and dev's `pulumi up` replayed on it.
+    "engine": ("tests/test_docker_engine.py", "tests/test_dev_up.py"),
+    # The AWS provider (Terraform) against moto, and the drills that restore and roll out.
+    "cloud": ("tests/test_terraform.py", "tests/test_backup_drill.py", "tests/test_backup_jobs.py",
+              "tests/test_logical_dump.py", "tests/test_rollout.py", "tests/test_bench.py"),
+}
+GROUPS = ("fast", "servers", *MODULES)
+
+
+def pytest_args(group: str) -> list[str]:
+    """The pytest arguments of one group."""
+    if group == "fast":
+        return ["-m", f"not {REAL_TOOLS}"]
+    if group == "servers":
+        others = [module for modules in MODULES.values() for module in modules]
+        return ["-m", REAL_TOOLS, *(f"--ignore={module}" for module in others)]
+    if group in MODULES:
+        return ["-m", REAL_TOOLS, *MODULES[group]]
+    raise SystemExit(f"no test group {group!r}: one of {', '.join(GROUPS)}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    # `python -m testsupport.groups <group>`: the arguments, one per line (bin/test reads them).
+    print("\n".join(pytest_args(sys.argv[1]) if len(sys.argv) == 2 else GROUPS))
