@@ -1,5 +1,6 @@
 """The benchmarks, one after the other: `venv/bin/python -m bench` (or `bin/bench`); one of
-them by name: `python -m bench deploy`.
+them by name: `python -m bench deploy`. `python -m bench ci` (CI's jobs, about 25 minutes) runs
+only when named.
 
 Prints each table with its summary line, then one last line with the summaries."""
 
@@ -10,17 +11,17 @@ import json
 import sys
 from pathlib import Path
 
-from bench import db, deploy, edge, plan
+from bench import ci, db, deploy, edge, plan
 from testsupport.tools import MissingToolError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs (a smoke test)")
-    parser.add_argument("only", nargs="*", metavar="NAME", help="run only these: plan, edge, database, deploy")
+    parser.add_argument("only", nargs="*", metavar="NAME", help="run only these: plan, edge, database, deploy, ci")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the edge figures to FILE as JSON")
     args = parser.parse_args(argv)
-    unknown = set(args.only) - {"plan", "edge", "database", "deploy"}
+    unknown = set(args.only) - {"plan", "edge", "database", "deploy", "ci"}
     if unknown:
         parser.error(f"unknown benchmark {sorted(unknown)}")
     runs = 1 if args.quick else None
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
         ("edge", lambda: _edge(runs or 5, 2 if args.quick else 8, args.json)),
         ("database", lambda: db.run(runs or 3, 5 if args.quick else 20, 5 if args.quick else 50, 16)),
         ("deploy", deploy.run),
+        ("ci", ci.run),
     ):
-        if args.only and title not in args.only:
+        if (args.only and title not in args.only) or (title == "ci" and "ci" not in args.only):
             continue
         print(f"== {title}")
         try:

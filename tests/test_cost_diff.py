@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
+from testsupport.tools import require_tool
 from tools import cost_diff, costs
 from tools.plan_compare import new_dir, tree_at
 
@@ -23,9 +23,8 @@ def test_the_report_totals_each_plan_and_lists_what_moved():
     assert "| staging, host | 34.00 | 0.00 | −34.00 |" in cost_diff.report(base, {"staging, cluster": {"RDS": 50.0}})
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_a_bigger_production_host_costs_what_aws_charges_for_the_difference(tmp_path):
-    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=cost_diff.ROOT, capture_output=True).returncode:
+    if subprocess.run([require_tool("git"), "rev-parse", "HEAD"], cwd=cost_diff.ROOT, capture_output=True).returncode:
         pytest.skip("not a git checkout")
     base = tree_at("HEAD", new_dir(tmp_path / "base"))
     head = tree_at("HEAD", new_dir(tmp_path / "head"))

@@ -37,7 +37,7 @@ def _load(path: Path) -> dict:
 
 
 def test_workflows_exist():
-    assert {p.name for p in WORKFLOWS} == {"pull-request.yml", "deploy.yml", "drift.yml"}
+    assert {p.name for p in WORKFLOWS} == {"pull-request.yml", "deploy.yml", "drift.yml", "tests.yml"}
 
 
 def test_actionlint_finds_nothing():
@@ -83,7 +83,7 @@ def test_pulumi_steps_use_the_pinned_cli_the_policy_pack_and_oidc(path):
     assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
     # Pulumi Cloud by OIDC too: no long-lived access token anywhere.
     assert "PULUMI_ACCESS_TOKEN" not in text
-    assert _pulumi_jobs(doc)
+    assert _pulumi_jobs(doc) or path.name == "tests.yml"
     for name, job in _pulumi_jobs(doc).items():
         step = _pulumi_step(job)
         assert step["with"]["pulumi-version-file"] == ".pulumi-version"
@@ -142,9 +142,10 @@ def test_pull_requests_preview_both_cloud_stacks_and_comment():
     assert preview["permissions"]["pull-requests"] == "write"
     step = _pulumi_step(preview)
     assert step["with"]["command"] == "preview" and step["with"]["comment-on-pr"] is True
-    assert doc["jobs"]["test"]["steps"][-1]["run"] == "bash .ci/run"
-    # The tests get no secret at all.
-    assert "secrets." not in json.dumps(doc["jobs"]["test"])
+    # The preview waits for the fast tests only; the groups that drive real tools run beside it.
+    assert preview["needs"] == "fast"
+    assert doc["jobs"]["fast"] == {"uses": "./.github/workflows/tests.yml", "with": {"part": "fast"}}
+    assert doc["jobs"]["suite"] == {"uses": "./.github/workflows/tests.yml", "with": {"part": "suite"}}
 
 
 def test_pull_requests_get_the_cost_change_offline_in_one_comment():
@@ -167,7 +168,8 @@ def test_main_deploys_staging_then_production_from_the_plan_its_approver_read():
     doc = _load(ROOT / ".github" / "workflows" / "deploy.yml")
     assert doc["on"]["push"]["branches"] == ["main"]
     jobs = doc["jobs"]
-    assert jobs["staging"]["needs"] == "test"
+    assert jobs["staging"]["needs"] == ["fast", "suite"]
+    assert jobs["fast"]["with"] == {"part": "fast"} and jobs["suite"]["with"] == {"part": "suite"}
     assert jobs["production-plan"]["needs"] == "staging" and jobs["production"]["needs"] == "production-plan"
     # The approval gate is on the job that applies, after the plan's job has shown its diff.
     assert jobs["production"]["environment"] == "production" and "environment" not in jobs["production-plan"]
@@ -233,3 +235,19 @@ def test_checkov_scan_is_not_vacuous(tmp_path):
     (tmp_path / "leak.yml").write_text("token: ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n")
     summary = _checkov(tmp_path)
     assert summary["failed"] >= 1, summary
+
+
+def test_the_tests_workflow_runs_every_group_of_the_suite_side_by_side():
+    from testsupport import groups
+
+    doc = _load(ROOT / ".github" / "workflows" / "tests.yml")
+    (job,) = doc["jobs"].values()
+    expression = job["strategy"]["matrix"]["group"]
+    fast, suite = (json.loads(m) for m in re.findall(r"'(\[.*?\])'", expression))
+    assert fast == ["fast"] and [*fast, *suite] == list(groups.GROUPS)
+    assert job["steps"][-1]["run"] == 'bash .ci/run "$GROUP"'
+    # The tests get no secret at all, and what they install is cached by its lock files.
+    assert "secrets." not in json.dumps(job)
+    cached = " ".join(s["with"]["key"] for u, s in _uses({"jobs": {"j": job}}) if u.startswith("actions/cache@"))
+    for lock in ("requirements-dev.txt", "tests/e2e/n8n/package-lock.json", "tests/node/package-lock.json", ".ci/run"):
+        assert lock in cached, lock

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
+from testsupport.tools import require_tool
 from tools import plan_compare
 
 
@@ -18,9 +18,9 @@ def test_differences_name_what_was_added_removed_and_changed():
     assert plan_compare.differences(base, base) == []
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_a_real_tree_compares_identical_to_itself_and_a_changed_constant_shows(tmp_path):
-    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=plan_compare.ROOT, capture_output=True).returncode:
+    if subprocess.run([require_tool("git"), "rev-parse", "HEAD"], cwd=plan_compare.ROOT,
+                      capture_output=True).returncode:
         pytest.skip("not a git checkout")
     base = plan_compare.tree_at("HEAD", plan_compare.new_dir(tmp_path / "base"))
     head = plan_compare.tree_at("HEAD", plan_compare.new_dir(tmp_path / "head"))

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from testsupport.plans import CLOUD_STACKS, cluster_plan_for, plan_for
 from tools import docs
 from tools.plan_compare import ROOT
 
@@ -28,13 +29,17 @@ def test_docs_check_names_a_stale_page_and_writes_nothing(tmp_path, monkeypatch,
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(original, copy)
         monkeypatch.setattr(docs, name, copy)
-    assert docs.main(["--check"]) == 0
+    plans = {stack: plan_for(stack) for stack in CLOUD_STACKS}
+    cost_plans = {f"{stack}, {placement}": (plan_for(stack) if placement == "host" else cluster_plan_for(stack))
+                  for placement in ("host", "cluster") for stack in CLOUD_STACKS}
+    check = ["--check"]
+    assert docs.main(check, plans, cost_plans) == 0
     page = tmp_path / "docs" / "configuration.md"
     stale = page.read_text().replace("| `storiesofsoftware:domain` |", "| `storiesofsoftware:domain-renamed` |")
     assert stale != page.read_text()
     page.write_text(stale)
     capsys.readouterr()
-    assert docs.main(["--check"]) == 1
+    assert docs.main(check, plans, cost_plans) == 1
     assert "docs/configuration.md: stale" in capsys.readouterr().err
     assert page.read_text() == stale, "--check writes nothing"
-    assert docs.main([]) == 0 and page.read_text() != stale
+    assert docs.main([], plans, cost_plans) == 0 and page.read_text() != stale

@@ -26,7 +26,8 @@ GROUPS = ("fast", "servers", *MODULES)
 def pytest_args(group: str) -> list[str]:
     """The pytest arguments of one group."""
     if group == "fast":
-        return ["-m", f"not {REAL_TOOLS}"]
+        # On every core, a module's tests together (its module fixtures are planned once).
+        return ["-m", f"not {REAL_TOOLS}", "-n", "auto", "--dist", "loadfile"]
     if group == "servers":
         others = [module for modules in MODULES.values() for module in modules]
         return ["-m", REAL_TOOLS, *(f"--ignore={module}" for module in others)]

@@ -54,13 +54,16 @@ def render_security(page: str, plans: dict[str, Plan]) -> str:
     return _replace(page, CONTROLS_START, CONTROLS_END, controls.table(plans))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, plans: dict[str, Plan] | None = None,
+         cost_plans: dict[str, Plan] | None = None) -> int:
+    """`plans`, `cost_plans`: already planned (a test's), instead of planning again."""
     parser = argparse.ArgumentParser(prog="python -m tools.docs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a page is stale")
     args = parser.parse_args(argv)
-    print("planning staging and production on both placements (about 10 s) ...", file=sys.stderr)
-    plans = controls.plans()
-    cost_plans = costs.plans()
+    if plans is None or cost_plans is None:
+        print("planning staging and production on both placements (about 10 s) ...", file=sys.stderr)
+    plans = plans or controls.plans()
+    cost_plans = cost_plans or costs.plans()
     stale = []
     for path, render_page in ((README, lambda t: render(t, plans, cost_plans)),
                               (SECURITY, lambda t: render_security(t, plans)),
