@@ -19,7 +19,9 @@ PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(map(re.escape, [*TOP, ".github"
 
 
 def _tracked() -> set[str]:
-    result = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    # Tracked, or new and not ignored (a page may name a file in the same change).
+    result = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip("not a git checkout")
     files = set(result.stdout.split())
