@@ -8,11 +8,22 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+# The contract's version (semver, CHANGELOG.md): a major removes, renames or changes the meaning
+# or type of an output; a minor adds or deprecates one; a patch changes nothing a consumer reads.
+CONTRACT_VERSION = "1.1.0"
 # Every output some placement exports. A placement names those it has not in `absentOutputs`,
 # so a consumer can tell "not here" from "renamed".
 CONTRACT = ("siteUrl", "apiUrl", "n8nUrl", "grafanaUrl", "hostPublicIp", "contentBucket", "imagesBucket",
-            "backupBucket", "s3Endpoint", "s3Region", "databaseUrl", "redisUrl", "cloudflareZoneId",
-            "loadBalancerName", "clusterName")
+            "backupBucket", "s3Endpoint", "s3Region", "databaseUrl", "redisUrl", "databaseEndpoint",
+            "cloudflareZoneId", "loadBalancerName", "clusterName")
+# Outputs on their way out, exported for at least one more minor: name -> (what to use instead,
+# the version that removes it). Each stack lists its own in `deprecatedOutputs`.
+DEPRECATED = {
+    # The API's own role and password, and on a Docker placement an address only the host's
+    # containers reach: no other team can use it from where it runs.
+    "databaseUrl": ("databaseEndpoint, with a role of your own (docs/runbook.md)", "2.0.0"),
+    "redisUrl": ("apiUrl: the cache is the platform's own", "2.0.0"),
+}
 
 
 @dataclass
@@ -53,3 +64,7 @@ def export_contract(contract: Contract) -> None:
         if value is not None:
             pulumi.export(name, value)
     pulumi.export("absentOutputs", [name for name in CONTRACT if values.get(name) is None])
+    pulumi.export("contractVersion", CONTRACT_VERSION)
+    pulumi.export("deprecatedOutputs", {name: {"use": use, "removedIn": removed}
+                                        for name, (use, removed) in DEPRECATED.items()
+                                        if values.get(name) is not None})

@@ -251,4 +251,6 @@ class ClusterPlacement:
 
     def outputs(self) -> Mapping[str, pulumi.Input[str]]:
         return {"cloudflareZoneId": self.edge_dns.zone_id, "loadBalancerName": self.entry.load_balancer.name,
-                "clusterName": self.cluster.name}
+                "clusterName": self.cluster.name,
+                # Reachable from the VPC (and what is peered with it), unlike a Docker host's.
+                "databaseEndpoint": self.database.instance.address.apply(lambda a: f"{a}:{pg.PORT}")}

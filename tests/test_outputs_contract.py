@@ -29,6 +29,8 @@ CONTRACT: dict[str, tuple[type, bool, frozenset[str]]] = {
     "s3Region": (str, False, EVERYWHERE),
     "databaseUrl": (str, True, EVERYWHERE),
     "redisUrl": (str, True, EVERYWHERE),
+    # Contract 1.1.0 (issue 28): where another team can reach the database, with its own role.
+    "databaseEndpoint": (str, False, frozenset({CLUSTER})),
     "cloudflareZoneId": (str, False, frozenset({HOST, CLUSTER})),
     "loadBalancerName": (str, False, frozenset({CLUSTER})),
     "clusterName": (str, False, frozenset({CLUSTER})),
@@ -38,9 +40,13 @@ SHAPES = {
     "grafanaUrl": r"https://grafana\.[a-z0-9.-]+", "s3Endpoint": r"https?://[a-z0-9.:-]+",
     "s3Region": r"[a-z]{2}(-[a-z]+)+-\d", "cloudflareZoneId": r"[0-9a-f]{32}",
     "databaseUrl": r"postgres(ql)?://.+", "redisUrl": r"rediss?://.+",
+    "databaseEndpoint": r"[a-z0-9.-]+\.rds\.amazonaws\.com:5432",
     # ALB names: 1-32 letters, digits and hyphens.
     "loadBalancerName": r"[A-Za-z0-9-]{1,32}", "clusterName": r"[A-Za-z0-9_-]{1,255}",
 }
+# The contract's version and its deprecations (CHANGELOG.md), written from it, not the program.
+VERSION = "1.1.0"
+DEPRECATED = {"databaseUrl": "2.0.0", "redisUrl": "2.0.0"}
 PLANS = [("dev", LOCAL), ("staging", HOST), ("production", HOST), ("staging", CLUSTER), ("production", CLUSTER)]
 
 
@@ -53,6 +59,11 @@ def test_outputs_match_the_contract(stack, placement):
     outputs = dict(_plan(stack, placement).outputs)
     expected = {name for name, (_, _, where) in CONTRACT.items() if placement in where}
     absent = set(outputs.pop("absentOutputs"))
+    assert outputs.pop("contractVersion") == VERSION
+    deprecated = outputs.pop("deprecatedOutputs")
+    assert set(deprecated) == {name for name in DEPRECATED if name in expected}
+    for name, notice in deprecated.items():
+        assert notice == {"use": notice["use"], "removedIn": DEPRECATED[name]}, name
     assert set(outputs) == expected, "an output was added, renamed or removed: update the contract and docs/architecture.md"
     assert absent == set(CONTRACT) - expected, "every contract output not exported is named in absentOutputs"
     for name, value in outputs.items():
@@ -84,3 +95,15 @@ def test_readme_documents_every_output_with_its_type():
                + " | ".join("yes" if p in where else "no" for p in (LOCAL, HOST, CLUSTER)) + " |")
         assert row in section, row
     assert "StackReference" in section
+
+
+def test_the_version_follows_semver_and_the_changelog_has_it():
+    from composition.outputs import CONTRACT_VERSION, DEPRECATED as PROGRAM_DEPRECATED
+
+    assert CONTRACT_VERSION == VERSION and re.fullmatch(r"\d+\.\d+\.\d+", VERSION)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## Outputs contract {VERSION}" in changelog
+    # A deprecated output goes away only in a later major, and is in the contract until then.
+    for name, (use, removed) in PROGRAM_DEPRECATED.items():
+        assert int(removed.split(".")[0]) > int(VERSION.split(".")[0]) and name in CONTRACT
+        assert f"`{name}`" in changelog and use
