@@ -98,7 +98,8 @@ def test_readme_documents_every_output_with_its_type():
 
 
 def test_the_version_follows_semver_and_the_changelog_has_it():
-    from composition.outputs import CONTRACT_VERSION, DEPRECATED as PROGRAM_DEPRECATED
+    from composition.outputs import CONTRACT_VERSION
+    from composition.outputs import DEPRECATED as PROGRAM_DEPRECATED
 
     assert CONTRACT_VERSION == VERSION and re.fullmatch(r"\d+\.\d+\.\d+", VERSION)
     changelog = (ROOT / "CHANGELOG.md").read_text()
