@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
-from testsupport.tools import require_tool
+from testsupport.tools import not_a_checkout, require_tool
 from tools import cost_diff, costs
 from tools.plan_compare import new_dir, tree_at
 
@@ -25,7 +23,7 @@ def test_the_report_totals_each_plan_and_lists_what_moved():
 
 def test_a_bigger_production_host_costs_what_aws_charges_for_the_difference(tmp_path):
     if subprocess.run([require_tool("git"), "rev-parse", "HEAD"], cwd=cost_diff.ROOT, capture_output=True).returncode:
-        pytest.skip("not a git checkout")
+        not_a_checkout()
     base = tree_at("HEAD", new_dir(tmp_path / "base"))
     head = tree_at("HEAD", new_dir(tmp_path / "head"))
     schema = head / "settings" / "schema.py"

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
+from testsupport.tools import not_a_checkout
 from tools.plan_compare import ROOT
 
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *ROOT.glob("Pulumi.*.yaml")])
@@ -23,7 +24,7 @@ def _tracked() -> set[str]:
     result = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.skip("not a git checkout")
+        not_a_checkout()
     files = set(result.stdout.split())
     return files | {str(parent) for f in files for parent in PurePosixPath(f).parents}
 

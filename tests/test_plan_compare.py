@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
-from testsupport.tools import require_tool
+from testsupport.tools import not_a_checkout, require_tool
 from tools import plan_compare
 
 
@@ -21,7 +19,7 @@ def test_differences_name_what_was_added_removed_and_changed():
 def test_a_real_tree_compares_identical_to_itself_and_a_changed_constant_shows(tmp_path):
     if subprocess.run([require_tool("git"), "rev-parse", "HEAD"], cwd=plan_compare.ROOT,
                       capture_output=True).returncode:
-        pytest.skip("not a git checkout")
+        not_a_checkout()
     base = plan_compare.tree_at("HEAD", plan_compare.new_dir(tmp_path / "base"))
     head = plan_compare.tree_at("HEAD", plan_compare.new_dir(tmp_path / "head"))
     module = head / "placements" / "cluster_tasks.py"

@@ -33,3 +33,9 @@ def require_tool(name: str) -> str:
     if path:
         return path
     missing(name)
+
+
+def not_a_checkout() -> NoReturn:
+    """A test that asks git about this tree, in a tree git does not know (an unpacked archive,
+    or a container's checkout git distrusts): skipped on a laptop, a failure in CI."""
+    missing("a git checkout of this repository", "in a container: git config --global --add safe.directory")
