@@ -154,13 +154,7 @@ def test_overrides_merge_over_the_stack_defaults():
 
 
 def test_settings_are_immutable_and_typed():
-    import sdk_internals
-
-    sdk_internals.set_all_config({"storiesofsoftware:apiReplicas": "2"}, [])
-    try:
-        cfg = settings.load(stack="dev", project="storiesofsoftware")
-    finally:
-        sdk_internals.set_all_config({}, [])
+    cfg = _loaded("dev", {"apiReplicas": "2"})
     assert cfg.api_replicas == 2 and isinstance(cfg.api_replicas, int)
     assert cfg.limits["postgres"].memory_mb == 1024
     assert cfg.images["redis"] == settings.DEFAULT_IMAGES["redis"]

@@ -10,13 +10,11 @@ tools/costs.py, so a change to the price list shows as a change too. Prints Mark
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tools.plan_compare import ROOT, new_dir, tree_at
+from tools.plan_compare import ROOT, json_of, new_dir, tree_at
 
 # Run inside a tree: {"<stack>, <placement>": {item: USD per month}} as JSON.
 PRICE = r"""
@@ -33,10 +31,7 @@ Priced = dict[str, dict[str, float]]
 
 
 def priced(tree: Path) -> Priced:
-    result = subprocess.run([sys.executable, "-c", PRICE], cwd=tree, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"pricing the plans of {tree} failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout)
+    return json_of(tree, PRICE)
 
 
 def _usd(value: float, signed: bool = False) -> str:

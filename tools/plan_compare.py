@@ -54,13 +54,19 @@ json.dump(out, sys.stdout, sort_keys=True, default=str)
 """
 
 
-def plans_of(tree: Path) -> dict[str, dict[str, Any]]:
-    """Every plan of the program in `tree`, run with this interpreter."""
-    result = subprocess.run([sys.executable, "-c", DUMP, json.dumps(PLANS)], cwd=tree, capture_output=True,
-                            text=True, check=False)
+def json_of(tree: Path, script: str, *args: str) -> Any:
+    """What `script` prints as JSON, run with this interpreter inside `tree` (its own modules
+    first on the path, whatever this tree's are)."""
+    result = subprocess.run([sys.executable, "-c", script, *args], cwd=tree, capture_output=True, text=True,
+                            check=False)
     if result.returncode != 0:
         raise SystemExit(f"the plans of {tree} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout)
+
+
+def plans_of(tree: Path) -> dict[str, dict[str, Any]]:
+    """Every plan of the program in `tree`."""
+    return json_of(tree, DUMP, json.dumps(PLANS))
 
 
 def tree_at(rev: str, into: Path) -> Path:
