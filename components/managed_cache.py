@@ -33,6 +33,8 @@ class ManagedCacheArgs:
     client_security_group_ids: Sequence[pulumi.Input[str]]
     protect: bool
     maxmemory_policy: str = redis_config.MAXMEMORY_POLICY
+    # `secretGenerations.redis`: a new generation is a new AUTH token.
+    token_generation: int = 0
 
 
 class ManagedCache(pulumi.ComponentResource):
@@ -55,9 +57,11 @@ class ManagedCache(pulumi.ComponentResource):
             parameters=[aws.elasticache.ParameterGroupParameterArgs(
                 name="maxmemory-policy", value=args.maxmemory_policy)], opts=child)
         # ElastiCache's AUTH token: 16 to 128 printable characters, none of @ " /.
-        token = random.RandomPassword(f"{name}-auth-token", length=64, special=False,
-                                      opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
-        self.auth_token = pulumi.Output.secret(token.result)
+        # Not protected: a rotation replaces it, and ElastiCache keeps the old one valid meanwhile.
+        token = random.RandomPassword(
+            f"{name}-auth-token", length=64, special=False,
+            keepers={"generation": str(args.token_generation)} if args.token_generation else None,
+            opts=pulumi.ResourceOptions(parent=self))
         self.group = aws.elasticache.ReplicationGroup(
             f"{name}-group", description=f"{prefix} Redis",
             engine="redis", engine_version=ENGINE_VERSION, node_type=args.node_type, port=redis_config.PORT,
@@ -65,11 +69,16 @@ class ManagedCache(pulumi.ComponentResource):
             automatic_failover_enabled=args.failover, multi_az_enabled=args.failover,
             subnet_group_name=subnets.name, security_group_ids=[self.security_group.id],
             parameter_group_name=parameters.name,
-            at_rest_encryption_enabled=True, transit_encryption_enabled=True, auth_token=self.auth_token,
+            at_rest_encryption_enabled=True, transit_encryption_enabled=True, auth_token=pulumi.Output.secret(token.result),
+            # A new token is added beside the old one, which stays valid while the tasks roll
+            # onto the new (docs/security.md: Rotating secrets).
+            auth_token_update_strategy="ROTATE",
             snapshot_retention_limit=args.snapshot_retention_days, snapshot_window="01:00-02:00",
             maintenance_window="sun:04:30-sun:05:30", auto_minor_version_upgrade=True,
             tags={"Name": f"{prefix}-redis"},
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        # Through the group: whoever takes the token waits until ElastiCache accepts it.
+        self.auth_token = pulumi.Output.secret(pulumi.Output.all(self.group.id, token.result).apply(lambda v: v[1]))
         # Reachable: the server and the rule that admits the tasks.
         self.ready = [self.group, *admitted]
         self.register_outputs({})

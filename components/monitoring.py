@@ -8,6 +8,8 @@ configs/monitoring.py.
 
 from __future__ import annotations
 
+import hashlib
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -191,4 +193,20 @@ class Monitoring(pulumi.ComponentResource):
                 tmpfs=TMP,
                 healthcheck=_http_check(mon.GRAFANA_PORT, "/api/health"),
                 depends_on=self.services["prometheus"].containers))
+        self._grafana_admin_password(name, args)
         self.register_outputs({})
+
+    def _grafana_admin_password(self, name: str, args: MonitoringArgs) -> None:
+        """Grafana reads its admin password only when it creates the admin user, on a new data
+        volume; after that a new one must be set through its CLI (docs/security.md). Run after
+        every new container or password, from stdin: never on a command line."""
+        (container,) = self.services["grafana"].containers
+        args.runtime.commands.run(
+            f"{name}-grafana-admin-password",
+            create=container.name.apply(lambda c: (
+                f"docker exec -i {shlex.quote(c)} grafana cli admin reset-admin-password "
+                "--password-from-stdin >/dev/null")),
+            stdin=pulumi.Output.secret(args.grafana_admin_password.apply(lambda p: p + "\n")),
+            triggers=[container.id, pulumi.Output.secret(args.grafana_admin_password.apply(
+                lambda p: hashlib.sha256(p.encode()).hexdigest()))],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[container]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,8 @@ SOCKET_DIR = pg.SOCKET_DIR
 POSIX_REPO_DIR = "/var/lib/pgbackrest"
 # Writing one small file: a shell, printf, chmod, chown, mv.
 CREDENTIALS_TASK_LIMITS = Limits(memory_mb=32, cpus=0.25, pids=16)
+# The same for the password files; the roles step adds one psql.
+SECRETS_TASK_LIMITS = Limits(memory_mb=64, cpus=0.25, pids=16)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Postgres(pulumi.ComponentResource):
     # Plain environment pgBackRest needs beside the config (where the key file is), if any.
     pgbackrest_env: dict[str, str]
     credentials_volume: docker.Volume | None
+    secrets_volume: docker.Volume
     credentials_written: list[pulumi.Resource]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -99,19 +103,14 @@ class Postgres(pulumi.ComponentResource):
         # The cluster itself: protected and kept on delete in production.
         self.volume = named_volume(f"{name}-data", f"{args.runtime.name_prefix}-postgres-data", args.runtime.labels,
                                    self, keep=args.protect_data)
-        secret_files = {
-            pg.PASSWORD_FILES["superuser"]: args.superuser_password,
-            pg.PASSWORD_FILES["app"]: args.app_password,
-            pg.PASSWORD_FILES["n8n"]: args.n8n_password,
-            pg.PASSWORD_FILES["monitoring"]: args.monitoring_password,
-            pg.HEALTH_PASSFILE: args.app_password.apply(lambda p: pg.pgpass_line(p)),
-        }
         prefix, labels = args.runtime.name_prefix, args.runtime.labels
+        secrets_written, passwords_digest = self._password_files(name, args)
         # The socket directory is shared with the backup container (pgBackRest and pg_dump
         # connect over it); a volume rather than a tmpfs for that reason.
         self.socket_volume = named_volume(f"{name}-socket", f"{prefix}-postgres-socket", labels, self)
         self.repo_volume = None
-        volumes = [VolumeMount(self.volume.name, pg.DATA_DIR), VolumeMount(self.socket_volume.name, SOCKET_DIR)]
+        volumes = [VolumeMount(self.volume.name, pg.DATA_DIR), VolumeMount(self.socket_volume.name, SOCKET_DIR),
+                   VolumeMount(self.secrets_volume.name, pg.SECRETS_DIR, read_only=True)]
         repository = pulumi.Output.from_input(args.archive.repository)
         self.pgbackrest_conf = repository.apply(
             lambda repo: backup.pgbackrest_conf(repo, pgdata=pg.PGDATA, socket_dir=SOCKET_DIR))
@@ -137,8 +136,6 @@ class Postgres(pulumi.ComponentResource):
                        pg.postgresql_conf(args.limits.memory_mb, extra=backup.archive_settings())),
             ConfigFile(backup.CONF_PATH, self.pgbackrest_conf),
             ConfigFile(f"{pg.INIT_DIR}/10-storiesofsoftware.sql", pg.init_sql()),
-            *[ConfigFile(f"{pg.SECRETS_DIR}/{file}", content, mode="0400", secret=True)
-              for file, content in secret_files.items()],
         ]
         self.service = ContainerService(f"{name}-svc", ContainerServiceArgs(
             service=SERVICE,
@@ -169,12 +166,62 @@ class Postgres(pulumi.ComponentResource):
             # A killed postgres replays WAL at the next start; give it time to stop cleanly.
             stop_timeout=120,
             protect=args.protect_container,
-            depends_on=self.credentials_written,
+            depends_on=[*self.credentials_written, *secrets_written],
         ), opts=pulumi.ResourceOptions(parent=self))
         self.app_database_url = pulumi.Output.secret(args.app_password.apply(
             lambda p: pg.database_url(p, SERVICE)))
-        self.ready = list(self.service.containers)
+        roles = OneShotTask(f"{name}-roles", OneShotTaskArgs(
+            image=args.image,
+            limits=SECRETS_TASK_LIMITS,
+            network=args.data_network,
+            user=USER,
+            entrypoint="/bin/sh",
+            steps=[["-c", pg.apply_roles_script()]],
+            env={"SOS_SECRETS_DIR": pg.SECRETS_DIR},
+            volumes=[(self.socket_volume.name, SOCKET_DIR), (self.secrets_volume.name, pg.SECRETS_DIR)],
+            commands=args.runtime.commands,
+            # Every new password file, and every new server (a replaced container on the same
+            # volume kept the roles, and gets them again regardless).
+            triggers=[passwords_digest, *[c.id for c in self.service.containers]],
+            depends_on=[*self.service.containers, *secrets_written],
+        ), opts=pulumi.ResourceOptions(parent=self))
+        # Clients wait for the roles as well as the server: a rotated password is in force first.
+        self.ready = [*self.service.containers, roles.run]
         self.register_outputs({})
+
+    def _password_files(self, name: str, args: PostgresArgs) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
+        """The password files on a volume of their own, rewritten by a one-shot task when a
+        password changes: a rotation replaces no container (docs/security.md)."""
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
+        self.secrets_volume = named_volume(f"{name}-secrets", f"{prefix}-postgres-secrets", labels, self)
+        values: dict[str, pulumi.Input[str]] = {
+            pg.SECRET_FILE_VARIABLES[pg.PASSWORD_FILES["superuser"]]: args.superuser_password,
+            pg.SECRET_FILE_VARIABLES[pg.PASSWORD_FILES["app"]]: args.app_password,
+            pg.SECRET_FILE_VARIABLES[pg.PASSWORD_FILES["n8n"]]: args.n8n_password,
+            pg.SECRET_FILE_VARIABLES[pg.PASSWORD_FILES["monitoring"]]: args.monitoring_password,
+            # The line without its newline: an env file cannot carry one (the script adds it).
+            pg.SECRET_FILE_VARIABLES[pg.HEALTH_PASSFILE]: args.app_password.apply(
+                lambda p: pg.pgpass_line(p).rstrip("\n")),
+        }
+        digest = pulumi.Output.secret(pulumi.Output.all(*values.values()).apply(
+            lambda vs: hashlib.sha256("\0".join(vs).encode()).hexdigest()))
+        writer = OneShotTask(f"{name}-secrets-writer", OneShotTaskArgs(
+            image=args.image,
+            limits=SECRETS_TASK_LIMITS,
+            network=args.data_network,
+            # Root, so it can write into the new volume (root's) and hand the files to postgres.
+            user="0:0",
+            cap_add=["CHOWN"],
+            entrypoint="/bin/sh",
+            steps=[["-c", pg.write_secrets_script(owner=USER)]],
+            secret_env=values,
+            volumes=[(self.secrets_volume.name, pg.SECRETS_DIR)],
+            commands=args.runtime.commands,
+            # A new password writes the files again (a digest: the passwords stay out of the
+            # triggers, which are secret in the state anyway).
+            triggers=[digest],
+        ), opts=pulumi.ResourceOptions(parent=self))
+        return [writer.run], digest
 
     def _s3_credentials(self, name: str, args: PostgresArgs) -> None:
         """The S3 key pair as a file on a volume of its own, rewritten by a one-shot task for

@@ -20,7 +20,8 @@ def build(cfg: Settings) -> None:
     # Every placement keeps every generated secret: a switch from the host to the cluster must
     # not delete them (backupCipher still opens the host's pgBackRest repository).
     secrets = PlatformSecrets("secrets", PlatformSecretsArgs(
-        with_minio=placements.runs_minio(cfg), protect=cfg.is_production))
+        with_minio=placements.runs_minio(cfg), protect=cfg.is_production,
+        generations=cfg.secret_generations))
     place = placements.for_stack(cfg, secrets)
     wiring, pw = place.wiring, secrets.values
 

@@ -330,3 +330,58 @@ def database_url(password: str, host: str, database: str = APP_DATABASE, user: s
 
     return (f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/"
             f"{quote(database, safe='')}")
+
+
+# The password files a one-shot task writes into the server's secrets volume: each file ->
+# the task's variable that carries it (all on the task's env file, never a command line).
+SECRET_FILE_VARIABLES = {
+    PASSWORD_FILES["superuser"]: "SOS_PG_SUPERUSER",
+    PASSWORD_FILES["app"]: "SOS_PG_APP",
+    PASSWORD_FILES["n8n"]: "SOS_PG_N8N",
+    PASSWORD_FILES["monitoring"]: "SOS_PG_MONITORING",
+    HEALTH_PASSFILE: "SOS_PG_HEALTH",
+}
+
+
+def write_secrets_script(owner: str = f"{IMAGE_USER}:{IMAGE_USER}") -> str:
+    """Run as root with CAP_CHOWN only, whenever a password changes: the files the server reads
+    (the superuser's at first boot, the roles' through the roles SQL, the health check's
+    passfile at each check) live on a volume of their own, so a new password replaces no
+    container. Each file is replaced by one rename: no reader sees half of one."""
+    lines = [
+        "set -eu",
+        "umask 077",
+        f'dir="${{SOS_SECRETS_DIR:-{SECRETS_DIR}}}"',
+        f'owner="${{SOS_SECRETS_OWNER:-{owner}}}"',
+        "write() {",
+        '  tmp="$dir/.$1.tmp"',
+        "  printf '%s' \"$2\" > \"$tmp\"",
+        # Mode before owner: once the file is the owner's, root without CAP_FOWNER may not chmod it.
+        '  chmod 0400 "$tmp"',
+        '  chown "$owner" "$tmp"',
+        '  mv -f "$tmp" "$dir/$1"',
+        "}",
+    ]
+    for file, variable in SECRET_FILE_VARIABLES.items():
+        # A passfile is one line; the env file that carries it cannot hold the newline.
+        value = f'"${{{variable}:?}}"' if file != HEALTH_PASSFILE else f"\"$(printf '%s\\n' \"${{{variable}:?}}\")\n\""
+        lines.append(f"write {file} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def apply_roles_script(socket_dir: str = SOCKET_DIR) -> str:
+    """Run as the server's user over its socket (local connections are trusted in the official
+    image), after the server is healthy and after every password change: the init SQL again,
+    which gives every role the password in its file (`init_sql` is safe to run again), and the
+    superuser's too, whose file the server read only at its first boot."""
+    set_superuser = (
+        f"\\set superuser_password `cat :'secrets_dir'/{PASSWORD_FILES['superuser']}`\n"
+        f"SELECT format('ALTER ROLE %I WITH PASSWORD %L', '{SUPERUSER}', :'superuser_password') \\gexec\n")
+    sql = init_sql().replace("\\connect ", set_superuser + "\\connect ", 1)
+    return "\n".join([
+        "set -eu",
+        "cat <<'SOS_ROLES_SQL' | psql --no-psqlrc --quiet -v ON_ERROR_STOP=1 "
+        f"--host {socket_dir} --username {SUPERUSER} --dbname {APP_DATABASE} --file -",
+        sql.rstrip("\n"),
+        "SOS_ROLES_SQL",
+    ]) + "\n"

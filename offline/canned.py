@@ -132,10 +132,26 @@ class CannedMocks(Mocks):
         rid = f"{name}-id"
         out: dict[str, Any] = {}
         if t == "random:index/randomPassword:RandomPassword":
+            # A new password whenever the keepers change, as the provider replaces it then
+            # (none: the value of a stack that never rotated stays what it was).
+            keepers = inputs.get("keepers")
+            salted = f"{name}/{json.dumps(keepers, sort_keys=True, default=str)}" if keepers else name
             out["result"] = mock_password(
-                name, int(inputs.get("length", 32)), bool(inputs.get("special", True)),
+                salted, int(inputs.get("length", 32)), bool(inputs.get("special", True)),
                 inputs.get("overrideSpecial", ""),
             )
+        elif t == "aws:ecs/taskDefinition:TaskDefinition":
+            # Every change registers a new revision: a new ARN, which the service then deploys.
+            revision = 1 + int(_digest("revision", name, str(inputs.get("containerDefinitions", "")))[:4], 16)
+            family = inputs.get("family", name)
+            out.update(revision=revision,
+                       arn=f"arn:aws:ecs:{self.region}:{ACCOUNT_ID}:task-definition/{family}:{revision}",
+                       arnWithoutRevision=f"arn:aws:ecs:{self.region}:{ACCOUNT_ID}:task-definition/{family}")
+        elif t == "aws:secretsmanager/secretVersion:SecretVersion":
+            # PutSecretValue makes a version (a UUID) per value: a new value, a new id.
+            digest = _digest("secret-version", name, str(inputs.get("secretString", "")))
+            out["versionId"] = "-".join((digest[:8], digest[8:12], digest[12:16], digest[16:20], digest[20:32]))
+            out["versionStages"] = ["AWSCURRENT"]
         elif t == "random:index/randomId:RandomId":
             # A new id whenever the keepers change, as the provider replaces it then.
             keepers = json.dumps(inputs.get("keepers") or {}, sort_keys=True, default=str)

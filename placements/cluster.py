@@ -118,7 +118,8 @@ class ClusterPlacement:
             snapshot_retention_days=7 if production else 1, subnet_ids=private_subnets, vpc_id=network.vpc.id,
             client_security_group_ids=[groups.apps.id], protect=production,
             # n8n's queue shares it: executions must never be evicted.
-            maxmemory_policy=redis_config.QUEUE_SAFE_POLICY if cfg.features.n8n else redis_config.MAXMEMORY_POLICY),
+            maxmemory_policy=redis_config.QUEUE_SAFE_POLICY if cfg.features.n8n else redis_config.MAXMEMORY_POLICY,
+            token_generation=cfg.secret_generations.get("redis", 0)),
             opts=on_aws)
         db_host = database.instance.address
         redis_host = cache.group.primary_endpoint_address

@@ -71,6 +71,8 @@ class TaskMaker:
             "discovery", name=f"{self.prefix}.internal", vpc=vpc_id,
             description=f"{self.prefix}: the services' names inside the VPC", opts=opts)
         self.vaults: dict[str, aws.secretsmanager.Secret] = {}
+        # The current version of each vault (by the secret's identity), which tasks reference.
+        self.versions: dict[int, aws.secretsmanager.SecretVersion] = {}
         self.vault_keys: dict[str, set[str]] = {}
 
     def vault(self, name: str, values: Mapping[str, pulumi.Input[str]]) -> aws.secretsmanager.Secret:
@@ -78,10 +80,11 @@ class TaskMaker:
         secret = aws.secretsmanager.Secret(
             f"{name}-secrets", name_prefix=f"{self.prefix}/{name}-", description=f"{self.prefix} {name}: its secrets",
             recovery_window_in_days=30 if self.cfg.is_production else 7, opts=self.opts)
-        aws.secretsmanager.SecretVersion(
+        version = aws.secretsmanager.SecretVersion(
             f"{name}-secrets-value", secret_id=secret.id,
             secret_string=pulumi.Output.secret(pulumi.Output.all(**dict(values)).apply(secret_json)), opts=self.opts)
         self.vaults[name] = secret
+        self.versions[id(secret)] = version
         return secret
 
     def vault_of(self, spec: ServiceSpec) -> aws.secretsmanager.Secret | None:
@@ -97,9 +100,13 @@ class TaskMaker:
             raise ValueError(f"{spec.name}: its secrets differ from those of {name}'s other processes")
         return self.vaults[name]
 
-    @staticmethod
-    def keys_of(secret: aws.secretsmanager.Secret, names: Sequence[str]) -> dict[str, pulumi.Output[str]]:
-        return {n: secret.arn.apply(lambda arn, n=n: f"{arn}:{n}::") for n in names}
+    def keys_of(self, secret: aws.secretsmanager.Secret, names: Sequence[str]) -> dict[str, pulumi.Output[str]]:
+        """References to keys of the vault's current version, by its id: ECS reads a secret only
+        as a task starts, so a new value (a rotation replaces the version) must make a new task
+        definition, which the service rolls out and a step runs again."""
+        version = self.versions[id(secret)].version_id
+        return {n: pulumi.Output.all(secret.arn, version).apply(lambda v, n=n: f"{v[0]}:{n}::{v[1]}")
+                for n in names}
 
     def discovered(self, name: str) -> aws.servicediscovery.Service:
         """A name in the VPC's private namespace (`<name>.<prefix>.internal`)."""

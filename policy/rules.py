@@ -26,9 +26,13 @@ CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY$|_PASS$|ENCRYP
 CREDENTIAL_ASSIGNMENT = re.compile(r"\b[A-Z0-9_]*(PASSWORD|SECRET|TOKEN|_PASS)[A-Z0-9_]*=(?!\"?\$|\"?/)\S")
 # What holds the platform's data or the keys to it: protected in production.
 STATEFUL_DOCKER_VOLUMES = re.compile(r"-(postgres|redis|n8n|prometheus|grafana)-data$")
-STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume", "random:index/randomPassword:RandomPassword",
+STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:ebs/volume:Volume",
                  "aws:rds/instance:Instance", "aws:elasticache/replicationGroup:ReplicationGroup",
                  "aws:backup/vault:Vault"}
+# Generated secrets whose loss loses data: n8n's stored credentials, the encrypted backups. The
+# others are rotated by replacing them (docs/security.md), so they are not protected. The pack
+# runs apart from the program; tests/test_policy.py checks this list is configs/secrets.py's.
+IRREPLACEABLE_SECRETS = re.compile(r"-(n8nEncryptionKey|backupCipher)$")
 # Replacing one of these stops the database or the cache: never by accident in production.
 DATA_SERVICES = {"postgres", "redis"}
 ALLOW_DATA_REPLACEMENT = "policy/allow-data-replacement.json"
@@ -196,7 +200,8 @@ def protected_in_production(r: Resource, report: Report) -> None:
     if r.stack != "production":
         return
     stateful = r.type in STATEFUL_TYPES or (
-        r.type == "docker:index/volume:Volume" and STATEFUL_DOCKER_VOLUMES.search(str(r.props.get("name", ""))))
+        r.type == "docker:index/volume:Volume" and STATEFUL_DOCKER_VOLUMES.search(str(r.props.get("name", "")))) or (
+        r.type == "random:index/randomPassword:RandomPassword" and IRREPLACEABLE_SECRETS.search(r.name))
     if stateful and not r.protect:
         report("stateful resource must be protected in production")
 
@@ -399,8 +404,10 @@ RULES: tuple[Rule, ...] = (
          frozenset({"docker:index/remoteImage:RemoteImage"}), image_pinned),
     Rule("only-the-edge-publishes", "No container but the edge proxy publishes a port beyond loopback.",
          frozenset({"docker:index/container:Container"}), no_published_ports),
-    Rule("stateful-protected-in-production", "Buckets, data volumes and generated secrets are protected in "
-         "production.", frozenset(STATEFUL_TYPES | {"docker:index/volume:Volume"}), protected_in_production),
+    Rule("stateful-protected-in-production", "Buckets, data volumes and irreplaceable generated secrets are protected in "
+         "production.", frozenset(STATEFUL_TYPES | {"docker:index/volume:Volume",
+                                                  "random:index/randomPassword:RandomPassword"}),
+         protected_in_production),
     Rule("data-containers-protected-in-production", "PostgreSQL and Redis containers are protected in "
          "production: a change that would replace one fails unless the operator allowed it.",
          frozenset({"docker:index/container:Container"}), data_containers_protected),

@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 
 from configs import images as image_routes
+from configs import secrets as secrets_config
 from settings.parsers import (
     CLUSTER_IMAGES,
     ServiceMap,
@@ -184,6 +185,7 @@ def load(stack: str | None = None, project: str | None = None) -> Settings:
         if placement == "local" else None,
         edge_ports=values.get("edgePorts", EdgePorts()),
         external_secrets=MappingProxyType(secrets),
+        secret_generations=values["secretGenerations"],
         today=today,
     )
 
@@ -240,6 +242,12 @@ def _check_stack_rules(stack: str, values: dict[str, Any],
         if retention is not None and not 7 <= retention <= 35:
             problem("backupRetentionDays", "7 to 35 with placement cluster (RDS keeps point-in-time "
                     "recovery that long)", retention)
+    generations = values.get("secretGenerations") or {}
+    present = secrets_config.rotatable(values.get("placement") or "local")
+    for name, generation in generations.items():
+        if name not in present:
+            problem(f"secretGenerations.{name}", "a secret this stack has (with its placement: "
+                    f"{', '.join(present)})", generation)
     cidrs = values.get("adminCidrs")
     if cidrs is None:
         return

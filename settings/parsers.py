@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from configs.postgres import RDS_INSTANCE_MEMORY_MB
+from configs.secrets import HOST_KEYS, SPECS
 from settings.types import (
     ClusterSizes,
     EdgePorts,
@@ -271,3 +272,19 @@ def parse_features(raw: Any) -> Features:
         monitoring=_sub("monitoring", parse_bool, raw.get("monitoring", True)),
         app_metrics=_sub("appMetrics", parse_bool, raw.get("appMetrics", True)),
     )
+
+
+# Every name `secretGenerations` may hold; which a stack has depends on its placement (loader).
+SECRET_NAMES = (*SPECS, *HOST_KEYS)
+
+
+def parse_generations(raw: Any) -> Mapping[str, int]:
+    """`{name: generation}`: bumping a secret's generation replaces it on the next `pulumi up`."""
+    if raw in ("", None, {}):
+        return MappingProxyType({})
+    if not isinstance(raw, dict):
+        raise Invalid("an object {secret name: generation}, such as {\"postgresApp\": 2}")
+    for name in raw:
+        if name not in SECRET_NAMES:
+            raise Invalid(f"a secret's name, one of {', '.join(SECRET_NAMES)}", path=name, given=name)
+    return MappingProxyType({name: _sub(name, int_between(1, 1_000_000), value) for name, value in raw.items()})

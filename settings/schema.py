@@ -20,6 +20,7 @@ from settings.parsers import (
     parse_edge_ports,
     parse_edge_subnet,
     parse_features,
+    parse_generations,
     parse_image,
     parse_instance_type,
     parse_limits,
@@ -141,6 +142,10 @@ KEYS: tuple[Key, ...] = (
         "(`databaseStorageGb`), the ElastiCache node type (`cacheNodeType`), and per autoscaled "
         "service (`tasks.edge`, `.api`, `.frontend`, `.n8nWorker`) its `{min, max}` tasks. "
         "A stack sets only what it changes."),
+    Key("secretGenerations", parse_generations, _all({}),
+        "`{name: generation}`: a secret whose generation goes up gets a new value on the next "
+        "`pulumi up`, and whatever uses it moves to it (docs/security.md, Rotating secrets: what "
+        "restarts, and the secrets that need a procedure around it)."),
     Key("registry", parse_registry, _all({}),
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )

@@ -170,6 +170,8 @@ class Settings:
     external_secrets: Mapping[str, pulumi.Output[str] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # Secret name -> generation (settings `secretGenerations`); absent names are at 0.
+    secret_generations: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     # The day this run plans for: which access keys are due (configs/key_rotation.py).
     today: dt.date = field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
 

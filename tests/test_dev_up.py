@@ -11,6 +11,7 @@ A second `up` deploys a new API image and a changed edge configuration.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from configs import backup
 from configs import n8n as n8n_config
 from configs import nginx as ng
+from configs.postgres import healthcheck as pg_healthcheck
 from offline import harness
 from testsupport import engine, live
 from testsupport.plans import service_of
@@ -176,14 +178,21 @@ def _release(host: str) -> str:
     return engine.docker(host, "exec", "sos-dev-nginx", "wget", "-q", "-O", "-", url).stdout.strip()
 
 
-def test_a_second_up_changes_only_what_changed(host, first, cert):
+@pytest.fixture(scope="module")
+def second(host, first):
+    """The second `up` (SECOND_UP), and what ran before it: container ids, start times, the edge's release."""
     plan, deployment = first
     before = {name: a.id for name, a in _containers(plan, deployment).items()}
     started = {name: _state(host, cid)["StartedAt"] for name, cid in before.items()}
     edge_release = _release(host)
-
     after_plan, after = live.up("dev", host, lambda inputs: live.stand_in(host, inputs), before=deployment,
                                 overrides=SECOND_UP)
+    return before, started, edge_release, after_plan, after
+
+
+def test_a_second_up_changes_only_what_changed(host, first, second, cert):
+    plan, _ = first
+    before, started, edge_release, after_plan, after = second
     now = {name: a.id for name, a in _containers(after_plan, after).items()}
     old_api = {r.name for r in plan.of_type(live.CONTAINER) if service_of(r) == "api"}
     # The API's replica is a new container (a new name too: the provider's autonaming) and the old
@@ -203,3 +212,36 @@ def test_a_second_up_changes_only_what_changed(host, first, cert):
     assert _release(host) != edge_release
     changed = {name for op, name in after.steps if op != "delete"}
     assert not changed & {"postgres-svc", "redis-svc", "n8n-svc", "edge-svc", "monitoring-prometheus"}, after.steps
+
+
+def _secret(plan: harness.Plan, deployment: live.Deployment, name: str) -> str:
+    (applied,) = [a for a in deployment.applied.values() if a.registration.name == f"secrets-{name}"
+                  and a.registration.urn in {r.urn for r in plan.resources}]
+    return applied.outputs["result"]
+
+
+def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_postgres(host, second):
+    """Issue 28: `secretGenerations` bumped for the API's role and Grafana's admin, after the second
+    up. PostgreSQL is the same container, never restarted, healthy on the new passfile; the role
+    takes the new password and refuses the old; Grafana's admin is set through its CLI."""
+    *_, before_plan, before = second
+    postgres = _containers(before_plan, before)["postgres-svc"].id
+    started = _state(host, postgres)["StartedAt"]
+    rotated = {**SECOND_UP, "secretGenerations": {"postgresApp": 1, "grafanaAdmin": 1}}
+    after_plan, after = live.up("dev", host, lambda inputs: live.stand_in(host, inputs), before=before,
+                                overrides=rotated)
+    assert _containers(after_plan, after)["postgres-svc"].id == postgres
+    assert _state(host, postgres)["StartedAt"] == started
+    old, new = _secret(before_plan, before, "postgresApp"), _secret(after_plan, after, "postgresApp")
+    assert old != new
+
+    def login(password: str) -> int:
+        return engine.docker(host, "exec", "-e", f"PGPASSWORD={password}", postgres, "psql", "-h", "127.0.0.1",
+                             "-U", "sos_app", "-d", "storiesofsoftware", "-tAc", "SELECT 1", check=False).returncode
+
+    assert login(new) == 0 and login(old) != 0
+    health = engine.docker(host, "exec", postgres, *pg_healthcheck()[1:], check=False)
+    assert health.returncode == 0, health.stderr
+    grafana = _containers(after_plan, after)["monitoring-grafana"].id
+    recorded = engine.docker(host, "exec", grafana, "cat", "/var/lib/grafana/admin-password.sha256").stdout.strip()
+    assert recorded == hashlib.sha256(_secret(after_plan, after, "grafanaAdmin").encode()).hexdigest()

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from configs.secrets import SPECS
 from offline import canned, harness
 from offline.harness import Secret, iter_plain_strings, unwrap
 from testsupport.plans import CLOUD_STACKS, STACKS, cluster_plan_for, plan_for
@@ -104,7 +105,10 @@ def test_internal_credentials_are_generated_and_secret(plan):
     for name, r in passwords.items():
         assert "result" in r.additional_secret_outputs, name
         assert r.inputs["length"] >= 32, name
-        assert r.protect is (plan.stack == "production"), name
+        # Only what no rotation can bring back is protected (a protected secret cannot be
+        # replaced, so it could not rotate).
+        assert r.protect is (plan.stack == "production" and SPECS[name].irreplaceable), name
+    assert {name for name, spec in SPECS.items() if spec.irreplaceable} == {"n8nEncryptionKey", "backupCipher"}
 
 
 def find_leaks(plan: harness.Plan) -> list[str]:

@@ -219,6 +219,19 @@ def test_protection_is_required_in_production_only():
     for volume in ("sos-production-prometheus-data", "sos-production-grafana-data"):
         rule.check(rules.Resource("docker:index/volume:Volume", "r", PROD, {"name": volume}), found.append)
     assert len(found) == 2
+    # Generated secrets: those whose loss loses data, not those a rotation replaces.
+    for name, irreplaceable in (("secrets-n8nEncryptionKey", True), ("secrets-backupCipher", True),
+                                ("secrets-postgresApp", False), ("secrets-redis", False)):
+        before = len(found)
+        rule.check(rules.Resource("random:index/randomPassword:RandomPassword", name, PROD, {}), found.append)
+        assert len(found) - before == irreplaceable, name
+
+
+def test_the_pack_protects_exactly_the_secrets_the_program_calls_irreplaceable():
+    from configs.secrets import SPECS
+
+    assert {name for name in SPECS if rules.IRREPLACEABLE_SECRETS.search(f"secrets-{name}")} == \
+        {name for name, spec in SPECS.items() if spec.irreplaceable}
 
 
 def test_commands_must_not_carry_credentials():

@@ -13,7 +13,8 @@ REAL_TOOLS = "real_tools"
 # The real-tool groups: the modules each runs (only their real-tool tests).
 MODULES: dict[str, tuple[str, ...]] = {
     # The real applications in Chromium behind the edge, and n8n's own processes.
-    "browser": ("tests/test_e2e.py", "tests/test_cluster_n8n.py", "tests/test_dev_edge.py"),
+    "browser": ("tests/test_e2e.py", "tests/test_cluster_n8n.py", "tests/test_dev_edge.py",
+                "tests/test_n8n_key_rotation.py"),
     # Docker's own engine, and dev's `pulumi up` replayed on it.
     "engine": ("tests/test_docker_engine.py", "tests/test_dev_up.py"),
     # The AWS provider (Terraform) against moto, and the drills that restore and roll out.

@@ -183,6 +183,18 @@ if [ -n "${GF_SECURITY_ADMIN_PASSWORD__FILE:-}" ]; then cat "$GF_SECURITY_ADMIN_
 touch /var/lib/grafana/grafana.db
 exec httpd -f -p 3000 -h /usr/share/grafana/public-stand-in
 """
+# The image's `grafana` program (/usr/share/grafana/bin, on its PATH), for the one call the stacks
+# make: `grafana cli admin reset-admin-password --password-from-stdin`. Like Grafana's it reads one
+# line, refuses fewer than 4 characters, and changes the admin user in the database, here the
+# password's digest beside the stand-in's database.
+GRAFANA_CLI = """#!/bin/sh
+set -eu
+[ "$*" = "cli admin reset-admin-password --password-from-stdin" ] || { echo "stand-in: not supported: $*" >&2; exit 2; }
+IFS= read -r password || true
+[ "${#password}" -ge 4 ] || { echo "Error: new password is too short" >&2; exit 1; }
+printf '%s' "$password" | sha256sum | cut -d' ' -f1 > /var/lib/grafana/admin-password.sha256
+echo "Admin password changed successfully"
+"""
 GRAFANA = ImageShape(users={"grafana": (472, 0)},
                      directories=[Directory("/var/lib/grafana", 472, 0, 0o777),
                                   Directory("/var/lib/grafana/plugins", 472, 0, 0o777),
@@ -190,7 +202,9 @@ GRAFANA = ImageShape(users={"grafana": (472, 0)},
                                   Directory("/etc/grafana/provisioning", 472, 0, 0o777),
                                   Directory("/usr/share/grafana")],
                      files={"/run.sh": (GRAFANA_RUN, 0o755),
-                            "/usr/share/grafana/public-stand-in/api/health": ('{"database": "ok"}\n', 0o644)},
+                            "/usr/share/grafana/public-stand-in/api/health": ('{"database": "ok"}\n', 0o644),
+                            "/usr/share/grafana/bin/grafana": (GRAFANA_CLI, 0o755)},
+                     env={"PATH": "/usr/share/grafana/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
                      workdir="/usr/share/grafana", user="472", entrypoint=("/run.sh",), cmd=())
 
 # ghcr.io/n8n-io/n8n:1.123.5 (n8n-io/n8n docker/images/n8n, read at October 2025's b24276cf): node:alpine's

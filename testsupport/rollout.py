@@ -58,7 +58,12 @@ CONTAINER = "docker:index/container:Container"
 COMMANDS = ("command:local:Command", "command:remote:Command")
 # Every input of these forces a new resource (the provider marks them ForceNew).
 REPLACED_ON_CHANGE = (CONTAINER, "docker:index/remoteImage:RemoteImage", "docker:index/volume:Volume",
-                      "docker:index/network:Network", "random:index/randomId:RandomId")
+                      "docker:index/network:Network", "random:index/randomId:RandomId",
+                      "random:index/randomPassword:RandomPassword",
+                      # secret_string is ForceNew in the AWS provider (5.100.0's schema and plan).
+                      "aws:secretsmanager/secretVersion:SecretVersion",
+                      # Every argument is ForceNew: a change registers a new revision.
+                      "aws:ecs/taskDefinition:TaskDefinition")
 # Resources whose provider asks the engine to replace them delete-first unless the program says
 # otherwise (pulumi-docker's provider/resources.go: docker_container DeleteBeforeReplace: true).
 PROVIDER_DELETES_FIRST = (CONTAINER,)
