@@ -235,9 +235,16 @@ def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_post
     old, new = _secret(before_plan, before, "postgresApp"), _secret(after_plan, after, "postgresApp")
     assert old != new
 
+    inspected = json.loads(engine.docker(host, "inspect", postgres).stdout)[0]
+    networks = list(inspected["NetworkSettings"]["Networks"])
+    network, image = next((n for n in networks if "data" in n), networks[0]), inspected["Config"]["Image"]
+
     def login(password: str) -> int:
-        return engine.docker(host, "exec", "-e", f"PGPASSWORD={password}", postgres, "psql", "-h", "127.0.0.1",
-                             "-U", "sos_app", "-d", "storiesofsoftware", "-tAc", "SELECT 1", check=False).returncode
+        """From another container, as the API connects (inside the server's own container the
+        official image trusts loopback, so no password would be checked there)."""
+        return engine.docker(host, "run", "--rm", "--label", engine.LABEL, "--network", network, "-e",
+                             f"PGPASSWORD={password}", "--entrypoint", "psql", image, "-h", "postgres", "-U",
+                             "sos_app", "-d", "storiesofsoftware", "-tAc", "SELECT 1", check=False).returncode
 
     assert login(new) == 0 and login(old) != 0
     health = engine.docker(host, "exec", postgres, *pg_healthcheck()[1:], check=False)

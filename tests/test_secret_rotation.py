@@ -286,5 +286,13 @@ def test_the_real_postgres_moves_every_role_to_its_new_password(tmp_path):
 def test_the_docs_give_every_secret_its_rotation():
     page = (ROOT / "docs" / "security.md").read_text()
     section = page.split("## Rotating secrets", 1)[1].split("\n## ", 1)[0]
-    for name in [*SPECS, *HOST_KEYS, "cloudflare:apiToken", "Pulumi"]:
+    for name in [*SPECS, *HOST_KEYS, "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_TOKEN_READ"]:
         assert f"`{name}`" in section, name
+    assert "| Pulumi |" in section
+
+
+def test_the_cloudflare_token_is_in_no_resource():
+    """It reaches the provider from the workflow's environment only: a new token changes nothing."""
+    plan = _plan("production", "host")
+    provider = plan.one("pulumi:providers:cloudflare", "cloudflare")
+    assert not {"apiToken", "apiKey", "apiUserServiceKey"} & set(provider.inputs)
