@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -77,9 +76,6 @@ class DockerHostArgs:
     security_group_id: pulumi.Input[str]
     availability_zone: pulumi.Input[str]
     registry: Registry | None = None
-    # `secretGenerations` of sshClient and sshHost: a new generation is a new key (and, as both
-    # reach the instance in its user data, a new instance: docs/security.md).
-    key_generations: Mapping[str, int] = field(default_factory=dict)
 
 
 class DockerHost(pulumi.ComponentResource):
@@ -95,14 +91,8 @@ class DockerHost(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
 
-        def key(suffix: str, generation: int) -> tls.PrivateKey:
-            # Always a trigger, generation 0 included: the engine replaces on a changed trigger,
-            # never on a first one.
-            return tls.PrivateKey(f"{name}-ssh-{suffix}", algorithm="ED25519", opts=pulumi.ResourceOptions(
-                parent=self, replacement_trigger=str(generation)))
-
-        client_key = key("client", args.key_generations.get("sshClient", 0))
-        host_key = key("host", args.key_generations.get("sshHost", 0))
+        client_key = tls.PrivateKey(f"{name}-ssh-client", algorithm="ED25519", opts=child)
+        host_key = tls.PrivateKey(f"{name}-ssh-host", algorithm="ED25519", opts=child)
 
         role = aws.iam.Role(
             f"{name}-role",

@@ -57,7 +57,7 @@ class ManagedCache(pulumi.ComponentResource):
             parameters=[aws.elasticache.ParameterGroupParameterArgs(
                 name="maxmemory-policy", value=args.maxmemory_policy)], opts=child)
         # ElastiCache's AUTH token: 16 to 128 printable characters, none of @ " /.
-        # Not protected: a rotation replaces it, and ElastiCache keeps the old one valid meanwhile.
+        # Not protected: a rotation replaces it.
         token = random.RandomPassword(
             f"{name}-auth-token", length=64, special=False,
             keepers={"generation": str(args.token_generation)} if args.token_generation else None,
@@ -70,9 +70,9 @@ class ManagedCache(pulumi.ComponentResource):
             subnet_group_name=subnets.name, security_group_ids=[self.security_group.id],
             parameter_group_name=parameters.name,
             at_rest_encryption_enabled=True, transit_encryption_enabled=True, auth_token=pulumi.Output.secret(token.result),
-            # A new token is added beside the old one, which stays valid while the tasks roll
-            # onto the new (docs/security.md: Rotating secrets).
-            auth_token_update_strategy="ROTATE",
+            # No update strategy: AWS's default, ROTATE, adds a new token beside the old one, which
+            # stays valid while the tasks roll onto the new; deploy/cache_token.py revokes it
+            # (docs/security.md). Naming it would send the unchanged token once more on the next up.
             snapshot_retention_limit=args.snapshot_retention_days, snapshot_window="01:00-02:00",
             maintenance_window="sun:04:30-sun:05:30", auto_minor_version_upgrade=True,
             tags={"Name": f"{prefix}-redis"},

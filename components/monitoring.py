@@ -26,6 +26,7 @@ from components.container_service import (
     named_volume,
     scratch,
 )
+from components.host_commands import SHOWN
 from configs import backup
 from configs import monitoring as mon
 from configs import postgres as pg
@@ -204,8 +205,10 @@ class Monitoring(pulumi.ComponentResource):
         args.runtime.commands.run(
             f"{name}-grafana-admin-password",
             create=container.name.apply(lambda c: (
-                f"docker exec -i {shlex.quote(c)} grafana cli admin reset-admin-password "
-                "--password-from-stdin >/dev/null")),
+                f"docker exec -i {shlex.quote(c)} grafana cli --homepath /usr/share/grafana "
+                "admin reset-admin-password --password-from-stdin")),
+            # Its messages, never the password (which comes on stdin), so that a failure says why.
+            logging=SHOWN,
             stdin=pulumi.Output.secret(args.grafana_admin_password.apply(lambda p: p + "\n")),
             triggers=[container.id, pulumi.Output.secret(args.grafana_admin_password.apply(
                 lambda p: hashlib.sha256(p.encode()).hexdigest()))],

@@ -31,8 +31,9 @@ class OneShotTaskArgs:
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     entrypoint: str | None = None
-    # Named volumes (name, mount point) the task works on.
+    # Named volumes (name, mount point) the task works on; those mounted at `read_only` it only reads.
     volumes: Sequence[tuple[pulumi.Input[str], str]] = ()
+    read_only: Sequence[str] = ()
     # Capabilities the task needs back after all are dropped (a volume's owner needs CHOWN).
     cap_add: Sequence[str] = ()
     triggers: Sequence[pulumi.Input[object]] = ()
@@ -62,7 +63,7 @@ def docker_run_script(image_id: str, args: OneShotTaskArgs, network: str,
         "--log-driver", "json-file", "--env-file", "__ENVFILE__",
     ]
     for name, (_, target) in zip(volume_names, args.volumes, strict=True):
-        base += ["--mount", f"type=volume,src={name},dst={target}"]
+        base += ["--mount", f"type=volume,src={name},dst={target}" + (",readonly" if target in args.read_only else "")]
     for key, value in sorted(args.env.items()):
         base += ["--env", f"{key}={value}"]
     if args.entrypoint:

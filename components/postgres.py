@@ -179,6 +179,7 @@ class Postgres(pulumi.ComponentResource):
             steps=[["-c", pg.apply_roles_script()]],
             env={"SOS_SECRETS_DIR": pg.SECRETS_DIR},
             volumes=[(self.socket_volume.name, SOCKET_DIR), (self.secrets_volume.name, pg.SECRETS_DIR)],
+            read_only=[pg.SECRETS_DIR],
             commands=args.runtime.commands,
             # Every new password file, and every new server (a replaced container on the same
             # volume kept the roles, and gets them again regardless).
@@ -193,7 +194,9 @@ class Postgres(pulumi.ComponentResource):
         """The password files on a volume of their own, rewritten by a one-shot task when a
         password changes: a rotation replaces no container (docs/security.md)."""
         prefix, labels = args.runtime.name_prefix, args.runtime.labels
-        self.secrets_volume = named_volume(f"{name}-secrets", f"{prefix}-postgres-secrets", labels, self)
+        # Kept like the data in production: the server reads its superuser's file at every start.
+        self.secrets_volume = named_volume(f"{name}-secrets", f"{prefix}-postgres-secrets", labels, self,
+                                           keep=args.protect_data)
         values: dict[str, pulumi.Input[str]] = {
             pg.SECRET_FILE_VARIABLES[pg.PASSWORD_FILES["superuser"]]: args.superuser_password,
             pg.SECRET_FILE_VARIABLES[pg.PASSWORD_FILES["app"]]: args.app_password,

@@ -355,6 +355,9 @@ def write_secrets_script(owner: str = f"{IMAGE_USER}:{IMAGE_USER}") -> str:
         f'owner="${{SOS_SECRETS_OWNER:-{owner}}}"',
         "write() {",
         '  tmp="$dir/.$1.tmp"',
+        # A run cut short leaves its file the owner's, mode 0400: root without CAP_DAC_OVERRIDE
+        # could not write it again, but may remove it (root owns the directory).
+        '  rm -f "$tmp"',
         "  printf '%s' \"$2\" > \"$tmp\"",
         # Mode before owner: once the file is the owner's, root without CAP_FOWNER may not chmod it.
         '  chmod 0400 "$tmp"',

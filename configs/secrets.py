@@ -16,7 +16,9 @@ PASSWORD_SPECIALS = "!#$%&*()-_=+[]{}<>:?@/^~"
 
 # How a secret is rotated (docs/security.md, "Rotating secrets").
 BY_GENERATION = "generation"  # bump `secretGenerations.<name>`, then `pulumi up`
-BY_RUNBOOK = "runbook"  # a procedure around the bump: the new value alone would lose data
+# A procedure: a new value alone would lose data (or the host), so no setting makes one; the
+# runbook replaces the resource for one run (`pulumi up --replace`) in its place.
+BY_RUNBOOK = "runbook"
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,8 @@ def rotatable(placement: str) -> dict[str, str]:
     if placement == "host":
         out.update(dict.fromkeys(HOST_KEYS, BY_RUNBOOK))
     return out
+
+
+def by_generation(placement: str) -> list[str]:
+    """What `secretGenerations` takes on a stack with `placement`."""
+    return [name for name, how in rotatable(placement).items() if how == BY_GENERATION]

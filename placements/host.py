@@ -65,7 +65,6 @@ class HostEngine:
             security_group_id=network.security_group.id,
             availability_zone=network.availability_zone,
             registry=cfg.registry,
-            key_generations=cfg.secret_generations,
         ), opts=on_aws)
         self.provider = self.host.provider
         # Ubuntu's `/` is a shared mount (systemd), and the data volume is mounted by cloud-init.

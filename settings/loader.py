@@ -247,7 +247,10 @@ def _check_stack_rules(stack: str, values: dict[str, Any],
     for name, generation in generations.items():
         if name not in present:
             problem(f"secretGenerations.{name}", "a secret this stack has (with its placement: "
-                    f"{', '.join(present)})", generation)
+                    f"{', '.join(secrets_config.by_generation(values.get('placement') or 'local'))})", generation)
+        elif present[name] != secrets_config.BY_GENERATION:
+            problem(f"secretGenerations.{name}", "no generation: a new value alone would lose data or the host, "
+                    "so it rotates by its procedure (docs/security.md, Rotating secrets)", generation)
     cidrs = values.get("adminCidrs")
     if cidrs is None:
         return

@@ -145,7 +145,8 @@ KEYS: tuple[Key, ...] = (
     Key("secretGenerations", parse_generations, _all({}),
         "`{name: generation}`: a secret whose generation goes up gets a new value on the next "
         "`pulumi up`, and whatever uses it moves to it (docs/security.md, Rotating secrets: what "
-        "restarts, and the secrets that need a procedure around it)."),
+        "restarts). Lowering or removing one is a rotation too, to a new value. `n8nEncryptionKey`, "
+        "`backupCipher` and the SSH keys rotate by their procedures instead."),
     Key("registry", parse_registry, _all({}),
         "Private registry `{server, username}`; its token is the secret `registryToken`."),
 )

@@ -227,9 +227,9 @@ def test_redis_is_encrypted_authenticated_and_fails_over_in_production(plan):
     assert isinstance(inputs["authToken"], harness.Secret)
     token = plan.one("random:index/randomPassword:RandomPassword", "redis-auth-token")
     assert token.urn in group.property_dependencies["authToken"] and token.inputs["special"] is False
-    # Rotated by replacing it (secretGenerations.redis), so never protected; ElastiCache keeps
-    # the old token valid beside the new one (ROTATE).
-    assert token.protect is False and inputs["authTokenUpdateStrategy"] == "ROTATE"
+    # Rotated by replacing it (secretGenerations.redis), so never protected; no strategy, so
+    # AWS's default (ROTATE) keeps the old token valid beside the new one.
+    assert token.protect is False and "authTokenUpdateStrategy" not in inputs
     assert inputs["automaticFailoverEnabled"] is production and inputs["multiAzEnabled"] is production
     assert inputs["numCacheClusters"] == (2 if production else 1)
     assert inputs["snapshotRetentionLimit"] >= 1 and inputs["autoMinorVersionUpgrade"] is True

@@ -222,8 +222,9 @@ def _secret(plan: harness.Plan, deployment: live.Deployment, name: str) -> str:
 
 def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_postgres(host, second):
     """Issue 28: `secretGenerations` bumped for the API's role and Grafana's admin, after the second
-    up. PostgreSQL is the same container, never restarted, healthy on the new passfile; the role
-    takes the new password and refuses the old; Grafana's admin is set through its CLI."""
+    up. PostgreSQL is the same container, never restarted, and healthy; the role takes the new
+    password and refuses the old (from another container: the image trusts loopback inside its
+    own); Grafana's admin is set through its CLI."""
     *_, before_plan, before = second
     postgres = _containers(before_plan, before)["postgres-svc"].id
     started = _state(host, postgres)["StartedAt"]

@@ -260,7 +260,10 @@ def test_only_the_release_command_shows_its_output(stack):
     # prints the volume it wrote and docker's own errors (its files come on stdin).
     writers = sorted(r.name for r in commands if WRITE_FILES_MARK in harness.unwrap(r.inputs["create"]))
     assert writers and all(r.endswith("-write") for r in writers)
-    assert shown == sorted(["edge-release", *writers, *([] if stack == "dev" else ["host-ready"])])
+    # Grafana's CLI prints whether the admin's new password took; the password comes on stdin.
+    shown_too = ["monitoring-grafana-admin-password"]
+    assert shown == sorted(["edge-release", *writers, *shown_too, *([] if stack == "dev" else ["host-ready"])])
+    assert all(isinstance(r.inputs["stdin"], harness.Secret) for r in commands if r.name in shown_too)
     assert all(isinstance(r.inputs["stdin"], harness.Secret) for r in commands if r.name in writers
                and "/secrets" in harness.unwrap(r.inputs["create"]))
     release = next(r for r in commands if r.name == "edge-release")

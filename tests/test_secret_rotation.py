@@ -1,5 +1,6 @@
 """Issue 28: every generated secret rotates, each by bumping `secretGenerations.<name>` and running
-`pulumi up`, or by the runbook procedure around that bump (docs/security.md, Rotating secrets).
+`pulumi up`, or by its runbook procedure, which replaces it for one run (`pulumi up --replace`,
+where a lasting setting could lose data: docs/security.md, Rotating secrets).
 
 - the setting: names checked against the stack's placement, generations from 1;
 - each rotation replayed in the engine's order (testsupport/rollout.plan_steps over the plans
@@ -11,7 +12,10 @@
 - a rotation never touches PostgreSQL's container (its password files are on a volume of their
   own), and the secrets whose loss loses data are protected in production;
 - the real PostgreSQL: the writer's and the roles' scripts, as the plan runs them, move every
-  role to its new password; the old one is refused and the health check follows.
+  role to its new password; the old one is refused and the health check follows;
+- ElastiCache's previous token revoked (deploy/cache_token.py) against moto and botocore's model.
+(n8n's key, with the real n8n: tests/test_n8n_key_rotation.py; on a real engine:
+tests/test_dev_up.py.)
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from configs import postgres as pg
-from configs.secrets import BY_RUNBOOK, HOST_KEYS, SPECS, rotatable
-from offline import harness
+from configs.secrets import BY_GENERATION, BY_RUNBOOK, HOST_KEYS, SPECS, by_generation, rotatable
+from offline import canned, harness
 from settings import ConfigError
 from testsupport.plans import service_of
 from testsupport.rollout import plan_steps
@@ -75,11 +79,33 @@ def _plan(stack: str, placement: str, rotated: str = "") -> harness.Plan:
     return harness.run(stack, overrides=overrides)
 
 
+@functools.cache
+def _replaced_plan(stack: str, placement: str, name: str) -> harness.Plan:
+    """The plan of `pulumi up --replace <name>`: that resource's new value (mock values follow a
+    resource's inputs, and --replace changes none of them)."""
+    original = canned.mock_password
+
+    def new_value(resource: str, *args: object) -> str:
+        return original(f"{resource}/replaced" if resource == name else resource, *args)  # type: ignore[arg-type]
+
+    canned.mock_password = new_value
+    try:
+        overrides: dict = {} if placement == "host" else {"placement": placement}
+        return harness.run(stack, overrides=overrides)
+    finally:
+        canned.mock_password = original
+
+
 def _order(stack: str, placement: str, rotated: str) -> list[tuple[str, harness.Registration]]:
-    """(op, resource) of every step the bump makes, in the engine's order."""
-    steps = [s for wave in plan_steps(_plan(stack, placement), _plan(stack, placement, rotated))
-             for chain in wave for s in chain]
-    return [(s.op, s.new or s.old) for s in steps if s.op != "delete-replaced"]
+    """(op, resource) of every step the bump (or, for a runbook's secret, `--replace`) makes, in
+    the engine's order."""
+    if rotatable(placement).get(rotated, BY_GENERATION) == BY_RUNBOOK:
+        replaced = f"secrets-{rotated}" if rotated in SPECS else {"sshClient": "host-ssh-client",
+                                                                   "sshHost": "host-ssh-host"}[rotated]
+        waves = plan_steps(_plan(stack, placement), _replaced_plan(stack, placement, replaced), replace=[replaced])
+    else:
+        waves = plan_steps(_plan(stack, placement), _plan(stack, placement, rotated))
+    return [(s.op, s.new or s.old) for wave in waves for chain in wave for s in chain if s.op != "delete-replaced"]
 
 
 def _index(order: list, op: str, name: str) -> int:
@@ -93,9 +119,11 @@ def test_every_secret_has_a_rotation_and_every_placement_names_its_own():
     assert set(rotatable("host")) == set(SPECS) - {"minioRoot"} | set(HOST_KEYS)
     assert set(rotatable("cluster")) == set(SPECS) - {"minioRoot"}
     assert set(rotatable("local")) == set(SPECS)
-    # Runbooks where a bare bump would lose data or the host.
+    # Runbooks where a lasting setting would lose data or the host.
     assert {n for n, how in rotatable("host").items() if how == BY_RUNBOOK} == \
         {"n8nEncryptionKey", "backupCipher", "sshClient", "sshHost"}
+    assert set(by_generation("host")) == set(rotatable("host")) - {"n8nEncryptionKey", "backupCipher",
+                                                                    "sshClient", "sshHost"}
 
 
 @pytest.mark.parametrize("stack,given,message", [
@@ -103,6 +131,10 @@ def test_every_secret_has_a_rotation_and_every_placement_names_its_own():
     ("staging", {"postgres": 1}, r"secretGenerations\.postgres on stack staging: expected a secret's name"),
     ("staging", {"minioRoot": 1}, r"secretGenerations\.minioRoot on stack staging: expected a secret this stack has"),
     ("dev", {"sshClient": 1}, r"secretGenerations\.sshClient on stack dev: expected a secret this stack has"),
+    # What a new value alone would break: its procedure instead.
+    ("staging", {"backupCipher": 1}, r"secretGenerations\.backupCipher on stack staging: expected no generation"),
+    ("dev", {"n8nEncryptionKey": 2}, r"secretGenerations\.n8nEncryptionKey on stack dev: expected no generation"),
+    ("production", {"sshClient": 1}, r"secretGenerations\.sshClient on stack production: expected no generation"),
     ("production", ["postgresApp"], r"secretGenerations on stack production: expected an object"),
 ])
 def test_a_bad_generation_names_the_key_and_the_stack(stack, given, message):
@@ -123,7 +155,8 @@ def test_no_bump_no_change():
 @pytest.mark.parametrize("name", sorted(HOST_RESTARTS))
 def test_a_rotation_on_the_host_restarts_only_what_reads_the_secret(name):
     order = _order("staging", "host", name)
-    assert ("create", f"secrets-{name}") in [(o, r.name) for o, r in order], "the secret itself is new"
+    assert [r.name for o, r in order if r.type == "random:index/randomPassword:RandomPassword"] == \
+        [f"secrets-{name}"], "the secret itself is new, and no other"
     restarted = {service_of(r) for o, r in order if r.type == CONTAINER and o in ("create", "replace")}
     assert restarted == HOST_RESTARTS[name], name
 
@@ -139,7 +172,9 @@ def test_a_role_has_its_new_password_before_its_client_restarts(name, clients):
     plan = _plan("staging", "host", name)
     roles = plan.one("command:remote:Command", "postgres-roles-run")
     script = harness.unwrap(roles.inputs["create"])
-    assert f"--user {pg.IMAGE_USER}" in script and "postgres-socket" in script and "postgres-secrets" in script
+    assert f"--user {pg.IMAGE_USER}" in script and "postgres-socket" in script
+    # It reads the password files and writes none.
+    assert f"src=sos-staging-postgres-secrets,dst={pg.SECRETS_DIR},readonly" in script
     assert shlex.join(["-c", pg.apply_roles_script()]) in script
 
 
@@ -164,7 +199,7 @@ def test_grafana_is_told_its_new_password_after_its_new_container_starts():
     assert isinstance(command.inputs["stdin"], harness.Secret)
 
 
-def test_the_irreplaceable_secrets_are_protected_in_production_so_a_bare_bump_is_refused():
+def test_the_irreplaceable_secrets_are_protected_in_production():
     plan = _plan("production", "host")
     for password in plan.of_type("random:index/randomPassword:RandomPassword"):
         name = password.name.removeprefix("secrets-")
@@ -173,16 +208,20 @@ def test_the_irreplaceable_secrets_are_protected_in_production_so_a_bare_bump_is
 
 @pytest.mark.parametrize("key", sorted(HOST_KEYS))
 def test_a_new_ssh_key_is_a_new_host(key):
-    """Both keys reach the instance in its user data, and new user data is a new instance: the
-    runbook's maintenance window. Generation 0 is a trigger too (a first trigger replaces nothing)."""
+    """`pulumi up --replace` of a key: both reach the instance in its user data, and new user data
+    is a new instance (the runbook's maintenance window). The mocks make no key material from
+    inputs, so what follows the key is read off the graph: the instance's user data depends on it,
+    and the client key is every remote command's connection."""
     resource = {"sshClient": "host-ssh-client", "sshHost": "host-ssh-host"}[key]
-    before, after = _plan("production", "host"), _plan("production", "host", key)
-    assert before.one("tls:index/privateKey:PrivateKey", resource).replacement_trigger == "0"
-    # Replaced: the new key is made, the old one deleted at the end.
-    assert [(o, r.name) for o, r in _order("production", "host", key)] == [("create", resource)]
-    instance = after.one("aws:ec2/instance:Instance", "host-instance")
-    assert after.one("tls:index/privateKey:PrivateKey", resource).urn in instance.property_dependencies["userData"]
+    plan = _plan("production", "host")
+    assert ("create", resource) in [(o, r.name) for o, r in _order("production", "host", key)]
+    instance = plan.one("aws:ec2/instance:Instance", "host-instance")
+    assert plan.one("tls:index/privateKey:PrivateKey", resource).urn in instance.property_dependencies["userData"]
     assert instance.inputs["userDataReplaceOnChange"] is True
+    if key == "sshClient":
+        remote = plan.of_type("command:remote:Command")
+        client = plan.one("tls:index/privateKey:PrivateKey", resource).urn
+        assert remote and all(client in c.property_dependencies["connection"] for c in remote)
 
 
 # ------------------------------------------------------------------------------ the cluster
@@ -207,10 +246,11 @@ def test_elasticache_accepts_the_new_token_before_any_task_takes_it():
     group = _index(order, "update", "redis-group")
     takers = [i for i, (o, r) in enumerate(order) if r.name.endswith("-secrets-value")]
     assert takers and group < min(takers)
-    # ROTATE: the old token stays valid while the old tasks run.
+    # AWS's default strategy, ROTATE: the old token stays valid while the old tasks run (naming it
+    # would make the first up after this change send the same token again).
     plan = _plan("staging", "cluster", "redis")
-    assert plan.one("aws:elasticache/replicationGroup:ReplicationGroup", "redis-group").inputs[
-        "authTokenUpdateStrategy"] == "ROTATE"
+    assert "authTokenUpdateStrategy" not in plan.one("aws:elasticache/replicationGroup:ReplicationGroup",
+                                                     "redis-group").inputs
 
 
 def test_a_task_names_the_version_of_its_secret():
@@ -265,8 +305,12 @@ def test_the_real_postgres_moves_every_role_to_its_new_password(tmp_path):
             return subprocess.run([cluster.psql_bin, *argv[2:]], capture_output=True).returncode == 0
 
         assert all(login(key, old[key]) for key in roles) and healthy()
-        # The rotation: the files first, then the roles over the socket.
+        # The rotation: the files first (over what a run cut short left), then the roles over the socket.
+        leftover = secrets / f".{pg.PASSWORD_FILES['app']}.tmp"
+        leftover.write_text("half")
+        leftover.chmod(0o400)
         _write(secrets, new)
+        assert not leftover.exists()
         script = pg.apply_roles_script(socket_dir=str(cluster.sock))
         env = {**os.environ, "PATH": f"{Path(cluster.psql_bin).parent}:{os.environ['PATH']}",
                "PGPORT": str(cluster.port), "SOS_SECRETS_DIR": str(secrets)}
@@ -296,3 +340,45 @@ def test_the_cloudflare_token_is_in_no_resource():
     plan = _plan("production", "host")
     provider = plan.one("pulumi:providers:cloudflare", "cloudflare")
     assert not {"apiToken", "apiKey", "apiUserServiceKey"} & set(provider.inputs)
+
+
+# ------------------------------------------------------------------------------ ElastiCache's old token
+
+def test_the_old_cache_token_is_revoked_by_setting_the_current_one(capsys):
+    """deploy/cache_token.py against moto's ElastiCache, the calls checked against botocore's
+    model: SET with the current token, applied at once, then waited for."""
+    import io
+
+    import boto3
+    from botocore.stub import Stubber
+    from moto import mock_aws
+
+    from deploy import cache_token
+
+    token = "N3wToken0123456789abcdefABCDEF"
+    with mock_aws():
+        client = boto3.client("elasticache", region_name="us-east-1")
+        client.create_replication_group(
+            ReplicationGroupId="sos-production-redis", ReplicationGroupDescription="d", Engine="redis",
+            CacheNodeType="cache.t4g.small", NumCacheClusters=2, TransitEncryptionEnabled=True, AuthToken="0ld" * 8)
+        assert cache_token.revoke_previous(client, "sos-production-redis", token, delay=1, attempts=2) == "available"
+    # The request as AWS's model has it (Stubber validates each call's parameters).
+    stubbed = boto3.client("elasticache", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(stubbed) as stub:
+        group = {"ReplicationGroupId": "g", "Status": "available", "AuthTokenEnabled": True}
+        stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": "g"})
+        stub.add_response("modify_replication_group", {"ReplicationGroup": group},
+                          {"ReplicationGroupId": "g", "AuthToken": token, "AuthTokenUpdateStrategy": "SET",
+                           "ApplyImmediately": True})
+        stub.add_response("describe_replication_groups", {"ReplicationGroups": [group]}, {"ReplicationGroupId": "g"})
+        cache_token.revoke_previous(stubbed, "g", token, delay=1, attempts=1)
+        stub.assert_no_pending_responses()
+        # A group still applying the rotation is not touched.
+        stub.add_response("describe_replication_groups",
+                          {"ReplicationGroups": [{**group, "Status": "modifying"}]}, {"ReplicationGroupId": "g"})
+        with pytest.raises(ValueError, match="status modifying"):
+            cache_token.revoke_previous(stubbed, "g", token)
+    # The token comes on stdin only, checked before any call; nothing printed holds it.
+    for bad in ("short", "has/slash" * 3, "x" * 129):
+        assert cache_token.main(["--region", "us-east-1", "--group", "g"], stdin=io.StringIO(bad)) == 2
+    assert token not in capsys.readouterr().err

@@ -184,12 +184,13 @@ touch /var/lib/grafana/grafana.db
 exec httpd -f -p 3000 -h /usr/share/grafana/public-stand-in
 """
 # The image's `grafana` program (/usr/share/grafana/bin, on its PATH), for the one call the stacks
-# make: `grafana cli admin reset-admin-password --password-from-stdin`. Like Grafana's it reads one
+# make: `grafana cli --homepath … admin reset-admin-password --password-from-stdin`. Like Grafana's it reads one
 # line, refuses fewer than 4 characters, and changes the admin user in the database, here the
 # password's digest beside the stand-in's database.
 GRAFANA_CLI = """#!/bin/sh
 set -eu
-[ "$*" = "cli admin reset-admin-password --password-from-stdin" ] || { echo "stand-in: not supported: $*" >&2; exit 2; }
+[ "$*" = "cli --homepath /usr/share/grafana admin reset-admin-password --password-from-stdin" ] \\
+    || { echo "stand-in: not supported: $*" >&2; exit 2; }
 IFS= read -r password || true
 [ "${#password}" -ge 4 ] || { echo "Error: new password is too short" >&2; exit 1; }
 printf '%s' "$password" | sha256sum | cut -d' ' -f1 > /var/lib/grafana/admin-password.sha256

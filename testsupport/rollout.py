@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,11 +142,16 @@ Chain = list[Step]  # run one after the other
 Wave = list[Chain]  # chains of one wave run at the same time
 
 
-def plan_steps(before: Plan | None, after: Plan, legacy: bool = False) -> list[Wave]:
+def plan_steps(before: Plan | None, after: Plan, legacy: bool = False,
+               replace: Collection[str] = ()) -> list[Wave]:
+    """`replace`: names of resources `pulumi up --replace` names, replaced whatever their inputs."""
     olds = {r.urn: r for r in before.resources if r.custom} if before else {}
     news = {r.urn: r for r in after.resources if r.custom}
     ops = {urn: op for urn in olds.keys() | news.keys()
            if (op := _change(olds.get(urn), news.get(urn))) is not None}
+    for urn in olds.keys() & news.keys():
+        if news[urn].name in replace:
+            ops[urn] = "replace"
     if legacy:
         ops = _legacy(ops, olds, news)
 
