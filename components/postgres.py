@@ -208,22 +208,12 @@ class Postgres(pulumi.ComponentResource):
         }
         digest = pulumi.Output.secret(pulumi.Output.all(*values.values()).apply(
             lambda vs: hashlib.sha256("\0".join(vs).encode()).hexdigest()))
-        writer = OneShotTask(f"{name}-secrets-writer", OneShotTaskArgs(
-            image=args.image,
-            limits=SECRETS_TASK_LIMITS,
-            network=args.data_network,
-            # Root, so it can write into the new volume (root's) and hand the files to postgres.
-            user="0:0",
-            cap_add=["CHOWN"],
-            entrypoint="/bin/sh",
-            steps=[["-c", pg.write_secrets_script(owner=USER)]],
-            secret_env=values,
-            volumes=[(self.secrets_volume.name, pg.SECRETS_DIR)],
-            commands=args.runtime.commands,
+        writer = self._writer(
+            f"{name}-secrets-writer", args, pg.write_secrets_script(owner=USER), values, self.secrets_volume,
+            pg.SECRETS_DIR, SECRETS_TASK_LIMITS,
             # A new password writes the files again (a digest: the passwords stay out of the
             # triggers, which are secret in the state anyway).
-            triggers=[digest],
-        ), opts=pulumi.ResourceOptions(parent=self))
+            triggers=[digest])
         return [writer.run], digest
 
     def _s3_credentials(self, name: str, args: PostgresArgs) -> None:
@@ -234,21 +224,21 @@ class Postgres(pulumi.ComponentResource):
         self.credentials_volume = named_volume(f"{name}-s3-credentials", f"{prefix}-pgbackrest-credentials",
                                                labels, self)
         self.pgbackrest_env = backup.credentials_env()
-        writer = OneShotTask(f"{name}-s3-credentials-writer", OneShotTaskArgs(
-            # The plain image: the task needs a shell and nothing of pgBackRest.
-            image=args.image,
-            limits=CREDENTIALS_TASK_LIMITS,
-            network=args.data_network,
-            # Root, so it can write into the new volume (root's) and hand the file to postgres.
-            user="0:0",
-            cap_add=["CHOWN"],
-            entrypoint="/bin/sh",
-            steps=[["-c", backup.write_s3_credentials_script(owner=USER)]],
-            secret_env={"SOS_S3_KEY": args.archive.s3_access_key_id or "",
-                        "SOS_S3_KEY_SECRET": args.archive.s3_secret_access_key},
-            volumes=[(self.credentials_volume.name, backup.CREDENTIALS_DIR)],
-            commands=args.runtime.commands,
+        writer = self._writer(
+            f"{name}-s3-credentials-writer", args, backup.write_s3_credentials_script(owner=USER),
+            {"SOS_S3_KEY": args.archive.s3_access_key_id or "", "SOS_S3_KEY_SECRET": args.archive.s3_secret_access_key},
+            self.credentials_volume, backup.CREDENTIALS_DIR, CREDENTIALS_TASK_LIMITS,
             # A new key (its id changes with it) writes the file again.
-            triggers=[args.archive.s3_access_key_id],
-        ), opts=pulumi.ResourceOptions(parent=self))
+            triggers=[args.archive.s3_access_key_id])
         self.credentials_written = [writer.run]
+
+    def _writer(self, name: str, args: PostgresArgs, script: str, secret_env: dict[str, pulumi.Input[str]],
+                volume: docker.Volume, directory: str, limits: Limits,
+                triggers: list[pulumi.Input[object]]) -> OneShotTask:
+        """A one-shot task that writes secret files into one of the server's volumes: the plain
+        image (a shell, nothing of pgBackRest), as root (a new volume is root's) with CAP_CHOWN
+        only, to hand the files to postgres."""
+        return OneShotTask(name, OneShotTaskArgs(
+            image=args.image, limits=limits, network=args.data_network, user="0:0", cap_add=["CHOWN"],
+            entrypoint="/bin/sh", steps=[["-c", script]], secret_env=secret_env, volumes=[(volume.name, directory)],
+            commands=args.runtime.commands, triggers=triggers), opts=pulumi.ResourceOptions(parent=self))
