@@ -61,18 +61,21 @@ def task_container(plan: harness.Plan, task: str) -> dict[str, Any]:
     return container
 
 
-def secrets_manager_values(plan: harness.Plan) -> dict[str, str]:
-    """Each Secrets Manager secret's ARN (as the mocks answer it) -> the string its version holds."""
+def secrets_manager_values(plan: harness.Plan) -> dict[str, tuple[str, str]]:
+    """Each Secrets Manager secret's ARN (as the mocks answer it) -> the string its current
+    version holds, and that version's id."""
     arns = {plan.states[s.urn][0]: plan.states[s.urn][1]["arn"]
             for s in plan.of_type("aws:secretsmanager/secret:Secret")}
-    return {arns[harness.unwrap(v.inputs["secretId"])]: harness.unwrap(v.inputs["secretString"])
+    return {arns[harness.unwrap(v.inputs["secretId"])]: (harness.unwrap(v.inputs["secretString"]),
+                                                         plan.states[v.urn][1]["versionId"])
             for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
 
 
 def task_env(plan: harness.Plan, task: str) -> dict[str, str]:
     """A cluster task's environment as ECS hands it to the process: `environment`, and each of
     `secrets` resolved as ECS resolves `<secret ARN>:<JSON key>:<version stage>:<version id>`
-    (the key of the secret's current version), from the values the plan's secret versions hold.
+    (the key of the version the reference names, which must be the current one), from the values
+    the plan's secret versions hold.
     A reference to anything the plan holds no value for (an SSM parameter, RDS's own master
     secret) fails."""
     container = task_container(plan, task)
@@ -81,7 +84,10 @@ def task_env(plan: harness.Plan, task: str) -> dict[str, str]:
     for secret in container["secrets"]:
         parts = secret["valueFrom"].split(":")
         arn, key, stage, version = ":".join(parts[:7]), *(parts[7:] + ["", "", ""])[:3]
-        assert not stage and not version, f"{task}: {secret['name']} names a version: {secret['valueFrom']}"
         assert arn in values, f"{task}: {secret['name']} refers to {arn}, which the plan gives no value"
-        env[secret["name"]] = json.loads(values[arn])[key] if key else values[arn]
+        text, current = values[arn]
+        # The program names the current version by id (a rotation must make a new task definition).
+        assert not stage and version == current, f"{task}: {secret['name']} is not the current version: " \
+            f"{secret['valueFrom']}"
+        env[secret["name"]] = json.loads(text)[key] if key else text
     return env
