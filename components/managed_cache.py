@@ -16,6 +16,7 @@ import pulumi_random as random
 
 from components.cluster_network import reachable_from
 from configs import redis as redis_config
+from configs.secrets import keepers
 
 ENGINE_VERSION = "7.1"
 PARAMETER_FAMILY = "redis7"
@@ -60,7 +61,7 @@ class ManagedCache(pulumi.ComponentResource):
         # Not protected: a rotation replaces it.
         token = random.RandomPassword(
             f"{name}-auth-token", length=64, special=False,
-            keepers={"generation": str(args.token_generation)} if args.token_generation else None,
+            keepers=keepers(args.token_generation),
             opts=pulumi.ResourceOptions(parent=self))
         self.group = aws.elasticache.ReplicationGroup(
             f"{name}-group", description=f"{prefix} Redis",

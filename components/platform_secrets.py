@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_random as random
 
-from configs.secrets import PASSWORD_SPECIALS, SPECS
+from configs.secrets import PASSWORD_SPECIALS, SPECS, keepers
 
 
 @dataclass
@@ -45,7 +45,7 @@ class PlatformSecrets(pulumi.ComponentResource):
                 override_special=PASSWORD_SPECIALS if spec.special else None,
                 min_lower=2, min_upper=2, min_numeric=2,
                 min_special=2 if spec.special else 0,
-                keepers={"generation": str(generation)} if generation else None,
+                keepers=keepers(generation),
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect and spec.irreplaceable),
             )
             # RandomPassword declares `result` secret; saying it again costs nothing and keeps

@@ -73,3 +73,9 @@ def rotatable(placement: str) -> dict[str, str]:
 def by_generation(placement: str) -> list[str]:
     """What `secretGenerations` takes on a stack with `placement`."""
     return [name for name, how in rotatable(placement).items() if how == BY_GENERATION]
+
+
+def keepers(generation: int) -> dict[str, str] | None:
+    """A generated secret's `keepers` for its generation: none at 0, so a stack that never
+    rotated plans exactly as before; any other change of it replaces the secret."""
+    return {"generation": str(generation)} if generation else None
