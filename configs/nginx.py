@@ -60,6 +60,10 @@ N8N_PUBLIC = r"^/(webhook|webhook-test|webhook-waiting|form|form-test|form-waiti
 N8N_LOGIN = r"^/rest/(login|forgot-password|change-password|resolve-password-token)$"
 API_LOGIN = r"^/(v[0-9]+/)?auth/"
 N8N_WEBHOOKS = "n8n_webhooks"
+# Where nginx's own 502 goes (no upstream could be reached: the containers are restarting or
+# gone): a 503 with Retry-After, which browsers, crawlers and API clients take as "come back",
+# where a bare 502 says "broken". Named locations are per server, so each server has one.
+UNAVAILABLE = "@unavailable"
 
 
 def edge_hosts(domain: str, *, n8n: bool, grafana: bool) -> dict[str, str]:
@@ -125,6 +129,9 @@ class EdgeConfig:
     proxy_temp_file_max: str | None = None
     # The port browsers reach HTTPS_PORT on (dev's `edgePorts`): URLs carry it unless it is 443.
     public_https_port: int = 443
+    # Retry-After on the edge's 503 while no upstream answers: about what a container's restart
+    # and first health check take (the fault drill, tests/test_fault_drill.py, measures it).
+    retry_after_s: int = 10
 
     @property
     def port_suffix(self) -> str:
@@ -228,7 +235,30 @@ def upstream(name: str, servers: Sequence[str], keepalive: int) -> dict[str, Any
     return d("upstream", name, block=block)
 
 
-def tls_server(name: str, kind: str, cfg: EdgeConfig, body: Block) -> dict[str, Any]:
+UNAVAILABLE_BODY = {
+    "api": ("application/json", '{"error":"service unavailable","retryAfterSeconds":%d}'),
+    "site": ("text/html", "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                          "<meta http-equiv=\"refresh\" content=\"%d\"><title>Back in a moment</title></head>"
+                          "<body><h1>Back in a moment</h1><p>This page is being restarted and will reload "
+                          "on its own.</p></body></html>"),
+}
+
+
+def unavailable(kind: str, cfg: EdgeConfig) -> dict[str, Any]:
+    """The answer when no upstream answered: only nginx's own 502 comes here (an application's
+    own 5xx passes through untouched, proxy_intercept_errors being off), and a stale cached copy
+    is served before it (proxy_cache_use_stale). Never cached by anyone."""
+    content_type, body = UNAVAILABLE_BODY["api" if kind == "api" else "site"]
+    return d("location", UNAVAILABLE, block=[
+        *security_headers(kind, cfg),
+        d("add_header", "Retry-After", cfg.retry_after_s, "always"),
+        d("add_header", "Cache-Control", "no-store", "always"),
+        d("default_type", content_type),
+        d("return", "503", body % cfg.retry_after_s),
+    ])
+
+
+def tls_server(name: str, kind: str, cfg: EdgeConfig, body: Block, proxied: bool = True) -> dict[str, Any]:
     """One host's server: TLS here, or plain HTTP from the load balancer that ended it."""
     listen = [d("listen", HTTP_PORT)] if cfg.behind_load_balancer else [d("listen", HTTPS_PORT, "ssl"),
                                                                          d("http2", "on")]
@@ -236,6 +266,7 @@ def tls_server(name: str, kind: str, cfg: EdgeConfig, body: Block) -> dict[str, 
         *listen,
         d("server_name", name),
         *security_headers(kind, cfg),
+        *([d("error_page", "502", "=503", UNAVAILABLE), unavailable(kind, cfg)] if proxied else []),
         *body,
     ])
 
@@ -399,7 +430,7 @@ def build(cfg: EdgeConfig) -> Block:
         ]),
         tls_server(hosts["www"], "site", cfg, [
             d("location", "/", block=[d("return", "301", f"https://{hosts['site']}{cfg.port_suffix}$request_uri")]),
-        ]),
+        ], proxied=False),
         tls_server(hosts["api"], "api", cfg, [
             d("location", "~", API_LOGIN, block=[*limited(cfg.login_limit), *proxy_to(cfg, "api")]),
             d("location", "/", block=[*limited(cfg.api_limit), *cached_as_the_application_says("api", cfg),
