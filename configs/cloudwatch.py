@@ -22,6 +22,12 @@ NOT_MAPPED = {
     "BackupMetricsMissing": "no backup job to report metrics",
     "WalArchivingBehind": "RDS archives WAL itself (PITR reaches five minutes back at most)",
     "AccessKeyRotationOverdue": "no static key exists on the cluster (task roles)",
+    "PostgresDown": "RDS's own availability, failure and failover events reach the topic",
+    "RedisDown": "ElastiCache replaces a failed node itself (and promotes the replica in production); "
+                 "no metric says down, and the API's 5xx (origin-5xx) pages meanwhile",
+    "EdgeDown": "the edge's tasks are the load balancer's targets: edge-no-healthy-target pages within "
+                "a minute when none answers",
+    "ServiceDown": "each service's <name>-tasks-missing alarm pages when fewer than its minimum tasks run",
 }
 
 

@@ -107,6 +107,18 @@ def alert_rules() -> str:
         {"name": "availability", "rules": [
             _alert("TargetDown", "up == 0", "5m", "critical",
                    "{{ $labels.job }} at {{ $labels.instance }} has not answered a scrape for 5 minutes"),
+            # A part down, named: each exporter stays up and reports its server gone. One minute:
+            # a crash the restart policy heals (the fault drill measured 2 to 30 s) pages nobody.
+            _alert("PostgresDown", "pg_up == 0", "1m", "critical",
+                   "PostgreSQL does not answer its exporter: writes and uncached pages fail"),
+            _alert("RedisDown", "redis_up == 0", "1m", "critical",
+                   "Redis does not answer its exporter: sessions, queues and rate limits fail"),
+            _alert("EdgeDown", "nginx_up == 0", "1m", "critical",
+                   "nginx does not answer its exporter: the origin serves no one"),
+            # Every replica of a service at once (one of several is TargetDown's): the edge
+            # answers 503 for it meanwhile.
+            _alert("ServiceDown", 'sum by (job) (up{job=~"api|frontend"}) == 0', "1m", "critical",
+                   "No {{ $labels.job }} replica answers: the edge serves 503 for it"),
         ]},
         {"name": "host", "rules": [
             _alert("HostDiskFillingUp",

@@ -24,7 +24,7 @@ REAL_TOOLS = "real_tools"
 # Modules whose every test drives a real server or program.
 REAL_TOOL_MODULES = {"test_backup_drill", "test_backup_jobs", "test_docker_engine", "test_e2e", "test_edge_nginx",
                      "test_logical_dump", "test_postgres_server", "test_redis_server", "test_terraform", "test_bench",
-                     "test_debs", "test_dev_up"}
+                     "test_debs", "test_dev_up", "test_fault_drill"}
 # In the other modules, a test that asks for one of these by name needs a real tool too.
 REAL_TOOL_CALLS = ("require_tool(", "nginx_binary(", "PgCluster(", "pg_bin(", "node_module(", "Nginx(", "n8n_root(",
                    "blkid")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,23 +32,9 @@ from testsupport.plans import service_of
 SECOND_UP = {"images": {"api": "ghcr.io/storiesofsoftware/api:1.1.0"}, "adminCidrs": ["127.0.0.1/32", "10.1.0.0/16"]}
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def host():
-    host = engine.docker_host()
-    engine.remove_test_objects(host)
-    taken = [p for p in (80, 443) if not _port_free(p)]
-    assert not taken, f"dev publishes the edge on 127.0.0.1:80 and :443; {taken} are taken on this machine"
-    yield host
-    engine.remove_test_objects(host)
+    yield from live.dev_host()
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +48,13 @@ def first(host):
 @pytest.fixture(scope="module")
 def cert(first, tmp_path_factory) -> Path:
     """The stack's certificate, as the tls provider made it: what curl and the browser trust."""
-    _, deployment = first
-    (applied,) = [a for a in deployment.applied.values() if a.registration.type == live.CERT]
     path = tmp_path_factory.mktemp("tls") / "dev.crt"
-    path.write_text(applied.outputs["certPem"])
+    path.write_text(live.certificate(first[1]))
     return path
 
 
 def _containers(plan: harness.Plan, deployment: live.Deployment) -> dict[str, live.Applied]:
-    return {a.registration.name: a for a in deployment.applied.values() if a.registration.type == live.CONTAINER
-            and a.registration.urn in {r.urn for r in plan.resources}}
+    return live.of_plan(plan, deployment, live.CONTAINER)
 
 
 def _state(host: str, cid: str) -> dict:
@@ -214,12 +196,6 @@ def test_a_second_up_changes_only_what_changed(host, first, second, cert):
     assert not changed & {"postgres-svc", "redis-svc", "n8n-svc", "edge-svc", "monitoring-prometheus"}, after.steps
 
 
-def _secret(plan: harness.Plan, deployment: live.Deployment, name: str) -> str:
-    (applied,) = [a for a in deployment.applied.values() if a.registration.name == f"secrets-{name}"
-                  and a.registration.urn in {r.urn for r in plan.resources}]
-    return applied.outputs["result"]
-
-
 def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_postgres(host, second):
     """Issue 28: `secretGenerations` bumped for the API's role and Grafana's admin, after the second
     up. PostgreSQL is the same container, never restarted, and healthy; the role takes the new
@@ -233,7 +209,7 @@ def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_post
                                 overrides=rotated)
     assert _containers(after_plan, after)["postgres-svc"].id == postgres
     assert _state(host, postgres)["StartedAt"] == started
-    old, new = _secret(before_plan, before, "postgresApp"), _secret(after_plan, after, "postgresApp")
+    old, new = live.secret(before_plan, before, "postgresApp"), live.secret(after_plan, after, "postgresApp")
     assert old != new
 
     inspected = json.loads(engine.docker(host, "inspect", postgres).stdout)[0]
@@ -252,4 +228,4 @@ def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_post
     assert health.returncode == 0, health.stderr
     grafana = _containers(after_plan, after)["monitoring-grafana"].id
     recorded = engine.docker(host, "exec", grafana, "cat", "/var/lib/grafana/admin-password.sha256").stdout.strip()
-    assert recorded == hashlib.sha256(_secret(after_plan, after, "grafanaAdmin").encode()).hexdigest()
+    assert recorded == hashlib.sha256(live.secret(after_plan, after, "grafanaAdmin").encode()).hexdigest()

@@ -21,10 +21,10 @@ from configs import nginx as nginx_conf
 from offline.harness import unwrap
 from settings import EdgePorts
 from settings.defaults import DEFAULT_IMAGES
-from testsupport import engine, images, live
+from testsupport import engine, faults, images, live
 from testsupport.engine import ImageShape, docker, labelled
 from testsupport.plans import container_files, plan_for
-from testsupport.servers import free_port
+from testsupport.servers import free_port, wait_for
 from testsupport.tools import require_tool
 from tools.plan import config_writers
 
@@ -55,6 +55,24 @@ def _tar(files: dict[str, str]) -> bytes:
             info.size = len(text.encode())
             tar.addfile(info, io.BytesIO(text.encode()))
     return out.getvalue()
+
+
+def test_the_restart_policy_restarts_a_crash_but_not_the_engines_own_kill(host, plain):
+    """Why the fault drill (tests/test_fault_drill.py) kills by host pid: a container the engine
+    killed itself (`docker kill`, any signal that ends it) is one it will not restart, while the
+    same SIGKILL from outside, as the kernel's OOM killer or a crash delivers it, is restarted by
+    `unless-stopped`, the policy every platform container has."""
+    def started() -> str:
+        return docker(host, *labelled("run", "-d", "--restart", "unless-stopped", "--entrypoint", "sleep"),
+                      plain, "600").stdout.strip()
+
+    killed, crashed = started(), started()
+    docker(host, "kill", "-s", "KILL", killed)
+    faults.crash(host, [crashed], plain)
+    assert wait_for(lambda: faults.restarts(host, crashed) == 1 and faults.inspect(host, crashed)["State"]["Running"],
+                    15)
+    state = faults.inspect(host, killed)
+    assert not state["State"]["Running"] and state["State"]["ExitCode"] == 137 and state["RestartCount"] == 0
 
 
 def test_the_providers_upload_is_refused_on_a_read_only_root_even_over_a_volume(host, plain):

@@ -321,11 +321,13 @@ def test_site_renders_hydrates_and_talks_to_the_api(platform):
     with platform.browser.page() as (page, log):
         page.goto(platform.url("site"), wait_until="networkidle")
         assert page.inner_text("#ssr").startswith("Rendered at ")
-        page.wait_for_function("document.querySelector('#hydrated').textContent === 'hydrated'")
+        # Functions, not strings: Playwright polls a string predicate with eval() in the page,
+        # which the site's CSP (no 'unsafe-eval') refuses whenever the first check is not true yet.
+        page.wait_for_function("() => document.querySelector('#hydrated').textContent === 'hydrated'")
         # A credentialed cross-origin fetch (CORS from the site's origin) and a WebSocket, both
         # to the API host through the edge.
-        page.wait_for_function("document.querySelector('#api-json').textContent !== 'pending'")
-        page.wait_for_function("document.querySelector('#api-ws').textContent !== 'pending'")
+        page.wait_for_function("() => document.querySelector('#api-json').textContent !== 'pending'")
+        page.wait_for_function("() => document.querySelector('#api-ws').textContent !== 'pending'")
         assert page.inner_text("#api-json") == "world"
         assert page.inner_text("#api-ws") == "pong"
         # next/image through the optimiser: decoded, so the bytes arrived and were an image.

@@ -209,6 +209,19 @@ def test_proxied_requests_reach_the_right_upstream(live):
     assert seen["host"] == host(live.stack, "api")
 
 
+def test_the_applications_metrics_are_not_public(live):
+    """Prometheus scrapes /metrics on the containers; through the edge the path is refused before
+    any application sees it, however it is spelled (nginx matches the decoded, merged path)."""
+    for kind, upstream in (("site", "frontend"), ("api", "api")):
+        hits = dict(live.stand_ins[upstream].hits)
+        for path in ("/metrics", "/metrics?format=prometheus", "//metrics", "/%6Detrics"):
+            response = live.https(host(live.stack, kind), path)
+            assert response.status == 404, (kind, path, response.status)
+            assert response.getheader("Strict-Transport-Security"), "the refusal carries the headers too"
+        assert live.stand_ins[upstream].hits == hits, f"{upstream} saw a /metrics request"
+    assert live.https(host(live.stack, "api"), "/metricsx").status == 200, "only the path itself is kept back"
+
+
 def test_client_supplied_forwarded_for_is_not_trusted(live):
     live.https(host(live.stack, "api"), "/xff", headers={"X-Forwarded-For": "6.6.6.6"})
     assert live.stand_ins["api"].seen_headers[-1]["x-forwarded-for"] == "127.0.0.1"

@@ -77,6 +77,19 @@ ALERT_CASES: dict[str, tuple[list[dict], list[dict], str, dict]] = {
         [{"series": 'up{job="api",instance="api-0:3001"}', "values": "0x20"}],
         [{"series": 'up{job="api",instance="api-0:3001"}', "values": "1x20"}],
         "10m", {"job": "api", "instance": "api-0:3001"}),
+    # Down since 1m fires at 2m; down at one scrape and back at the next (a crash the restart
+    # policy healed within the minute) must not page.
+    "PostgresDown": ([{"series": 'pg_up{job="postgres"}', "values": "1 0x5"}],
+                     [{"series": 'pg_up{job="postgres"}', "values": "1 0 1 1 1 1"}], "2m", {"job": "postgres"}),
+    "RedisDown": ([{"series": 'redis_up{job="redis"}', "values": "1 0x5"}],
+                  [{"series": 'redis_up{job="redis"}', "values": "1 0 1 1 1 1"}], "2m", {"job": "redis"}),
+    "EdgeDown": ([{"series": 'nginx_up{job="nginx"}', "values": "1 0x5"}],
+                 [{"series": 'nginx_up{job="nginx"}', "values": "1 0 1 1 1 1"}], "2m", {"job": "nginx"}),
+    # Both API replicas down fires; one of two down does not (TargetDown's, after 5 minutes).
+    "ServiceDown": ([{"series": 'up{job="api",instance="api-0:3001"}', "values": "1 0x5"},
+                     {"series": 'up{job="api",instance="api-1:3001"}', "values": "1 0x5"}],
+                    [{"series": 'up{job="api",instance="api-0:3001"}', "values": "1 0x5"},
+                     {"series": 'up{job="api",instance="api-1:3001"}', "values": "1x5"}], "2m", {"job": "api"}),
     "HostDiskFillingUp": (
         # 100 GB disk, 30 GB free, losing 5 GB an hour: full in 6 h, inside the 4 h prediction
         # window once enough history exists.

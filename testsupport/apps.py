@@ -48,9 +48,11 @@ def n8n_root() -> Path:
     return _require(N8N_CACHE / lock_digest(N8N_PROJECT) / "node_modules" / "n8n", "n8n (tests/e2e/n8n)")
 
 
-def site_digest() -> str:
+def site_digest(part: str = "site") -> str:
+    """The lock file and one application's sources (`site` or `api`), build output aside: what a
+    stand-in image of it is made from."""
     h = hashlib.sha256((APPS / "package-lock.json").read_bytes())
-    for path in sorted((APPS / "site").rglob("*")):
+    for path in sorted((APPS / part).rglob("*")):
         if path.is_file() and ".next" not in path.parts:
             h.update(str(path.relative_to(APPS)).encode())
             h.update(path.read_bytes())

@@ -15,8 +15,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     # The real applications in Chromium behind the edge, and n8n's own processes.
     "browser": ("tests/test_e2e.py", "tests/test_cluster_n8n.py", "tests/test_dev_edge.py",
                 "tests/test_n8n_key_rotation.py"),
-    # Docker's own engine, and dev's `pulumi up` replayed on it.
-    "engine": ("tests/test_docker_engine.py", "tests/test_dev_up.py"),
+    # Docker's own engine, dev's `pulumi up` replayed on it, and the fault drill on dev.
+    "engine": ("tests/test_docker_engine.py", "tests/test_dev_up.py", "tests/test_fault_drill.py"),
     # The AWS provider (Terraform) against moto, and the rollout drill. (The backup drill and jobs
     # run with `servers`: one runner each, the two groups take about as long; bench/ci.py.)
     "cloud": ("tests/test_terraform.py", "tests/test_rollout.py", "tests/test_bench.py"),
@@ -40,5 +40,9 @@ def pytest_args(group: str) -> list[str]:
 if __name__ == "__main__":
     import sys
 
-    # `python -m testsupport.groups <group>`: the arguments, one per line (bin/test reads them).
-    print("\n".join(pytest_args(sys.argv[1]) if len(sys.argv) == 2 else GROUPS))
+    # `python -m testsupport.groups <group>`: the arguments, one per line (bin/test reads them);
+    # `--modules <group>`: the modules a real-tool group runs.
+    if sys.argv[1:2] == ["--modules"] and len(sys.argv) == 3:
+        print("\n".join(MODULES[sys.argv[2]]))
+    else:
+        print("\n".join(pytest_args(sys.argv[1]) if len(sys.argv) == 2 else GROUPS))

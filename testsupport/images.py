@@ -333,7 +333,7 @@ def _app(kind: str, version: str) -> ImageShape:
               for p in sorted(_package_closure(TOOLS_MODULES, "pg"))}
         return ImageShape(**common, trees={"/app/api": str(apps.APPS / "api"),
                                            "/app/node_modules": str(apps.APPS / "node_modules"), **pg},
-                          tree_key=lock, files={"/usr/local/bin/npx": (NPX, 0o755),
+                          tree_key=apps.site_digest("api"), files={"/usr/local/bin/npx": (NPX, 0o755),
                                                 "/usr/local/lib/sos-migrate/migrate.js": (MIGRATE_JS, 0o644)},
                           cmd=("node", "api/server.js"))
     apps.build_site()

@@ -21,7 +21,7 @@ import secrets
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,6 +223,46 @@ def up(stack: str, host: str, make_image: Callable[[Mapping[str, Any]], str], be
     mocks = LiveDocker(stack, host, make_image, before)
     plan = harness.run(stack, overrides=overrides, mocks=mocks)
     return plan, mocks.finish()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def dev_host() -> Iterator[str]:
+    """The engine for a module that brings dev up (a fixture's body): dev publishes the edge on
+    127.0.0.1:80 and :443, and what an earlier module left is removed before and after."""
+    host = engine.docker_host()
+    engine.remove_test_objects(host)
+    taken = [p for p in (80, 443) if not _port_free(p)]
+    assert not taken, f"dev publishes the edge on 127.0.0.1:80 and :443; {taken} are taken on this machine"
+    yield host
+    engine.remove_test_objects(host)
+
+
+def of_plan(plan: harness.Plan, deployment: Deployment, type_: str) -> dict[str, Applied]:
+    """The deployment's resources of one type that this plan registers, by name."""
+    urns = {r.urn for r in plan.resources}
+    return {a.registration.name: a for a in deployment.applied.values()
+            if a.registration.type == type_ and a.registration.urn in urns}
+
+
+def secret(plan: harness.Plan, deployment: Deployment, name: str) -> str:
+    """A generated secret's value as the up made it (configs/secrets.py's names)."""
+    return of_plan(plan, deployment, "random:index/randomPassword:RandomPassword")[f"secrets-{name}"].outputs["result"]
+
+
+def certificate(deployment: Deployment) -> str:
+    """The stack's certificate, as the tls provider made it: what curl and the browser trust."""
+    (applied,) = [a for a in deployment.applied.values() if a.registration.type == CERT]
+    return str(applied.outputs["certPem"])
 
 
 def stand_in(host: str, inputs: Mapping[str, Any]) -> str:

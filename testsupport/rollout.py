@@ -524,18 +524,23 @@ class Outcome:
     at: float
     target: str
     ok: bool
-    detail: str
+    detail: str              # the status, or the error's kind and text
+    seconds: float = 0.0     # from connect to the last byte
+    retry_after: str | None = None
 
 
 class Load:
     """Requests through the edge, each on a new connection, at about `rate` per second per
-    client; each client has a loopback source address of its own (nginx limits per address)."""
+    client; each client has a loopback source address of its own (nginx limits per address).
+    `cafile` is what the clients trust: the edge's certificate or its CA."""
 
-    def __init__(self, https_port: int, pki: TestPki, targets: list[tuple[str, str]], rate: float = 5.0) -> None:
+    def __init__(self, https_port: int, cafile: Path, targets: list[tuple[str, str]], rate: float = 5.0,
+                 timeout: float = 10.0) -> None:
         self.port = https_port
-        self.ctx = ssl.create_default_context(cafile=str(pki.server_cert))
+        self.ctx = ssl.create_default_context(cafile=str(cafile))
         self.targets = targets
         self.rate = rate
+        self.timeout = timeout
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(i, host, path), daemon=True)
@@ -549,31 +554,34 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(15)
+            t.join(self.timeout + 5)
 
     def _client(self, index: int, host: str, path: str) -> None:
         source = f"127.0.20.{index + 1}"
         while not self._stop.is_set():
             started = time.monotonic()
-            ok, detail = self._request(source, host, path)
-            self.outcomes.append(Outcome(time.time(), f"{host}{path}", ok, detail))
+            outcome = self._request(source, host, path)
+            self.outcomes.append(outcome)
             self._stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
 
-    def _request(self, source: str, host: str, path: str) -> tuple[bool, str]:
+    def _request(self, source: str, host: str, path: str) -> Outcome:
+        at, started = time.time(), time.monotonic()
         try:
-            raw = socket.create_connection(("127.0.0.1", self.port), timeout=10, source_address=(source, 0))
+            raw = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout, source_address=(source, 0))
             with self.ctx.wrap_socket(raw, server_hostname=host) as sock:
-                conn = http.client.HTTPConnection(host, self.port, timeout=10)
+                conn = http.client.HTTPConnection(host, self.port, timeout=self.timeout)
                 conn.sock = sock
                 conn.request("GET", path, headers={"Host": host})
                 response = conn.getresponse()
                 response.read()
-                return response.status == 200, str(response.status)
+                return Outcome(at, f"{host}{path}", response.status == 200, str(response.status),
+                               time.monotonic() - started, response.getheader("Retry-After"))
         except (OSError, http.client.HTTPException) as exc:
-            return False, type(exc).__name__ + ": " + str(exc)[:120]
+            return Outcome(at, f"{host}{path}", False, type(exc).__name__ + ": " + str(exc)[:120],
+                           time.monotonic() - started)
 
     def request_ok(self, host: str, path: str) -> bool:
-        return self._request("127.0.20.250", host, path)[0]
+        return self._request("127.0.20.250", host, path).ok
 
     def window(self, start: float, end: float) -> list[Outcome]:
         return [o for o in self.outcomes if start <= o.at <= end]
@@ -633,7 +641,7 @@ class Drill:
             self.world.close()
             raise
         api = f"api.{self.domain}"
-        self.load = Load(self.world.edge.ports[ng.HTTPS_PORT], self.pki, [
+        self.load = Load(self.world.edge.ports[ng.HTTPS_PORT], self.pki.server_cert, [
             (self.domain, "/"), (self.domain, "/isr"), (api, "/v1/hello"), (api, "/v1/posts")])
         # Settled first: the design before started the edge without waiting for the replicas,
         # and nginx then keeps a "not found" for its resolver's `valid` time.
