@@ -118,6 +118,7 @@ class EdgeProxy(pulumi.ComponentResource):
             "SOS_EDGE_DIR": release.EDGE_DIR,
             "SOS_CACHE_DIR": nginx.CACHE_DIR,
             "SOS_HEALTH_URL": f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}",
+            "SOS_PID_FILE": nginx.PID_FILE,
             "SOS_USER": spec.user,
         }))
         # Runs before the container exists (it starts on this release) and again on every

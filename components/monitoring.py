@@ -108,7 +108,12 @@ class Monitoring(pulumi.ComponentResource):
                 opt_outs=frozenset({"reads-host"})))
         add(ContainerServiceArgs(*head("postgresExporter", "postgres-exporter"),
                 networks=[data], user=NOBODY,
-                env={"DATA_SOURCE_URI": f"postgres:{pg.PORT}/{pg.APP_DATABASE}?sslmode=disable",
+                # connect_timeout (seconds) well inside Prometheus's 10 s scrape timeout: a server
+                # that is gone or hung is then reported as pg_up 0, which PostgresDown reads, not
+                # a failed scrape (the fault drill met lookups of a stopped container's name
+                # taking over a minute).
+                env={"DATA_SOURCE_URI": f"postgres:{pg.PORT}/{pg.APP_DATABASE}?sslmode=disable"
+                                        f"&connect_timeout={mon.EXPORTER_CONNECT_TIMEOUT_S}",
                      "DATA_SOURCE_USER": pg.MONITORING_ROLE,
                      "DATA_SOURCE_PASS_FILE": f"{SECRETS_DIR}/monitoring-password",
                      "PG_EXPORTER_WEB_LISTEN_ADDRESS": f":{mon.EXPORTER_PORTS['postgres']}"},
@@ -120,7 +125,9 @@ class Monitoring(pulumi.ComponentResource):
         add(ContainerServiceArgs(*head("redisExporter", "redis-exporter"),
                 # The image's own user (oliver006/redis_exporter's Dockerfile: USER 59000:59000).
                 networks=[data], user="59000:59000",
+                # The same for redis_up (its default is 15 s, past the scrape timeout).
                 env={"REDIS_ADDR": f"redis://redis:{redis_config.PORT}",
+                     "REDIS_EXPORTER_CONNECTION_TIMEOUT": f"{mon.EXPORTER_CONNECT_TIMEOUT_S}s",
                      "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f":{mon.EXPORTER_PORTS['redis']}"},
                 secret_env={"REDIS_PASSWORD": args.redis_password},
                 tmpfs=TMP,

@@ -24,9 +24,10 @@ NOT_MAPPED = {
     "AccessKeyRotationOverdue": "no static key exists on the cluster (task roles)",
     "PostgresDown": "RDS's own availability, failure and failover events reach the topic",
     "RedisDown": "ElastiCache replaces a failed node itself (and promotes the replica in production); "
-                 "no metric says down, and the API's 5xx (origin-5xx) pages meanwhile",
-    "EdgeDown": "the edge's tasks are the load balancer's targets: edge-no-healthy-target pages within "
-                "a minute when none answers",
+                 "no metric says down, its events need an SNS topic without KMS (not made), and the "
+                 "API's 5xx (origin-5xx) alarm meanwhile",
+    "EdgeDown": "the edge's tasks are the load balancer's targets: edge-no-healthy-target alarms when "
+                "none answers (three failed checks, then its minute: about two minutes)",
     "ServiceDown": "each service's <name>-tasks-missing alarm pages when fewer than its minimum tasks run",
 }
 

@@ -28,6 +28,9 @@ GRAFANA_PROVISIONING_EMPTY = ("alerting", "plugins")
 GRAFANA_DASHBOARDS = "/etc/sos/grafana/dashboards"
 DATASOURCE_UID = "prometheus"
 
+# How long an exporter waits for its server: well inside the scrape timeout (10 s), so that a
+# server that is gone is reported as down (pg_up 0, redis_up 0) rather than as a failed scrape.
+EXPORTER_CONNECT_TIMEOUT_S = 3
 EXPORTER_PORTS = {"node": 9100, "postgres": 9187, "redis": 9121, "nginx": 9113}
 # Host names of the exporters on the Docker networks (their service names).
 EXPORTER_HOSTS = {"node": "node-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter",
@@ -108,7 +111,8 @@ def alert_rules() -> str:
             _alert("TargetDown", "up == 0", "5m", "critical",
                    "{{ $labels.job }} at {{ $labels.instance }} has not answered a scrape for 5 minutes"),
             # A part down, named: each exporter stays up and reports its server gone. One minute:
-            # a crash the restart policy heals (the fault drill measured 2 to 30 s) pages nobody.
+            # a crash the restart policy heals (the fault drill, docs/benchmarks.md: back within
+            # about 11 s, n8n 35 s) pages nobody.
             _alert("PostgresDown", "pg_up == 0", "1m", "critical",
                    "PostgreSQL does not answer its exporter: writes and uncached pages fail"),
             _alert("RedisDown", "redis_up == 0", "1m", "critical",

@@ -29,6 +29,8 @@ from configs.edge_headers import HIDDEN_UPSTREAM_HEADERS, security_header_values
 HTTP_PORT = 8080   # unprivileged inside the container; Docker publishes 80 -> 8080
 HTTPS_PORT = 8443  # and 443 -> 8443, so nginx needs no capability at all
 HEALTH_PORT = 8081
+# On the read-only root's /tmp tmpfs; apply-release.sh signals the master through it.
+PID_FILE = "/tmp/nginx.pid"
 HEALTH_PATH = "/healthz"
 # stub_status for the nginx exporter: not published, so only containers on the edge network
 # reach it, and the allow list keeps it to Docker's private address ranges besides.
@@ -66,7 +68,9 @@ N8N_WEBHOOKS = "n8n_webhooks"
 UNAVAILABLE = "@unavailable"
 # The applications' metrics (the monitoring contract: /metrics on every API and frontend
 # replica) are Prometheus's, which scrapes the containers on their network: never the public's.
-METRICS_PATH = "/metrics"
+# Matched on nginx's normalised path, in any case, with what routers still take for it (Fastify
+# ignores a trailing slash and, in its 4.x, cuts at `;`).
+METRICS_PATH = r"^/metrics(?:/|;|$)"
 
 
 Block = list[dict[str, Any]]
@@ -171,8 +175,16 @@ def unavailable(kind: str, cfg: EdgeConfig) -> dict[str, Any]:
     own 5xx passes through untouched, proxy_intercept_errors being off), and a stale cached copy
     is served before it (proxy_cache_use_stale). Never cached by anyone."""
     content_type, body = UNAVAILABLE_BODY["api" if kind == "api" else "site"]
+    # The site calls the API from its own origin with credentials: without the API's CORS
+    # headers, which this answer lacks (no API gave it), its script could not read the 503 nor
+    # when to retry. Empty for any other origin, and nginx sends no header with an empty value.
+    cors = [d("add_header", "Access-Control-Allow-Origin", "$sos_cors_origin", "always"),
+            d("add_header", "Access-Control-Allow-Credentials", "$sos_cors_credentials", "always"),
+            d("add_header", "Access-Control-Expose-Headers", "Retry-After", "always"),
+            d("add_header", "Vary", "Origin", "always")] if kind == "api" else []
     return d("location", UNAVAILABLE, block=[
         *security_headers(kind, cfg),
+        *cors,
         d("add_header", "Retry-After", cfg.retry_after_s, "always"),
         d("add_header", "Cache-Control", "no-store", "always"),
         d("default_type", content_type),
@@ -265,6 +277,11 @@ def build(cfg: EdgeConfig) -> Block:
         # A request with a cookie or credentials may get a personal answer: never from the
         # cache, never into it.
         d("map", "$http_cookie$http_authorization", "$sos_personal", block=[d("default", "1"), d("", "0")]),
+        # The site's own origin, for the API's 503 (unavailable()).
+        d("map", "$http_origin", "$sos_cors_origin", block=[
+            d("default", ""), d(f"https://{hosts['site']}{cfg.port_suffix}", "$http_origin")]),
+        d("map", "$http_origin", "$sos_cors_credentials", block=[
+            d("default", ""), d(f"https://{hosts['site']}{cfg.port_suffix}", "true")]),
         # A server error is never stored, whatever its headers say.
         d("map", "$upstream_status", "$sos_server_error", block=[d("default", "0"), d("~^5", "1")]),
     ]
@@ -346,7 +363,7 @@ def build(cfg: EdgeConfig) -> Block:
     ])
     http += [
         tls_server(hosts["site"], "site", cfg, [
-            d("location", "=", METRICS_PATH, block=[d("return", "404")]),
+            d("location", "~*", METRICS_PATH, block=[d("return", "404")]),
             static,
             d("location", "/", block=[*limited(cfg.site_limit), *cached_as_the_application_says("site", cfg),
                                       *proxy_to(cfg, "frontend")]),
@@ -355,7 +372,7 @@ def build(cfg: EdgeConfig) -> Block:
             d("location", "/", block=[d("return", "301", f"https://{hosts['site']}{cfg.port_suffix}$request_uri")]),
         ], proxied=False),
         tls_server(hosts["api"], "api", cfg, [
-            d("location", "=", METRICS_PATH, block=[d("return", "404")]),
+            d("location", "~*", METRICS_PATH, block=[d("return", "404")]),
             d("location", "~", API_LOGIN, block=[*limited(cfg.login_limit), *proxy_to(cfg, "api")]),
             d("location", "/", block=[*limited(cfg.api_limit), *cached_as_the_application_says("api", cfg),
                                       *proxy_to(cfg, "api")]),
@@ -387,7 +404,7 @@ def build(cfg: EdgeConfig) -> Block:
     return [
         d("worker_processes", "auto"),
         d("worker_rlimit_nofile", "16384"),
-        d("pid", "/tmp/nginx.pid"),
+        d("pid", PID_FILE),
         d("error_log", "/dev/stderr", "warn"),
         d("events", block=[d("worker_connections", "4096"), d("multi_accept", "on")]),
         d("http", block=http),

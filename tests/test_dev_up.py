@@ -24,8 +24,10 @@ from configs import n8n as n8n_config
 from configs import nginx as ng
 from configs.postgres import healthcheck as pg_healthcheck
 from offline import harness
-from testsupport import engine, live
+from settings.defaults import DEFAULT_IMAGES
+from testsupport import engine, faults, live
 from testsupport.plans import service_of
+from testsupport.servers import wait_for
 
 # The rollout drill's change (tests/test_rollout.py): a new API image, and an admin range more
 # (the edge's allow lists change, nothing else).
@@ -194,6 +196,18 @@ def test_a_second_up_changes_only_what_changed(host, first, second, cert):
     assert _release(host) != edge_release
     changed = {name for op, name in after.steps if op != "delete"}
     assert not changed & {"postgres-svc", "redis-svc", "n8n-svc", "edge-svc", "monitoring-prometheus"}, after.steps
+
+
+def test_a_reloaded_edge_still_comes_back_from_a_crash(host, second, cert):
+    """The second up reloaded the edge (a new release). A reload through the engine's kill API
+    would have left `unless-stopped` switched off (tests/test_docker_engine.py): a crash after
+    it would take the site down until someone starts the container."""
+    *_, after_plan, after = second
+    edge = _containers(after_plan, after)["edge-svc"].id
+    restarts = faults.restarts(host, edge)
+    faults.crash(host, [edge], DEFAULT_IMAGES["redis"])
+    assert wait_for(lambda: faults.back(host, edge, restarts), 60), _state(host, edge)
+    assert fetch(cert, "localhost")[0] == 200
 
 
 def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_postgres(host, second):

@@ -57,22 +57,30 @@ def _tar(files: dict[str, str]) -> bytes:
     return out.getvalue()
 
 
-def test_the_restart_policy_restarts_a_crash_but_not_the_engines_own_kill(host, plain):
-    """Why the fault drill (tests/test_fault_drill.py) kills by host pid: a container the engine
-    killed itself (`docker kill`, any signal that ends it) is one it will not restart, while the
-    same SIGKILL from outside, as the kernel's OOM killer or a crash delivers it, is restarted by
-    `unless-stopped`, the policy every platform container has."""
+def test_the_restart_policy_restarts_a_crash_but_nothing_the_engines_kill_api_signalled(host, plain):
+    """`unless-stopped`, the policy of every platform container, restarts a process killed from
+    outside (a crash, the kernel's OOM killer; testsupport/faults.crash). A container the engine
+    signalled through its kill API is one it takes as stopped by the user, whatever the signal:
+    `docker kill -s KILL` is never restarted, and neither is a container that only got a HUP and
+    kept running, at its next crash. So the edge's reload signals nginx from inside its container
+    (configs/edge_scripts/apply-release.sh), and the fault drill kills by host pid."""
     def started() -> str:
-        return docker(host, *labelled("run", "-d", "--restart", "unless-stopped", "--entrypoint", "sleep"),
-                      plain, "600").stdout.strip()
+        return docker(host, "run", *labelled("-d", "--restart", "unless-stopped", "--entrypoint", "sh"), plain,
+                      "-c", 'trap "echo reloaded" HUP; while :; do sleep 1; done').stdout.strip()
 
-    killed, crashed = started(), started()
+    killed, hupped, reloaded, crashed = started(), started(), started(), started()
     docker(host, "kill", "-s", "KILL", killed)
-    faults.crash(host, [crashed], plain)
-    assert wait_for(lambda: faults.restarts(host, crashed) == 1 and faults.inspect(host, crashed)["State"]["Running"],
-                    15)
-    state = faults.inspect(host, killed)
-    assert not state["State"]["Running"] and state["State"]["ExitCode"] == 137 and state["RestartCount"] == 0
+    docker(host, "kill", "-s", "HUP", hupped)
+    docker(host, "exec", reloaded, "sh", "-c", "kill -HUP 1")
+    assert wait_for(lambda: "reloaded" in docker(host, "logs", hupped).stdout
+                    and "reloaded" in docker(host, "logs", reloaded).stdout, 10)
+    faults.crash(host, [hupped, reloaded, crashed], plain)
+    for cid in (reloaded, crashed):
+        assert wait_for(lambda cid=cid: faults.restarts(host, cid) == 1 and faults.inspect(host, cid)["State"]["Running"],
+                        15), cid
+    for cid in (killed, hupped):
+        state = faults.inspect(host, cid)
+        assert not state["State"]["Running"] and state["State"]["ExitCode"] == 137 and state["RestartCount"] == 0
 
 
 def test_the_providers_upload_is_refused_on_a_read_only_root_even_over_a_volume(host, plain):

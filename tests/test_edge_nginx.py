@@ -214,12 +214,14 @@ def test_the_applications_metrics_are_not_public(live):
     any application sees it, however it is spelled (nginx matches the decoded, merged path)."""
     for kind, upstream in (("site", "frontend"), ("api", "api")):
         hits = dict(live.stand_ins[upstream].hits)
-        for path in ("/metrics", "/metrics?format=prometheus", "//metrics", "/%6Detrics"):
+        for path in ("/metrics", "/metrics?format=prometheus", "//metrics", "/%6Detrics", "/./metrics",
+                     "/metrics/", "/metrics;x", "/METRICS", "/Metrics/x"):
             response = live.https(host(live.stack, kind), path)
             assert response.status == 404, (kind, path, response.status)
             assert response.getheader("Strict-Transport-Security"), "the refusal carries the headers too"
         assert live.stand_ins[upstream].hits == hits, f"{upstream} saw a /metrics request"
-    assert live.https(host(live.stack, "api"), "/metricsx").status == 200, "only the path itself is kept back"
+    for path in ("/metricsx", "/v1/metrics", "/metrics-dashboard"):
+        assert live.https(host(live.stack, "api"), path).status == 200, f"only the path itself is kept back: {path}"
 
 
 def test_client_supplied_forwarded_for_is_not_trusted(live):

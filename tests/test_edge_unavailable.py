@@ -100,6 +100,20 @@ def test_a_down_api_answers_503_with_retry_after_in_json(edge):
     assert edge.https(host, "/@unavailable").status == 503 and edge.https(host, "@unavailable").status == 400
 
 
+def test_the_sites_script_can_read_the_apis_503(edge):
+    """The site calls the API cross-origin with credentials: the 503 carries CORS for the site's
+    origin only (and exposes Retry-After), or the browser hides it from the script."""
+    edge.upstreams["api"].close()
+    site = edge.domain_of("site")
+    origin = f"https://{site}"
+    headers = _headers(edge.https(edge.domain_of("api"), "/v1/posts", headers={"Origin": origin}))
+    assert headers["access-control-allow-origin"] == origin
+    assert headers["access-control-allow-credentials"] == "true"
+    assert headers["access-control-expose-headers"] == "Retry-After" and headers["vary"] == "Origin"
+    other = _headers(edge.https(edge.domain_of("api"), "/v1/posts", headers={"Origin": "https://evil.example"}))
+    assert "access-control-allow-origin" not in other and "access-control-allow-credentials" not in other
+
+
 def test_a_down_site_serves_its_stale_copy_then_a_503_page(edge):
     host = edge.domain_of("site")
     first = edge.https(host, "/cached/post")

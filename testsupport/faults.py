@@ -2,9 +2,9 @@
 the kernel's OOM killer kills it, writers that record every write the database acknowledged, and
 what the load through the edge saw meanwhile.
 
-`docker kill` is not a crash: the engine marks a container it killed itself as one not to
-restart (moby's `killWithSignal` calls `ExitOnNext`), so the restart policy would never be
-exercised. The process is killed from outside instead, by its host pid, from a helper container
+`docker kill` is not a crash: the engine takes any container it signalled through its kill API
+as one the user stopped, and `unless-stopped` never restarts it (tests/test_docker_engine.py),
+so the restart policy would never be exercised. The process is killed from outside instead, by its host pid, from a helper container
 in the host's pid namespace (the tests need no privilege of their own for it).
 """
 
@@ -30,12 +30,14 @@ def inspect(host: str, cid: str) -> dict:
 
 
 def crash(host: str, cids: Iterable[str], helper_image: str) -> float:
-    """SIGKILL to each container's main process at once; returns when the kill was sent."""
+    """SIGKILL to each container's main process at once. Returns the time just before the helper
+    started: what the load saw from then on (requests in flight at the kill among it) counts."""
     pids = [str(inspect(host, cid)["State"]["Pid"]) for cid in cids]
     assert all(pid != "0" for pid in pids), "a container to crash is not running"
+    before = time.time()
     engine.docker(host, "run", "--rm", "--label", engine.LABEL, "--network", "none", "--pid", "host",
                   "--entrypoint", "kill", helper_image, "-KILL", *pids)
-    return time.time()
+    return before
 
 
 def back(host: str, cid: str, restarts_before: int) -> bool:
@@ -147,6 +149,7 @@ class FaultResult:
     outcomes: list[Outcome] = field(default_factory=list)
     writes_failed: dict[str, int] = field(default_factory=dict)
     restarted_at: float | None = None          # the engine started it again (latest of the crashed)
+    settled: bool = False                      # every target served again, for 3 s running
 
     @property
     def restarted_s(self) -> float | None:

@@ -497,7 +497,8 @@ def docker_shim(state_path: str, argv: list[str]) -> int:
         # --format '{{.State.Running}}{{range .Mounts}} {{.Name}}{{end}} '
         print(f"true {' '.join(state['mounts'])} ")
         return 0
-    if command == "kill":
+    if command == "exec" and args[1:4] == ["sh", "-c", 'kill -HUP "$(cat "$1")"']:
+        # The reload: the master's pid from its pid file (here, the drill's nginx).
         os.kill(int(Path(state["pid_file"]).read_text()), signal.SIGHUP)
         return 0
     if command == "exec":

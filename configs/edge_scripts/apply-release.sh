@@ -5,7 +5,7 @@
 # configuration and lets the old ones finish their requests, so no connection drops. Waits
 # until the edge's health endpoint reports the new release; fails the deployment otherwise.
 # The caller sets: SOS_IMAGE, SOS_VOLUME, SOS_CONTAINER, SOS_INSTALL (install-release.sh),
-# SOS_EDGE_DIR, SOS_CACHE_DIR, SOS_HEALTH_URL, SOS_USER.
+# SOS_EDGE_DIR, SOS_CACHE_DIR, SOS_HEALTH_URL, SOS_PID_FILE, SOS_USER.
 set -eu
 bundle="$(mktemp)"
 installed="$(mktemp)"
@@ -33,7 +33,10 @@ case "$state" in
         exit 0
         ;;
 esac
-docker kill --signal HUP "$SOS_CONTAINER" > /dev/null
+# From inside the container, not `docker kill --signal HUP`: the engine takes any signal sent
+# through its kill API as the user stopping the container, and `unless-stopped` would then no
+# longer restart the edge after a crash or a reboot (tests/test_docker_engine.py).
+docker exec "$SOS_CONTAINER" sh -c 'kill -HUP "$(cat "$1")"' sh "$SOS_PID_FILE"
 tries=0
 until [ "$(docker exec "$SOS_CONTAINER" wget -q -O - "$SOS_HEALTH_URL" 2>/dev/null || true)" = "$id" ]; do
     tries=$((tries + 1))
