@@ -201,9 +201,10 @@ def test_no_write_the_database_acknowledged_is_lost(host, drill):
 
 
 def test_no_increment_redis_acknowledged_is_lost(host, drill):
-    """appendfsync everysec: a write reaches the kernel before Redis answers it, so a killed
-    process loses nothing the kernel has; only a lost host (the kernel's page cache) may lose the
-    last second. An increment lost would hand its number out again."""
+    """appendfsync everysec: a write normally reaches the kernel before Redis answers it (unless
+    a slow fsync makes Redis postpone it, up to 2 s), so a killed process loses nothing the
+    kernel has; a lost host (the kernel's page cache) may lose the last second or two. An
+    increment lost would hand its number out again."""
     _, _, redis_writer, _ = drill
     acked = redis_writer.acked()
     assert len(acked) > 100
