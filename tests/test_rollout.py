@@ -325,10 +325,11 @@ def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):
         # Within the API's burst (20), so no request meets the rate limit.
         statuses = [get() for _ in range(15)]
         assert statuses == [200] * 15, statuses
-        # Shown able to fail: with the live replica gone too, nginx has nowhere to go.
+        # Shown able to fail: with the live replica gone too, nginx has nowhere to go (and says
+        # so with its 503, configs/nginx.py's unavailable()).
         live.terminate()
         live.wait(10)
-        assert get() == 502
+        assert get() == 503
     finally:
         live.kill()
         proc.terminate()
