@@ -642,8 +642,12 @@ def test_a_kept_page_is_served_while_the_frontend_is_down(platform):
             down = edge.https(platform.host("site"), "/isr")
             assert down.status == 200 and down.body == first.body
             assert down.getheader("X-Cache-Status") in ("HIT", "STALE")
-            # A page it never kept: the frontend's absence shows.
-            assert edge.https(platform.host("site"), "/").status == 502
+            # A page it never kept: the frontend's absence shows, as a 503 that says when to
+            # come back (configs/nginx.py's unavailable()), over HTTP/1.1 and through the load
+            # balancer alike.
+            never_kept = edge.https(platform.host("site"), "/")
+            assert never_kept.status == 503 and never_kept.getheader("Retry-After") == "10"
+            assert b"<title>Back in a moment</title>" in never_kept.body
     finally:
         site.stop()
 
