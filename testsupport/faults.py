@@ -32,11 +32,15 @@ def inspect(host: str, cid: str) -> dict:
 def crash(host: str, cids: Iterable[str], helper_image: str) -> float:
     """SIGKILL to each container's main process at once. Returns the time just before the helper
     started: what the load saw from then on (requests in flight at the kill among it) counts."""
-    pids = [str(inspect(host, cid)["State"]["Pid"]) for cid in cids]
-    assert all(pid != "0" for pid in pids), "a container to crash is not running"
+    targets = [(inspect(host, cid)["State"]["Pid"], inspect(host, cid)["Id"]) for cid in cids]
+    assert all(pid for pid, _ in targets), "a container to crash is not running"
+    # Each pid only while it is still that container's (its cgroup names the container): a pid
+    # the kernel gave to another process meanwhile is refused, not killed.
+    script = " && ".join(f"grep -q {full_id} /proc/{pid}/cgroup" for pid, full_id in targets)
+    script += " && kill -KILL " + " ".join(str(pid) for pid, _ in targets)
     before = time.time()
     engine.docker(host, "run", "--rm", "--label", engine.LABEL, "--network", "none", "--pid", "host",
-                  "--entrypoint", "kill", helper_image, "-KILL", *pids)
+                  "--entrypoint", "sh", helper_image, "-c", script)
     return before
 
 
