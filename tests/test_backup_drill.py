@@ -1,5 +1,6 @@
-"""The disaster-recovery drill, with the real tools: PostgreSQL 16, pgBackRest, and an S3 server
-(moto) on loopback behind a proxy that can be cut.
+"""The disaster-recovery drill, with the real tools: PostgreSQL 15, pgBackRest, and an S3 server
+(moto) on loopback behind a proxy that can be cut (testsupport/s3.py, shared with the whole-host
+restore benchmark, bench/restore.py).
 
 Write, back up, keep writing, note a time, write more; restore to that time in a fresh cluster
 and find every row up to it and none after; restore again and get the same; stop the database,
@@ -13,92 +14,23 @@ import os
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from configs import backup
 from configs import postgres as pg
-from testsupport.servers import PgCluster, debian_pg_bin, free_port, moto_server, port_open, wait_for
+from testsupport.s3 import MotoS3, S3Endpoint
+from testsupport.servers import PgCluster, debian_pg_bin, wait_for
 from testsupport.tools import require_tool
 
 CIPHER_PASS = "drill-cipher-pass:with/specials&"
 
 
-class S3Endpoint:
-    """moto (plain HTTP, in memory) behind a TLS-terminating nginx. `cut()` stops nginx, which
-    drops every connection and refuses new ones; `restore()` starts it again, and moto keeps
-    its objects throughout. (moto's own TLS closes without close_notify, which OpenSSL 3 in
-    pgBackRest rightly treats as a truncated response.)"""
-
-    def __init__(self, moto_port: int, work: Path) -> None:
-        from testsupport.edge import nginx_binary
-
-        self.binary = nginx_binary()
-        self.port = free_port()
-        self.work = work
-        work.chmod(0o755)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                        "-nodes", "-keyout", work / "s3.key", "-out", work / "s3.crt", "-days", "1",
-                        "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-        (work / "nginx.conf").write_text(f"""
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{}}
-http {{
-    access_log off;
-    client_max_body_size 0;
-    proxy_request_buffering off;
-    proxy_buffering off;
-    client_body_temp_path {work}/body;
-    proxy_temp_path {work}/proxy;
-    server {{
-        listen 127.0.0.1:{self.port} ssl;
-        ssl_certificate {work}/s3.crt;
-        ssl_certificate_key {work}/s3.key;
-        location / {{
-            proxy_pass http://127.0.0.1:{moto_port};
-            proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
-        }}
-    }}
-}}
-""")
-        self.proc: subprocess.Popen | None = None
-        self.restore()
-
-    def _up(self) -> bool:
-        return port_open(self.port)
-
-    def restore(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.work / "nginx.conf"), "-p", str(self.work),
-                                      "-g", "daemon off;"], stderr=subprocess.DEVNULL)
-        assert wait_for(self._up, 10)
-
-    def cut(self) -> None:
-        assert self.proc is not None
-        # TERM is nginx's fast shutdown: workers drop their connections at once. (KILL would
-        # leave the workers serving as orphans.)
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc = None
-        assert wait_for(lambda: not self._up(), 5)
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    proc, port = moto_server(require_tool("moto_server"), tmp_path_factory.mktemp("moto") / "moto.log")
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="drill", aws_secret_access_key="drill")
-    client.create_bucket(Bucket="sos-backups")
-    endpoint = S3Endpoint(port, tmp_path_factory.mktemp("s3-tls"))
-    yield endpoint
-    if endpoint.proc:
-        endpoint.cut()
-    proc.terminate()
-    proc.wait(timeout=10)
+    server = MotoS3(tmp_path_factory.mktemp("s3"))
+    yield server.endpoint
+    server.close()
 
 
 class Drill:

@@ -59,3 +59,43 @@ def test_the_seed_copy_is_the_seed():
     if shared.exists():
         assert edge.SEED.read_bytes() == shared.read_bytes()
     assert "upstream frontend" in edge.SEED.read_text()
+
+
+# ------------------------------------------------------------------------------ whole-host restore
+
+def test_restore_runs_only_when_named_and_quick_means_the_small_sizes(monkeypatch, capsys):
+    from bench import __main__ as cli
+    from bench import ci, db, deploy, plan, restore
+
+    called: list[tuple[str, tuple]] = []
+
+    def fake(name: str):
+        def run(*args: object) -> tuple:
+            called.append((name, args))
+            return ("text", f"{name}: ok") if name != "edge" else ("text", f"{name}: ok", {})
+        return run
+
+    for module, attr in ((plan, "run"), (edge, "measure"), (db, "run"), (deploy, "run"), (ci, "run"),
+                         (restore, "run")):
+        monkeypatch.setattr(module, attr, fake(module.__name__.rsplit(".", 1)[1]))
+    assert cli.main([]) == 0
+    assert "restore" not in [name for name, _ in called] and "ci" not in [name for name, _ in called]
+    called.clear()
+    assert cli.main(["--quick", "restore"]) == 0
+    assert called == [("restore", tuple(restore.QUICK))]
+    assert "restore: ok" in capsys.readouterr().out
+
+
+def test_restore_check_counts_lost_writes_and_finds_holes_strangers_and_changed_times():
+    from bench.restore import _check_writes
+
+    acked = {1: "10.0", 2: "10.1", 3: "10.2", 4: "10.3"}
+    assert _check_writes(acked, {1: "10.0", 2: "10.1"}) == (2, [])
+    # The row whose acknowledgement the loss cut off may be there.
+    assert _check_writes(acked, {**acked, 5: "10.4"}) == (0, [])
+    lost, problems = _check_writes(acked, {1: "10.0", 3: "9.9", 7: "11.0"})
+    assert lost == 0
+    assert problems == ["1 rows restored that were never written",
+                        "2 acknowledged rows missing before the recovery point",
+                        "1 rows restored with another time"]
+
