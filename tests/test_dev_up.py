@@ -61,7 +61,7 @@ def _containers(plan: harness.Plan, deployment: live.Deployment) -> dict[str, li
 
 def _state(host: str, cid: str) -> dict:
     """The container's State, with the engine's restart count in it."""
-    inspected = json.loads(engine.docker(host, "inspect", cid).stdout)[0]
+    inspected = faults.inspect(host, cid)
     return {**inspected["State"], "RestartCount": inspected["RestartCount"]}
 
 

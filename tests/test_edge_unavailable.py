@@ -15,11 +15,10 @@ import crossplane
 import pytest
 
 from configs import nginx as ng
+from tests.test_edge_nginx import DOMAINS, host
 from testsupport.edge import Nginx, _QuietServer
 from testsupport.plans import EDGE_CONF, STACKS
 
-DOMAINS = {"dev": "localhost", "staging": "staging.storiesofsoftware.com",
-           "production": "storiesofsoftware.com"}
 UPSTREAMS = ("api", "frontend", "n8n", "grafana", ng.N8N_WEBHOOKS)
 
 
@@ -71,7 +70,7 @@ def edge(request, plan_files):
                    upstreams={name: u.port for name, u in upstreams.items()})
     server.start()
     server.upstreams = upstreams  # type: ignore[attr-defined]
-    server.domain_of = lambda kind: DOMAINS[stack] if kind == "site" else f"{kind}.{DOMAINS[stack]}"  # type: ignore[attr-defined]
+    server.domain_of = lambda kind: host(stack, kind)  # type: ignore[attr-defined]
     yield server
     server.stop()
     for u in upstreams.values():

@@ -32,7 +32,8 @@ def inspect(host: str, cid: str) -> dict:
 def crash(host: str, cids: Iterable[str], helper_image: str) -> float:
     """SIGKILL to each container's main process at once. Returns the time just before the helper
     started: what the load saw from then on (requests in flight at the kill among it) counts."""
-    targets = [(inspect(host, cid)["State"]["Pid"], inspect(host, cid)["Id"]) for cid in cids]
+    states = [inspect(host, cid) for cid in cids]
+    targets = [(state["State"]["Pid"], state["Id"]) for state in states]
     assert all(pid for pid, _ in targets), "a container to crash is not running"
     # Each pid only while it is still that container's (its cgroup names the container): a pid
     # the kernel gave to another process meanwhile is refused, not killed.
