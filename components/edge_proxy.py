@@ -24,8 +24,7 @@ from components.container_service import (
 )
 from components.host_commands import SHOWN
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
-from configs import edge_release as release
-from configs import nginx
+from configs import edge_release, nginx, release
 from services.spec import ServiceSpec
 from settings import EdgePorts, Limits
 
@@ -56,15 +55,15 @@ class EdgeProxyArgs:
     depends_on: Sequence[pulumi.Resource] = ()
 
 
-def release_files(conf: str, cert: str, key: str, client_ca: str | None) -> list[release.ReleaseFile]:
+def release_files(conf: str, cert: str, key: str, client_ca: str | None) -> list[edge_release.ReleaseFile]:
     files = [
-        release.ReleaseFile(release.CONF_FILE, conf),
-        release.ReleaseFile(release.CERT_FILE, cert),
+        edge_release.ReleaseFile(edge_release.CONF_FILE, conf),
+        edge_release.ReleaseFile(edge_release.CERT_FILE, cert),
         # Readable by the nginx user only (the installer and nginx run as that user).
-        release.ReleaseFile(release.KEY_FILE, key, mode=0o400),
+        edge_release.ReleaseFile(edge_release.KEY_FILE, key, mode=0o400),
     ]
     if client_ca is not None:
-        files.append(release.ReleaseFile(release.CLIENT_CA_FILE, client_ca))
+        files.append(edge_release.ReleaseFile(edge_release.CLIENT_CA_FILE, client_ca))
     return files
 
 
@@ -109,18 +108,12 @@ class EdgeProxy(pulumi.ComponentResource):
         conf = pulumi.Output.all(list(args.api_servers), list(args.frontend_servers)).apply(
             lambda servers: nginx.render(replace(args.config, api_servers=servers[0], frontend_servers=servers[1])))
         bundle = pulumi.Output.secret(pulumi.Output.all(conf, args.cert_pem, args.key_pem, args.client_ca_pem).apply(
-            lambda v: release.bundle_text(release_files(v[0], v[1], v[2], v[3]))))
-        script = pulumi.Output.all(pulled.image_id, releases.name).apply(lambda v: release.apply_script({
-            "SOS_IMAGE": v[0],
-            "SOS_VOLUME": v[1],
-            "SOS_CONTAINER": container_name,
-            "SOS_INSTALL": release.install_script(),
-            "SOS_EDGE_DIR": release.EDGE_DIR,
-            "SOS_CACHE_DIR": nginx.CACHE_DIR,
-            "SOS_HEALTH_URL": f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}",
-            "SOS_PID_FILE": nginx.PID_FILE,
-            "SOS_USER": spec.user,
-        }))
+            lambda v: edge_release.bundle_text(release_files(v[0], v[1], v[2], v[3]))))
+        reloader = edge_release.reloader(nginx.PID_FILE, f"http://127.0.0.1:{nginx.HEALTH_PORT}{nginx.HEALTH_PATH}",
+                                    nginx.CACHE_DIR)
+        script = pulumi.Output.all(pulled.image_id, releases.name).apply(
+            lambda v: release.apply_script(reloader, image=v[0], volume=v[1], container=container_name,
+                                             user=spec.user))
         # Runs before the container exists (it starts on this release) and again on every
         # change of the configuration, a certificate, an upstream container or the image.
         self.release = args.runtime.commands.run(
@@ -133,7 +126,7 @@ class EdgeProxy(pulumi.ComponentResource):
             shared_image=pulled,
             volumes=[VolumeMount(cache.name, nginx.CACHE_DIR),
                      # Only the installer writes releases; nginx reads them.
-                     VolumeMount(releases.name, release.EDGE_DIR, read_only=True)],
+                     VolumeMount(releases.name, edge_release.EDGE_DIR, read_only=True)],
             ports=[PublishedPort(nginx.HTTP_PORT, args.published_ports.http, args.bind_address),
                    PublishedPort(nginx.HTTPS_PORT, args.published_ports.https, args.bind_address)],
             opt_outs=frozenset({"publishes-port"}),

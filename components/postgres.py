@@ -21,8 +21,10 @@ from components.container_service import (
     named_volume,
     scratch,
 )
+from components.container_service import image as pulled_image
+from components.host_commands import SHOWN
 from components.one_shot_task import OneShotTask, OneShotTaskArgs
-from configs import backup
+from configs import backup, release
 from configs import postgres as pg
 from settings import Limits
 
@@ -97,6 +99,7 @@ class Postgres(pulumi.ComponentResource):
     credentials_volume: docker.Volume | None
     secrets_volume: docker.Volume
     credentials_written: list[pulumi.Resource]
+    settings_volume: docker.Volume
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("storiesofsoftware:platform:Postgres", name, None, opts)
@@ -131,9 +134,11 @@ class Postgres(pulumi.ComponentResource):
         if args.archive.egress_network is not None:
             networks.append(NetworkAttachment(args.archive.egress_network))
         self.image_ref = built_image_ref(prefix, args.image)
+        settings_written = self._settings_release(name, args)
+        volumes.append(VolumeMount(self.settings_volume.name, pg.SETTINGS_DIR, read_only=True))
         files = [
             ConfigFile(f"{pg.CONFIG_DIR}/postgresql.conf",
-                       pg.postgresql_conf(args.limits.memory_mb, extra=backup.archive_settings())),
+                       pg.restart_conf(args.limits.memory_mb, extra=backup.archive_settings())),
             ConfigFile(backup.CONF_PATH, self.pgbackrest_conf),
             ConfigFile(f"{pg.INIT_DIR}/10-storiesofsoftware.sql", pg.init_sql()),
         ]
@@ -166,7 +171,7 @@ class Postgres(pulumi.ComponentResource):
             # A killed postgres replays WAL at the next start; give it time to stop cleanly.
             stop_timeout=120,
             protect=args.protect_container,
-            depends_on=[*self.credentials_written, *secrets_written],
+            depends_on=[*self.credentials_written, *secrets_written, settings_written],
         ), opts=pulumi.ResourceOptions(parent=self))
         self.app_database_url = pulumi.Output.secret(args.app_password.apply(
             lambda p: pg.database_url(p, SERVICE)))
@@ -189,6 +194,30 @@ class Postgres(pulumi.ComponentResource):
         # Clients wait for the roles as well as the server: a rotated password is in force first.
         self.ready = [*self.service.containers, roles.run]
         self.register_outputs({})
+
+    def _settings_release(self, name: str, args: PostgresArgs) -> pulumi.Resource:
+        """The settings a reload applies, as a release (configs/release.py): a new archive_timeout
+        or work_mem reaches the running server without stopping it. The first release is in place
+        before the server's first start; later ones are checked, made current and reloaded."""
+        prefix, labels = args.runtime.name_prefix, args.runtime.labels
+        self.settings_volume = named_volume(f"{name}-settings", f"{prefix}-postgres-settings", labels, self)
+        # A new volume's root is root's; the installer runs as the server's user.
+        owner = OneShotTask(f"{name}-settings-owner", OneShotTaskArgs(
+            image=args.image, limits=CREDENTIALS_TASK_LIMITS, network="none", user="0:0", cap_add=["CHOWN"],
+            entrypoint="/bin/sh", steps=[["-c", f"chown {USER} /settings"]],
+            volumes=[(self.settings_volume.name, "/settings")], commands=args.runtime.commands,
+            triggers=[self.settings_volume.name],
+        ), opts=pulumi.ResourceOptions(parent=self))
+        installer = pulled_image(f"{name}-settings-image", args.image, self)
+        text = release.bundle_text([release.ReleaseFile(
+            pg.SETTINGS_FILE, pg.reload_conf(args.limits.memory_mb, extra=backup.archive_settings()))])
+        script = pulumi.Output.all(installer.image_id, self.settings_volume.name).apply(
+            lambda v: release.apply_script(pg.reloader(SOCKET_DIR), image=v[0], volume=v[1],
+                                           container=f"{prefix}-{SERVICE}", user=USER))
+        # Its output is the check's verdict and the release id; the settings hold no secret.
+        return args.runtime.commands.run(
+            f"{name}-settings-release", create=script, stdin=text, logging=SHOWN,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[owner.run]))
 
     def _password_files(self, name: str, args: PostgresArgs) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
         """The password files on a volume of their own, rewritten by a one-shot task when a

@@ -63,8 +63,8 @@ def bind(script: Path, settings: Mapping[str, str], renderer: str = "configs/fil
     (secrets come on stdin). The file's own `#!` line is replaced by the header."""
     header = ["#!/bin/sh", f"# Rendered by {renderer} from configs/{script.parent.name}/{script.name}."]
     for name, value in sorted(settings.items()):
-        if "\n" in value:
-            # A script for another shell (the container's), quoted whole: its $ stay as they are.
+        if "\n" in value or "$" in value:
+            # Shell for another shell (the container's), quoted whole: its $ stay as they are.
             header.append("# shellcheck disable=SC2016")
         header.append(f"{name}={shlex.quote(value)}")
     body = [line for line in script.read_text().splitlines() if not line.startswith("#!")]
@@ -72,12 +72,19 @@ def bind(script: Path, settings: Mapping[str, str], renderer: str = "configs/fil
 
 
 def bound_settings(script_text: str) -> dict[str, str]:
-    """The settings a `bind` header assigned (tests and `--write-files` read them back)."""
+    """The settings a `bind` header assigned (tests and `--write-files` read them back); a value
+    that is a script of its own spans lines."""
     values: dict[str, str] = {}
-    for line in script_text.splitlines():
+    lines = iter(script_text.splitlines())
+    for line in lines:
         name, eq, value = line.partition("=")
         if eq and name.isupper() and name.replace("_", "").isalnum():
-            values[name] = shlex.split(value)[0] if value else ""
+            while True:
+                try:
+                    values[name] = shlex.split(value)[0] if value else ""
+                    break
+                except ValueError:  # a quote still open: the value goes on
+                    value += "\n" + next(lines)
         elif line and not line.startswith("#"):
             break
     return values

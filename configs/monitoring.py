@@ -48,7 +48,7 @@ KEY_DUE_METRIC = "sos_access_key_rotation_due_timestamp_seconds"
 # (configs/backup.py jobs) plus slack for one retry and a slow run.
 BACKUP_MAX_AGE_S = {"pgbackrest": 26 * 3600, "logical": 26 * 3600, "redis": 2 * 3600, "offsite": 3600,
                     "minio": 26 * 3600}
-# RPO: archive_timeout is 60 s; the alert fires well before five minutes of WAL wait.
+# RPO: archive_timeout is 55 s (configs/backup.py); the alert fires well before five minutes of WAL wait.
 WAL_ARCHIVE_MAX_AGE_S = 300
 
 

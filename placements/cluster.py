@@ -30,7 +30,7 @@ from components.managed_database import ENGINE_VERSION as DATABASE_ENGINE_VERSIO
 from components.managed_database import ManagedDatabase, ManagedDatabaseArgs
 from components.platform_secrets import PlatformSecrets
 from components.task_groups import TaskGroups
-from configs import ecs, edge_release
+from configs import ecs, edge_release, scram
 from configs import nginx as nginx_config
 from configs import postgres as pg
 from configs import redis as redis_config
@@ -157,7 +157,7 @@ class ClusterPlacement:
 
         # --- the database: roles and databases (what the Docker PostgreSQL does at first boot) --
         roles = self.tasks.vault(database_service.ROLES_OWNER, {
-            variable: pw[ROLE_PASSWORDS[key]].apply(lambda p, role=pg.ROLES[key]: pg.scram_verifier(p, role))
+            variable: pw[ROLE_PASSWORDS[key]].apply(lambda p, role=pg.ROLES[key]: scram.scram_verifier(p, role))
             for variable, key in database_service.VERIFIER_VARIABLES.items()})
         master = database.master_secret_arn
         self.bootstrap = self.tasks.step(

@@ -1,6 +1,6 @@
 """The one-off step that makes a managed database ready for the platform (the cluster's RDS):
 the roles, databases and extensions the Docker PostgreSQL gets from its first-boot SQL. The
-roles' passwords travel as SCRAM verifiers, never in clear (configs/postgres.py)."""
+roles' passwords travel as SCRAM verifiers, never in clear (configs/scram.py)."""
 
 from __future__ import annotations
 

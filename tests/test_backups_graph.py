@@ -75,8 +75,9 @@ def test_dockerfile_passes_hadolint_and_defaults_to_the_pinned_base():
 
 def test_deployed_postgresql_conf_archives_every_wal_segment(plan_files):
     for stack in STACKS:
-        conf = (plan_files[stack] / "postgres-svc" / "etc" / "sos" / "postgresql.conf").read_text()
-        assert "archive_mode = on\n" in conf
+        # archive_mode takes a restart; the rest is the settings release a reload applies.
+        assert "archive_mode = on\n" in (plan_files[stack] / "postgres-svc" / "etc" / "sos" / "postgresql.conf").read_text()
+        conf = (plan_files[stack] / "postgres-settings-release" / pg.SETTINGS_FILE).read_text()
         assert f"archive_command = 'pgbackrest --config={backup.CONF_PATH} --stanza=main archive-push %p'" in conf
         assert f"archive_timeout = {backup.ARCHIVE_TIMEOUT_S}s\n" in conf
 

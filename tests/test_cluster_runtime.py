@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from configs import edge_release
+from configs import edge_release, scram
 from configs import n8n as n8n_config
 from configs import nginx as ng
 from configs import postgres as pg
@@ -190,7 +190,7 @@ def _bootstrap(cluster: PgCluster, sql: str, passwords: dict[str, str]) -> subpr
     script = container["command"][2].replace("| psql ", f"| {cluster.psql_bin} ", 1)
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(cluster.port), "PGUSER": "sos_admin",
            "PGPASSWORD": "master-pw", "PGSSLMODE": "disable", "SOS_INIT_SQL": sql, "SOS_SECRETS_DIR": str(secrets_dir),
-           **{f"SOS_{key.upper()}_VERIFIER": pg.scram_verifier(passwords[key], role) for key, role in pg.ROLES.items()}}
+           **{f"SOS_{key.upper()}_VERIFIER": scram.scram_verifier(passwords[key], role) for key, role in pg.ROLES.items()}}
     return subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -258,12 +258,12 @@ def test_the_verifier_is_the_one_postgresql_computes(rds_like):
     rds_like.psql(stdin=f"SET password_encryption = 'scram-sha-256';\nCREATE ROLE scram_probe LOGIN PASSWORD '{password}';\n")
     stored = rds_like.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_probe'")
     iterations, salt = re.match(r"SCRAM-SHA-256\$(\d+):([^$]+)\$", stored).groups()
-    assert pg.scram_with_salt(password, base64.b64decode(salt), int(iterations)) == stored
-    assert pg.scram_with_salt(password + "x", base64.b64decode(salt), int(iterations)) != stored
-    a = pg.scram_verifier(password, "r")
-    assert a == pg.scram_verifier(password, "r") and a != pg.scram_verifier(password, "s")
+    assert scram.scram_with_salt(password, base64.b64decode(salt), int(iterations)) == stored
+    assert scram.scram_with_salt(password + "x", base64.b64decode(salt), int(iterations)) != stored
+    a = scram.scram_verifier(password, "r")
+    assert a == scram.scram_verifier(password, "r") and a != scram.scram_verifier(password, "s")
     with pytest.raises(ValueError):
-        pg.scram_verifier("pässword", "r")
+        scram.scram_verifier("pässword", "r")
 
 
 # ------------------------------------------------------------------------------ the task runner

@@ -294,3 +294,27 @@ def test_production_backups_cannot_be_erased_even_by_an_administrator():
     retention = lock.inputs["rule"]["defaultRetention"]
     assert _admin_cannot_erase(retention["mode"], retention["days"])
     assert not _admin_cannot_erase("GOVERNANCE", retention["days"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "production"])
+def test_a_reloadable_setting_changes_the_settings_release_and_nothing_else(stack, monkeypatch):
+    """archive_timeout (a reload applies it) moved: of the whole graph only the release command's
+    stdin differs, so `pulumi up` reloads PostgreSQL and replaces nothing (in production a
+    replacement of its container would stop at `protect`). Shown able to fail: the same change
+    as a restart-only setting (archive_mode) changes the container's files."""
+    from configs import backup
+    from offline import harness
+
+    def registered(plan: harness.Plan) -> dict[str, str]:
+        return {r.urn: json.dumps(unwrap(r.inputs), sort_keys=True, default=str) for r in plan.resources}
+
+    base = registered(harness.run(stack))
+    monkeypatch.setattr(backup, "ARCHIVE_TIMEOUT_S", 31)
+    moved = registered(harness.run(stack))
+    assert set(moved) == set(base)
+    assert sorted(urn.rsplit("::", 1)[1] for urn in base if base[urn] != moved[urn]) == ["postgres-settings-release"]
+
+    settings = backup.archive_settings
+    monkeypatch.setattr(backup, "archive_settings", lambda *a: {**settings(*a), "archive_mode": "always"})
+    restart = registered(harness.run(stack))
+    assert "postgres-svc-cfg-etc-sos-write" in {urn.rsplit("::", 1)[1] for urn in base if base[urn] != restart.get(urn)}

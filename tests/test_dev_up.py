@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from configs import backup
+from configs import backup, release
 from configs import n8n as n8n_config
 from configs import nginx as ng
-from configs.postgres import healthcheck as pg_healthcheck
+from configs import postgres as pg
+from configs.file_bundle import unbundle
 from offline import harness
 from settings.defaults import DEFAULT_IMAGES
 from testsupport import engine, faults, live
@@ -156,6 +158,45 @@ def test_the_backup_job_takes_a_redis_snapshot(host, first):
     assert snapshot.stdout.startswith("REDIS"), snapshot
 
 
+def _pg(host: str, sql: str) -> str:
+    return engine.docker(host, "exec", "sos-dev-postgres", "psql", "-XAtq", "-h", pg.SOCKET_DIR, "-U", pg.SUPERUSER,
+                         "-d", "postgres", "-c", sql).stdout.strip()
+
+
+def test_postgres_takes_new_settings_by_a_reload_in_the_same_container(host, first):
+    """The plan's own settings release command on the engine, with a changed archive_timeout: the
+    running PostgreSQL 16 takes it and is the same container, never restarted; a release the
+    server would refuse fails the step and changes nothing; then the plan's release again."""
+    plan, deployment = first
+    command = plan.one("command:local:Command", "postgres-settings-release")
+    conf = unbundle(harness.unwrap(command.inputs["stdin"]))[pg.SETTINGS_FILE].content
+    postgres = _containers(plan, deployment)["postgres-svc"].id
+    state, started, deployed = _state(host, postgres), _pg(host, "SELECT pg_postmaster_start_time()"), \
+        _pg(host, f"SHOW {pg.RELEASE_SETTING}")
+
+    def apply(text: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/bin/sh", "-c", harness.unwrap(command.inputs["create"])],
+                              input=release.bundle_text([release.ReleaseFile(pg.SETTINGS_FILE, text)]),
+                              env=engine.cli_env(host), capture_output=True, text=True, timeout=180)
+
+    timeout = f"archive_timeout = {backup.ARCHIVE_TIMEOUT_S}s"
+    assert timeout in conf
+    changed = apply(conf.replace(timeout, "archive_timeout = 31s"))
+    assert changed.returncode == 0, changed.stderr
+    live_id = re.search(r"release (\w+) live in sos-dev-postgres", changed.stdout)
+    assert live_id and live_id.group(1) != deployed, changed.stdout
+    assert _pg(host, "SHOW archive_timeout") == "31s" and _pg(host, f"SHOW {pg.RELEASE_SETTING}") == live_id.group(1)
+    refused = apply(conf + "archive_timeout = 5 parsecs\n")
+    assert refused.returncode != 0 and 'invalid value for parameter "archive_timeout"' in refused.stderr, refused
+    assert _pg(host, "SHOW archive_timeout") == "31s"
+    restored = apply(conf)
+    assert restored.returncode == 0, restored.stderr
+    assert _pg(host, f"SHOW {pg.RELEASE_SETTING}") == deployed and _pg(host, "SHOW archive_timeout") == f"{backup.ARCHIVE_TIMEOUT_S}s"
+    after = _state(host, postgres)
+    assert (after["StartedAt"], after["RestartCount"]) == (state["StartedAt"], state["RestartCount"])
+    assert _pg(host, "SELECT pg_postmaster_start_time()") == started
+
+
 def _release(host: str) -> str:
     """The release the edge runs, from its health endpoint (what apply-release.sh waits for)."""
     url = f"http://127.0.0.1:{ng.HEALTH_PORT}{ng.HEALTH_PATH}"
@@ -195,7 +236,8 @@ def test_a_second_up_changes_only_what_changed(host, first, second, cert):
     assert status == 200
     assert _release(host) != edge_release
     changed = {name for op, name in after.steps if op != "delete"}
-    assert not changed & {"postgres-svc", "redis-svc", "n8n-svc", "edge-svc", "monitoring-prometheus"}, after.steps
+    assert not changed & {"postgres-svc", "postgres-settings-release", "redis-svc", "n8n-svc", "edge-svc",
+                          "monitoring-prometheus"}, after.steps
 
 
 def test_a_reloaded_edge_still_comes_back_from_a_crash(host, second, cert):
@@ -238,7 +280,7 @@ def test_a_password_rotation_moves_the_roles_and_grafana_without_restarting_post
                              "sos_app", "-d", "storiesofsoftware", "-tAc", "SELECT 1", check=False).returncode
 
     assert login(new) == 0 and login(old) != 0
-    health = engine.docker(host, "exec", postgres, *pg_healthcheck()[1:], check=False)
+    health = engine.docker(host, "exec", postgres, *pg.healthcheck()[1:], check=False)
     assert health.returncode == 0, health.stderr
     grafana = _containers(after_plan, after)["monitoring-grafana"].id
     recorded = engine.docker(host, "exec", grafana, "cat", "/var/lib/grafana/admin-password.sha256").stdout.strip()

@@ -48,8 +48,7 @@ def server(plan_files, secrets_dir):
     init_sql = plan_file("production", "docker-entrypoint-initdb.d/10-storiesofsoftware.sql", plan_files)
     first = official_first_boot(cluster, init_sql, secrets_dir, PASSWORDS["superuser"])
     assert first.returncode == 0, first.stderr
-    conf = cluster.file("postgresql.conf", plan_file("production", "etc/sos/postgresql.conf", plan_files).read_text())
-    cluster.start(conf=conf)
+    cluster.start(conf=cluster.deployed_conf(plan_files["production"]))
     cluster.first_boot = first  # type: ignore[attr-defined]
     yield cluster
     cluster.destroy()
@@ -243,7 +242,7 @@ def test_every_stack_conf_is_accepted_by_the_server(plan_files):
     try:
         cluster.initdb("x")
         for stack in ("dev", "staging", "production"):
-            conf = cluster.file(f"{stack}.conf", plan_file(stack, "etc/sos/postgresql.conf", plan_files).read_text())
+            conf = cluster.deployed_conf(plan_files[stack], release_id=stack)
             argv = [str(cluster.bin / "postgres"), "-D", str(cluster.data), "-c", f"config_file={conf}",
                     "-C", "shared_buffers"]
             # Two clean-clone CI runs on a loaded machine saw this fail with a message cut short,
@@ -260,6 +259,10 @@ def test_every_stack_conf_is_accepted_by_the_server(plan_files):
             memory = plan_for(stack).one("docker:index/container:Container", "postgres-svc").inputs["memory"]
             # -C prints shared_buffers in 8 kB pages.
             assert int(result.stdout.strip()) * 8 // 1024 == memory // 4
+            # And the server's file includes the settings release.
+            included = cluster._run([*argv[:-1], pg.RELEASE_SETTING], timeout=300)
+            assert included.stdout.strip() == stack, included.stderr
+            shutil.rmtree(cluster.root / "etc")
     finally:
         shutil.rmtree(cluster.root, ignore_errors=True)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import edge_release
+from configs import edge_release, release
 from offline import harness
 from testsupport import rollout
 from testsupport.plans import plan_for, service_of
@@ -184,7 +184,7 @@ def test_a_configuration_nginx_refuses_fails_with_nginx_message_and_the_old_one_
 
 def test_release_scripts_pass_shellcheck():
     tool = require_tool("shellcheck")
-    for script in sorted(edge_release.SCRIPTS.glob("*.sh")):
+    for script in sorted([*edge_release.SCRIPTS.glob("*.sh"), *release.SCRIPTS.glob("*.sh")]):
         result = subprocess.run([tool, str(script)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
 
@@ -252,8 +252,9 @@ def _bundle(work) -> str:
 
 @pytest.mark.parametrize("stack", ["dev", "production"])
 def test_only_the_release_command_shows_its_output(stack):
-    """Tasks may echo what they were given: their output stays out of the update's log. The
-    release prints nginx's verdict and an id, and the key it installs comes on stdin."""
+    """Tasks may echo what they were given: their output stays out of the update's log. A
+    release prints its check's verdict and an id; the edge's key comes on stdin, and
+    PostgreSQL's settings hold no secret."""
     commands = [r for r in plan_for(stack).resources if r.type in rollout.COMMANDS]
     shown = sorted(r.name for r in commands if r.inputs.get("logging") != "none")
     # host-ready prints cloud-init's status and the data volume's mount check; a config writer
@@ -262,14 +263,18 @@ def test_only_the_release_command_shows_its_output(stack):
     assert writers and all(r.endswith("-write") for r in writers)
     # Grafana's CLI prints whether the admin's new password took; the password comes on stdin.
     shown_too = ["monitoring-grafana-admin-password"]
-    assert shown == sorted(["edge-release", *writers, *shown_too, *([] if stack == "dev" else ["host-ready"])])
+    assert shown == sorted(["edge-release", "postgres-settings-release", *writers, *shown_too,
+                            *([] if stack == "dev" else ["host-ready"])])
+    settings = next(r for r in commands if r.name == "postgres-settings-release")
+    text = "".join(f.content for f in release.unbundle(harness.unwrap(settings.inputs["stdin"])).values())
+    assert "archive_command" in text and not any(value in text for value in plan_for(stack).secret_values)
     assert all(isinstance(r.inputs["stdin"], harness.Secret) for r in commands if r.name in shown_too)
     assert all(isinstance(r.inputs["stdin"], harness.Secret) for r in commands if r.name in writers
                and "/secrets" in harness.unwrap(r.inputs["create"]))
-    release = next(r for r in commands if r.name == "edge-release")
-    assert release.inputs["logging"] == "stdoutAndStderr"
-    assert isinstance(release.inputs["stdin"], harness.Secret)
-    assert "PRIVATE KEY" not in harness.unwrap(release.inputs["create"])
+    edge = next(r for r in commands if r.name == "edge-release")
+    assert edge.inputs["logging"] == "stdoutAndStderr"
+    assert isinstance(edge.inputs["stdin"], harness.Secret)
+    assert "PRIVATE KEY" not in harness.unwrap(edge.inputs["create"])
 
 
 def test_nginx_retries_a_refused_connection_on_the_next_replica(nginx_work):

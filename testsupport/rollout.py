@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from configs import edge_release
+from configs import edge_release, release
 from configs import nginx as ng
 from offline import harness
 from offline.harness import Plan, Registration
@@ -343,9 +343,10 @@ class LoopbackDocker:
             self.release(reg, bundle())
 
     def _install_only(self, bundle: str) -> None:
-        result = subprocess.run([str(self.busybox / "sh"), "-c", edge_release.install_script()],
+        reloader = edge_release.reloader(ng.PID_FILE, "", ng.CACHE_DIR)
+        result = subprocess.run([str(self.busybox / "sh"), "-c", release.install_script()],
                                 input=base64.b64decode(bundle), capture_output=True,
-                                env={"PATH": str(self.busybox), "SOS_EDGE_DIR": str(self.edge.releases)})
+                                env={"PATH": str(self.busybox), **release.install_env(reloader, str(self.edge.releases))})
         if result.returncode != 0:
             raise StepFailedError(result.stderr.decode()[-800:])
 
@@ -483,7 +484,7 @@ def docker_shim(state_path: str, argv: list[str]) -> int:
                 value = rest.pop(0)
                 if flag == "--env":
                     key, _, val = value.partition("=")
-                    env[key] = state["releases"] if key == "SOS_EDGE_DIR" else val
+                    env[key] = state["releases"] if key == "SOS_RELEASE_DIR" else val
                 elif flag == "--entrypoint":
                     entrypoint = value
         rest.pop(0)  # the image
@@ -497,12 +498,12 @@ def docker_shim(state_path: str, argv: list[str]) -> int:
         # --format '{{.State.Running}}{{range .Mounts}} {{.Name}}{{end}} '
         print(f"true {' '.join(state['mounts'])} ")
         return 0
-    if command == "exec" and args[1:4] == ["sh", "-c", 'kill -HUP "$(cat "$1")"']:
+    if command == "exec" and args[1:3] == ["sh", "-c"] and args[3].startswith("kill -HUP "):
         # The reload: the master's pid from its pid file (here, the drill's nginx).
         os.kill(int(Path(state["pid_file"]).read_text()), signal.SIGHUP)
         return 0
-    if command == "exec":
-        url = args[-1].replace(f":{ng.HEALTH_PORT}/", f":{state['health_port']}/")
+    if command == "exec" and args[1:3] == ["sh", "-c"] and args[3].startswith("wget "):
+        url = args[3].split()[-1].replace(f":{ng.HEALTH_PORT}/", f":{state['health_port']}/")
         host, _, path = url.removeprefix("http://").partition("/")
         try:
             conn = http.client.HTTPConnection(*host.split(":"), timeout=2)

@@ -91,6 +91,26 @@ class PgCluster:
             shutil.chown(path, "nobody", "nogroup")
         return path
 
+    def deployed_conf(self, plan_dir: Path, release_id: str = "deployed") -> Path:
+        """The files a deployed server reads, from a plan's `--write-files` output, laid out as
+        in its container: its own postgresql.conf, and beside it the settings release it
+        includes (components/postgres.py), with the id the installer writes. Returns the
+        server's own file."""
+        from configs import postgres as pg
+        from configs import release
+
+        etc = self.root / "etc"
+        current = etc / pg.SETTINGS_DIR.removeprefix(pg.CONFIG_DIR + "/") / release.CURRENT
+        current.mkdir(parents=True)
+        (current / pg.SETTINGS_FILE).write_text((plan_dir / "postgres-settings-release" / pg.SETTINGS_FILE).read_text())
+        (current / pg.SETTINGS_MARKER_FILE).write_text(release.marker(pg.reloader().marker, release_id))
+        conf = etc / "postgresql.conf"
+        conf.write_text((plan_dir / "postgres-svc" / "etc" / "sos" / "postgresql.conf").read_text())
+        if self.as_root:
+            for path in [etc, *etc.rglob("*")]:
+                shutil.chown(path, "nobody", "nogroup")
+        return conf
+
     def initdb(self, superuser_password: str) -> None:
         pwfile = self.file("pwfile", superuser_password + "\n", 0o600)
         result = self._run([str(self.bin / "initdb"), "-D", str(self.data), "--username=postgres",
@@ -99,15 +119,19 @@ class PgCluster:
         assert result.returncode == 0, result.stderr
         pwfile.unlink()
 
-    def start(self, conf: Path | None = None, tcp: bool = True) -> None:
+    def start(self, conf: Path | None = None, tcp: bool = True, own_listener: bool = False, wait: bool = True) -> None:
+        """`own_listener`: `conf` sets port, socket and address itself (a setting given on the
+        command line is one a reload cannot change: pg_settings.pending_restart). `wait`: until
+        it accepts connections (a recovery that may stop or promote is watched by the caller)."""
         opts = []
         if conf is not None:
             # As in the container: only config_file is given; pg_hba.conf is found in PGDATA.
             opts += ["-c", f"config_file={conf}"]
-        opts += ["-c", f"port={self.port}", "-c", f"unix_socket_directories={self.sock}",
-                 "-c", f"listen_addresses={'127.0.0.1' if tcp else ''}"]
+        if not own_listener:
+            opts += ["-c", f"port={self.port}", "-c", f"unix_socket_directories={self.sock}",
+                     "-c", f"listen_addresses={'127.0.0.1' if tcp else ''}"]
         result = self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                            "-w", "-t", "60", "-o", shlex.join(opts), "start"])
+                            *(["-w", "-t", "60"] if wait else ["-W"]), "-o", shlex.join(opts), "start"])
         assert result.returncode == 0, result.stderr + self.log.read_text()
 
     def stop(self) -> None:

@@ -14,10 +14,19 @@ if [ -d "$pgdata" ] && [ -n "$(ls -A "$pgdata")" ]; then
 fi
 mkdir -p "$pgdata"
 chmod 700 "$pgdata"
+# PostgreSQL takes an exit of restore_command from 1 to 125 as "no such WAL", the end of the
+# archive: recovery would end there and promote, early and silently, on any S3 or network error.
+# pgBackRest exits 1 only for a segment that is not in the repository; any other failure becomes
+# 126, which stops the recovery instead. The container restarts and recovery goes on from its
+# last restartpoint (tests/test_backup_drill.py cuts S3 during replay).
+get="pgbackrest --config=$SOS_PGBACKREST_CONF --stanza=$SOS_STANZA --pg1-path=$pgdata archive-get %f \"%p\""
+# shellcheck disable=SC2016 # expanded by the shell that runs restore_command
+guard='; s=$?; [ "$s" -le 1 ] || s=126; exit "$s"'
 if [ "$target" = latest ]; then
-  pgbackrest --config="$SOS_PGBACKREST_CONF" --stanza="$SOS_STANZA" --pg1-path="$pgdata" restore
+  pgbackrest --config="$SOS_PGBACKREST_CONF" --stanza="$SOS_STANZA" --pg1-path="$pgdata" \
+    --recovery-option="restore_command=$get$guard" restore
 else
   pgbackrest --config="$SOS_PGBACKREST_CONF" --stanza="$SOS_STANZA" --pg1-path="$pgdata" \
-    --type=time --target="$target" --target-action=promote restore
+    --recovery-option="restore_command=$get$guard" --type=time --target="$target" --target-action=promote restore
 fi
 echo "restored into $pgdata; start PostgreSQL and it replays WAL up to the target, then promotes"
