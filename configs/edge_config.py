@@ -34,6 +34,9 @@ class RateLimit:
     key: str = "$binary_remote_addr"
 
 
+API_LIMIT = RateLimit("api", "10r/s", 20)
+
+
 @dataclass(frozen=True)
 class EdgeConfig:
     domain: str
@@ -54,7 +57,7 @@ class EdgeConfig:
     # guessing or flooding client is stopped early.
     site_limit: RateLimit = RateLimit("site", "20r/s", 60)
     assets_limit: RateLimit = RateLimit("assets", "100r/s", 500)
-    api_limit: RateLimit = RateLimit("api", "10r/s", 20)
+    api_limit: RateLimit = API_LIMIT
     admin_limit: RateLimit = RateLimit("admin", "20r/s", 200)
     # Only password attempts count: the editors ask GET /rest/login (n8n) or load GET /login
     # (Grafana) on every page load, and those must never meet a 429.

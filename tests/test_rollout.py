@@ -208,7 +208,8 @@ def test_an_edge_from_before_releases_is_not_signalled_but_replaced(tmp_path):
         require_tool(tool)
     busybox = rollout.busybox_path(tmp_path / "busybox")
     (tmp_path / "releases").mkdir()
-    old_edge = subprocess.Popen(["sleep", "30"])  # SIGHUP would end it
+    # SIGHUP would end it; it outlives a slow machine (killed below in any case).
+    old_edge = subprocess.Popen(["sleep", "600"])
     try:
         (tmp_path / "edge.pid").write_text(str(old_edge.pid))
         state = {"releases": str(tmp_path / "releases"), "busybox": str(busybox),

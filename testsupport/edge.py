@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,7 @@ import crossplane
 
 from configs import edge_release as release
 from configs import nginx as ng
+from configs.edge_config import RateLimit
 from testsupport.servers import free_port, wait_for
 from testsupport.tools import missing
 
@@ -308,6 +310,24 @@ class OriginClient:
             statuses.append(response.status)
         conn.close()
         return statuses
+
+
+def timed(burst: Callable[[], list[int]]) -> tuple[list[int], float]:
+    """A burst's statuses and how long it took."""
+    started = time.monotonic()
+    statuses = burst()
+    return statuses, time.monotonic() - started
+
+
+def within_limit(statuses: list[int], seconds: float, limit: RateLimit) -> bool:
+    """What nginx's `limit_req` with `burst` and `nodelay` admits of a back-to-back burst:
+    the first request and the burst at once, then no more than what the rate refilled while the
+    burst lasted; the rest refused with 429. Judged by the time taken, not by a count that holds
+    only on a fast machine."""
+    per_second = float(limit.rate.removesuffix("r/s"))
+    admitted = statuses.count(200)
+    return (statuses[:limit.burst + 1] == [200] * (limit.burst + 1) and 429 in statuses
+            and set(statuses) <= {200, 429} and admitted <= limit.burst + 2 + per_second * seconds)
 
 
 class Nginx(OriginClient):
