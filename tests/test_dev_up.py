@@ -186,7 +186,7 @@ def test_postgres_takes_new_settings_by_a_reload_in_the_same_container(host, fir
     live_id = re.search(r"release (\w+) live in sos-dev-postgres", changed.stdout)
     assert live_id and live_id.group(1) != deployed, changed.stdout
     assert _pg(host, "SHOW archive_timeout") == "31s" and _pg(host, f"SHOW {pg.RELEASE_SETTING}") == live_id.group(1)
-    refused = apply(conf + "archive_timeout = 5 parsecs\n")
+    refused = apply(conf + "archive_timeout = '5 parsecs'\n")
     assert refused.returncode != 0 and 'invalid value for parameter "archive_timeout"' in refused.stderr, refused
     assert _pg(host, "SHOW archive_timeout") == "31s"
     restored = apply(conf)
