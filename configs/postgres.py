@@ -107,7 +107,6 @@ RESTART_ONLY = frozenset({
 # current release by a path relative to itself.
 SETTINGS_DIR = f"{CONFIG_DIR}/settings"
 SETTINGS_FILE = "postgresql.conf"
-SETTINGS_MARKER_FILE = "release.conf"
 # A custom setting (any two-part name is one): the id of the release the server has loaded.
 RELEASE_SETTING = "sos.release"
 
@@ -121,36 +120,37 @@ def restart_conf(memory_mb: int, extra: dict[str, str] | None = None) -> str:
 
 
 def reload_conf(memory_mb: int, extra: dict[str, str] | None = None) -> str:
-    """The settings a reload applies, as one release's file; it names the release last."""
+    """The settings a reload applies, as one release's file (the installer appends its id)."""
     settings = {**server_settings(memory_mb), **(extra or {})}
-    return _conf({k: v for k, v in settings.items() if k not in RESTART_ONLY},
-                 [f"include = {_quote(SETTINGS_MARKER_FILE)}"])
-
-
-def _superuser_sql(sql: str, socket_dir: str = SOCKET_DIR) -> str:
-    return (f"psql --no-psqlrc --quiet --tuples-only --no-align --host {socket_dir} --username {SUPERUSER} "
-            f"--dbname postgres --command {shlex.quote(sql)}")
+    return _conf({k: v for k, v in settings.items() if k not in RESTART_ONLY})
 
 
 def reloader(socket_dir: str = SOCKET_DIR) -> release.Reloader:
     """`postgres -C` reads a release as the server would at its start and fails on any bad line
-    (an unknown name, a bad value or unit, a syntax error). pg_reload_conf() makes the postmaster
-    read its files again; the server reports the new id only once nothing waits for a restart
-    and no line of its files is in error (superuser over the socket: local connections are
-    trusted in the official image)."""
+    (an unknown name, a bad value or unit, a syntax error). `pg_ctl reload` signals the
+    postmaster from inside its container, whatever state it is in (starting, recovering). The
+    server reports the new id only once nothing waits for a restart and no line of its files is
+    in error: a value the check could not judge (an extension's, whose library the check does
+    not load) is refused by the running server here (superuser over the socket: local
+    connections are trusted in the official image)."""
     probe = (
         "SELECT coalesce("
-        "(SELECT 'errors: ' || string_agg(sourcefile || ':' || sourceline || ' ' || coalesce(name, '') || ' ' || error, '; ')"
-        # A restart-only setting that differs is 'could not be applied' here: pending_restart's.
-        " FROM pg_file_settings WHERE error IS NOT NULL AND error <> 'setting could not be applied'), "
+        "(SELECT 'errors: ' || string_agg(coalesce(f.sourcefile, '') || ':' || coalesce(f.sourceline::text, '') || ' '"
+        " || coalesce(f.name, '') || ' ' || f.error, '; ')"
+        " FROM pg_file_settings f WHERE f.error IS NOT NULL"
+        # A restart-only setting that changed is 'could not be applied' here too: pending_restart's.
+        " AND NOT EXISTS (SELECT FROM pg_settings s WHERE s.pending_restart AND lower(s.name) = lower(f.name))), "
         "(SELECT 'needs a restart: ' || string_agg(name, ', ') FROM pg_settings WHERE pending_restart), "
         f"current_setting('{RELEASE_SETTING}', true))")
+    psql = (f"psql --no-psqlrc --quiet --tuples-only --no-align --host {socket_dir} --username {SUPERUSER} "
+            f"--dbname postgres --command {shlex.quote(probe)}")
     return release.Reloader(
         name="postgres settings", directory=SETTINGS_DIR,
         check=('data="$(mktemp -d)" && postgres -C ' + RELEASE_SETTING + ' -D "$data" -c config_file="$1/'
                + SETTINGS_FILE + '"'),
-        marker_file=SETTINGS_MARKER_FILE, marker=f"{RELEASE_SETTING} = '%s'\\n",
-        reload=_superuser_sql("SELECT pg_reload_conf()", socket_dir), probe=_superuser_sql(probe, socket_dir))
+        # Appended to the release's own file: one file, read whole at each reload.
+        marker_file=SETTINGS_FILE, marker=f"{RELEASE_SETTING} = '%s'\\n",
+        reload='pg_ctl reload --silent -D "$PGDATA"', probe=psql)
 
 
 # RDS keeps these itself (its own listener, storage, logging and memory settings) or refuses them.

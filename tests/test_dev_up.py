@@ -166,7 +166,8 @@ def _pg(host: str, sql: str) -> str:
 def test_postgres_takes_new_settings_by_a_reload_in_the_same_container(host, first):
     """The plan's own settings release command on the engine, with a changed archive_timeout: the
     running PostgreSQL 16 takes it and is the same container, never restarted; a release the
-    server would refuse fails the step and changes nothing; then the plan's release again."""
+    server would refuse, or could take only at a restart, fails the step and leaves the running
+    release current; then the plan's release again."""
     plan, deployment = first
     command = plan.one("command:local:Command", "postgres-settings-release")
     conf = unbundle(harness.unwrap(command.inputs["stdin"]))[pg.SETTINGS_FILE].content
@@ -189,6 +190,13 @@ def test_postgres_takes_new_settings_by_a_reload_in_the_same_container(host, fir
     refused = apply(conf + "archive_timeout = '5 parsecs'\n")
     assert refused.returncode != 0 and 'invalid value for parameter "archive_timeout"' in refused.stderr, refused
     assert _pg(host, "SHOW archive_timeout") == "31s"
+    # Valid at a start, so the check passes; the running server cannot take it: the step fails
+    # and `current` goes back, so that a restart does not start the server on it.
+    needs_restart = apply(conf + "shared_buffers = 96MB\n")
+    assert needs_restart.returncode != 0 and "needs a restart: shared_buffers" in needs_restart.stderr, needs_restart
+    assert f"is back on releases/{live_id.group(1)}" in needs_restart.stderr, needs_restart.stderr
+    current = engine.docker(host, "exec", "sos-dev-postgres", "readlink", f"{pg.SETTINGS_DIR}/current").stdout.strip()
+    assert current == f"releases/{live_id.group(1)}"
     restored = apply(conf)
     assert restored.returncode == 0, restored.stderr
     assert _pg(host, f"SHOW {pg.RELEASE_SETTING}") == deployed and _pg(host, "SHOW archive_timeout") == f"{backup.ARCHIVE_TIMEOUT_S}s"

@@ -63,7 +63,7 @@ def test_the_restart_policy_restarts_a_crash_but_nothing_the_engines_kill_api_si
     signalled through its kill API is one it takes as stopped by the user, whatever the signal:
     `docker kill -s KILL` is never restarted, and neither is a container that only got a HUP and
     kept running, at its next crash. So the edge's reload signals nginx from inside its container
-    (configs/edge_scripts/apply-release.sh), and the fault drill kills by host pid."""
+    (configs/release_scripts/apply-release.sh), and the fault drill kills by host pid."""
     def started() -> str:
         return docker(host, "run", *labelled("-d", "--restart", "unless-stopped", "--entrypoint", "sh"), plain,
                       "-c", 'trap "echo reloaded" HUP; while :; do sleep 1; done').stdout.strip()

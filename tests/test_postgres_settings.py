@@ -76,12 +76,13 @@ def _install(cluster: PgCluster, conf: str) -> str:
 
 
 def _in_container(cluster: PgCluster, setting: str) -> subprocess.CompletedProcess:
-    """SOS_RELOAD or SOS_PROBE as apply-release.sh runs it inside the container, pointed at this
-    server's socket and port."""
+    """SOS_RELOAD or SOS_PROBE as apply-release.sh runs it inside the container (as the server's
+    user, PGDATA set as the image sets it), pointed at this server's socket and port."""
     bound, _ = _settings(plan_for("dev"))
     script = bound[setting].replace(f"--host {pg.SOCKET_DIR}", f"--host {cluster.sock} --port {cluster.port}")
-    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PATH": f"{Path(cluster.psql_bin).parent}:/usr/bin:/bin"})
+    return subprocess.run(cluster._server_cmd(["/bin/sh", "-c", script]), capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PGDATA": str(cluster.data),
+                               "PATH": f"{cluster.bin}:{Path(cluster.psql_bin).parent}:/usr/bin:/bin"})
 
 
 def _started(cluster: PgCluster) -> str:
@@ -159,6 +160,21 @@ def test_a_release_the_server_would_refuse_never_becomes_current(server, line, s
     assert sorted((server.settings_dir / "releases").iterdir()) == kept
     # A restart now would still start: the server reads the current release.
     assert _in_container(server, "SOS_PROBE").stdout.strip() == server.first_release
+
+
+def test_a_value_only_the_running_server_can_judge_is_never_reported_live(server):
+    """The check runs without the server's preloaded libraries, so it takes any value of an
+    extension's setting; the running server refuses a bad one and keeps its own, and the probe
+    says so instead of the id."""
+    bad = _plan_release().replace("pg_stat_statements.track = top", "pg_stat_statements.track = bogus")
+    assert bad != _plan_release()
+    new = _install(server, bad)
+    try:
+        report = _reload_until(server, new)
+        assert report.startswith("errors: ") and "pg_stat_statements.track" in report, report
+        assert server.query("SHOW pg_stat_statements.track") == "top"
+    finally:
+        assert _reload_until(server, _install(server, _plan_release())) == server.first_release
 
 
 def test_a_release_that_needs_a_restart_is_never_reported_live(server):

@@ -102,8 +102,8 @@ class PgCluster:
         etc = self.root / "etc"
         current = etc / pg.SETTINGS_DIR.removeprefix(pg.CONFIG_DIR + "/") / release.CURRENT
         current.mkdir(parents=True)
-        (current / pg.SETTINGS_FILE).write_text((plan_dir / "postgres-settings-release" / pg.SETTINGS_FILE).read_text())
-        (current / pg.SETTINGS_MARKER_FILE).write_text(release.marker(pg.reloader().marker, release_id))
+        (current / pg.SETTINGS_FILE).write_text((plan_dir / "postgres-settings-release" / pg.SETTINGS_FILE).read_text()
+                                                + release.marker(pg.reloader().marker, release_id))
         conf = etc / "postgresql.conf"
         conf.write_text((plan_dir / "postgres-svc" / "etc" / "sos" / "postgresql.conf").read_text())
         if self.as_root:

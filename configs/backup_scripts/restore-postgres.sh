@@ -21,14 +21,14 @@ chmod 700 "$pgdata"
 # last restartpoint (tests/test_backup_drill.py cuts S3 during replay).
 # Segments are fetched ahead, process-max at a time, into a spool beside the data directory on
 # the same volume (the queue is 128 MiB; /tmp is smaller): a faster replay, which is most of a
-# whole-host restore (docs/benchmarks.md). The spool starts empty with each restore.
+# whole-host restore (docs/benchmarks.md). The spool starts empty with each restore, and holds
+# pgBackRest's logs of the fetch (main-archive-get*.log): a failure's detail is there.
 spool="$(dirname "$pgdata")/pgbackrest-spool"
 rm -rf "$spool"
 mkdir -p "$spool"
 get="pgbackrest --config=$SOS_PGBACKREST_CONF --stanza=$SOS_STANZA --pg1-path=$pgdata --archive-async"
-get="$get --spool-path=$spool archive-get %f \"%p\""
-# shellcheck disable=SC2016 # expanded by the shell that runs restore_command
-guard='; s=$?; [ "$s" -le 1 ] || s=126; exit "$s"'
+get="$get --spool-path=$spool --log-path=$spool --log-level-file=info archive-get %f \"%p\""
+guard="; s=\$?; [ \"\$s\" -le 1 ] || s=126; exit \"\$s\""
 if [ "$target" = latest ]; then
   pgbackrest --config="$SOS_PGBACKREST_CONF" --stanza="$SOS_STANZA" --pg1-path="$pgdata" \
     --recovery-option="restore_command=$get$guard" restore

@@ -18,16 +18,21 @@ scratch=""
 for dir in $SOS_SCRATCH; do
     scratch="$scratch --tmpfs $dir:rw,noexec,nosuid,size=1m,uid=${SOS_USER%%:*},gid=${SOS_USER##*:}"
 done
+# A throwaway container of the image, as the service's user, on the release volume alone.
+in_image() {
+    # shellcheck disable=SC2086 # $scratch is a list of options
+    docker run --rm -i --network none --user "$SOS_USER" --read-only --cap-drop ALL \
+        --security-opt no-new-privileges:true --pids-limit 64 --memory 128m \
+        --tmpfs /tmp:rw,noexec,nosuid,size=16m $scratch \
+        --mount "type=volume,src=$SOS_VOLUME,dst=$SOS_RELEASE_DIR" \
+        --env "SOS_RELEASE_DIR=$SOS_RELEASE_DIR" --env "SOS_CHECK=$SOS_CHECK" \
+        --env "SOS_MARKER_FILE=$SOS_MARKER_FILE" --env "SOS_MARKER=$SOS_MARKER" --entrypoint /bin/sh \
+        "$SOS_IMAGE" -c "$@"
+}
 # Not a pipeline: sh has no pipefail, and a refused release must stop here.
-# shellcheck disable=SC2086 # $scratch is a list of options
-docker run --rm -i --network none --user "$SOS_USER" --read-only --cap-drop ALL \
-    --security-opt no-new-privileges:true --pids-limit 64 --memory 128m \
-    --tmpfs /tmp:rw,noexec,nosuid,size=16m $scratch \
-    --mount "type=volume,src=$SOS_VOLUME,dst=$SOS_RELEASE_DIR" \
-    --env "SOS_RELEASE_DIR=$SOS_RELEASE_DIR" --env "SOS_CHECK=$SOS_CHECK" \
-    --env "SOS_MARKER_FILE=$SOS_MARKER_FILE" --env "SOS_MARKER=$SOS_MARKER" --entrypoint /bin/sh \
-    "$SOS_IMAGE" -c "$SOS_INSTALL" < "$bundle" > "$installed"
+in_image "$SOS_INSTALL" < "$bundle" > "$installed"
 id="$(tail -n 1 "$installed")"
+previous="$(sed -n 's/^previous=//p' "$installed")"
 
 # Reloaded only if it runs and runs on releases: a container from before releases (its files
 # were uploads) is about to be replaced by one that starts on this release.
@@ -50,6 +55,14 @@ until report="$(docker exec "$SOS_CONTAINER" sh -c "$SOS_PROBE" 2>&1 || true)" &
     if [ "$tries" -ge 30 ]; then
         echo "$SOS_CONTAINER did not load $SOS_NAME release $id within 30 s; it reports: $report; its log:" >&2
         docker logs --tail 30 "$SOS_CONTAINER" >&2 || true
+        # Back to the release it ran, so that a restart does not start it on this one.
+        if [ -n "$previous" ] && [ "$previous" != "releases/$id" ]; then
+            # shellcheck disable=SC2016 # expanded in the container
+            in_image 'cd "$SOS_RELEASE_DIR" && rm -f .current.new && ln -s "$1" .current.new && mv -f -T .current.new current' \
+                sh "$previous" < /dev/null
+            docker exec "$SOS_CONTAINER" sh -c "$SOS_RELOAD" || true
+            echo "$SOS_CONTAINER is back on $previous" >&2
+        fi
         exit 1
     fi
     sleep 1
