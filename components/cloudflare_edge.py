@@ -141,7 +141,15 @@ class CloudflareEdge(pulumi.ComponentResource):
                     action_parameters=cloudflare.RulesetRuleActionParametersArgs(
                         cache=True,
                         edge_ttl=cloudflare.RulesetRuleActionParametersEdgeTtlArgs(
-                            mode="override_origin", default=31536000),
+                            mode="override_origin", default=31536000,
+                            # The year is for the asset, never for an error in its place: a
+                            # replica of the previous release answers 404 for a new asset
+                            # during a rollout, the edge 503 while the site is down. -1 is
+                            # no-store.
+                            status_code_ttls=[cloudflare.RulesetRuleActionParametersEdgeTtlStatusCodeTtlArgs(
+                                value=-1, status_code_range=cloudflare
+                                .RulesetRuleActionParametersEdgeTtlStatusCodeTtlStatusCodeRangeArgs(
+                                    from_=400, to=599))]),
                         browser_ttl=cloudflare.RulesetRuleActionParametersBrowserTtlArgs(
                             mode="respect_origin")),
                 )], opts=child)

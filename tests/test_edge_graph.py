@@ -97,6 +97,10 @@ def test_zone_settings_and_cache_rule_belong_to_the_stack_at_the_zone_apex():
     assert rules.inputs["phase"] == "http_request_cache_settings"
     (rule,) = rules.inputs["rules"]
     assert rule["expression"] == STATIC_CACHE_EXPRESSION and rule["actionParameters"]["cache"] is True
+    # A year for the asset; an error in its place (a 404 mid-rollout, the edge's 503) is not kept.
+    ttl = rule["actionParameters"]["edgeTtl"]
+    assert (ttl["mode"], ttl["default"]) == ("override_origin", 31536000)
+    assert ttl["statusCodeTtls"] == [{"value": -1, "statusCodeRange": {"from": 400, "to": 599}}]
     # staging lives under production's zone: it must not fight over zone-wide settings.
     assert not staging.of_type("cloudflare:index/zoneSetting:ZoneSetting")
     assert not staging.of_type("cloudflare:index/ruleset:Ruleset")
