@@ -233,6 +233,11 @@ def build(cfg: EdgeConfig) -> Block:
         d("large_client_header_buffers", "4", "16k"),
         d("proxy_connect_timeout", "5s"), d("proxy_send_timeout", "60s"),
         d("proxy_read_timeout", "60s"),
+        # An application's headers in one buffer: Next.js sends a Link preload header per chunk
+        # and a CSP, a session sends cookies. Past it nginx answers 502 ("upstream sent too big
+        # header"), which reads as "Back in a moment" here (unavailable()). The busy size must be
+        # at least the buffer's and below the proxy_buffers' total less one (8 x 4k by default).
+        d("proxy_buffer_size", "16k"), d("proxy_busy_buffers_size", "16k"),
         # The root filesystem is read-only: every temporary file goes to the /tmp tmpfs.
         d("client_body_temp_path", "/tmp/nginx-client-body"),
         d("proxy_temp_path", "/tmp/nginx-proxy"),

@@ -305,6 +305,26 @@ def test_cloud_origin_completes_a_handshake_only_with_cloudflares_certificate(li
     assert live.stand_ins["frontend"].hits == hits
 
 
+def test_an_application_s_large_headers_reach_the_reader(live, plan_files):
+    """12 kB of Link headers (a Next.js page that preloads its chunks) pass on the site and the
+    API. Shown able to fail: with nginx's own buffer (4 kB) the same answer is its 502 ("upstream
+    sent too big header"), which the edge turns into "Back in a moment"."""
+    for kind in ("site", "api"):
+        response = live.https(host(live.stack, kind), "/big-headers/12")
+        assert response.status == 200 and len(response.headers["link"]) > 11 * 1024, (kind, response.status)
+    if live.stack != "dev":
+        return
+    text = conf_text(plan_files, "dev")
+    default = text.replace("proxy_buffer_size 16k;", "").replace("proxy_busy_buffers_size 16k;", "")
+    assert default != text
+    server = Nginx(default, DOMAINS["dev"])
+    server.start()
+    try:
+        assert server.https(host("dev", "site"), "/big-headers/12").status == 503
+    finally:
+        server.stop()
+
+
 def test_api_rate_limit_answers_429_past_its_burst(live):
     # Last of the live tests: it exhausts the API host's burst for this client.
     statuses, seconds = timed(lambda: live.https_burst(host(live.stack, "api"), 60))

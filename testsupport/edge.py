@@ -119,6 +119,11 @@ class StandIn:
                 self.send_header("Cache-Control", cache)
                 self.send_header("X-Powered-By", "stand-in")
                 self.send_header("X-Stand-In", stand_in.name)
+                if self.path.startswith("/big-headers/"):
+                    # As Next.js preloads its chunks: one Link header of that many kB.
+                    size = int(self.path.rsplit("/", 1)[1]) * 1024
+                    link = "</_next/static/chunks/0123456789abcdef.js>; rel=preload; as=script"
+                    self.send_header("Link", ", ".join([link] * (size // (len(link) + 2))))
                 self.end_headers()
                 self.wfile.write(body)
 
